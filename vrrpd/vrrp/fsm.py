@@ -4,6 +4,31 @@
 returns the actions the caller must carry out, in order. It owns no timer: the caller
 asks `next_deadline()` and calls `handle_timer(now)` once that time has come. Intervals
 are kept in centiseconds, as the RFC specifies them.
+
+Decisions beyond the letter of the RFC (each one also explained where it is made):
+
+- Arithmetic. Skew_Time keeps its fraction: ``(256 - Priority) * Master_Adver_Interval
+  / 256`` is computed as a float, which is exact because the divisor is a power of two
+  and the numerator is a small integer. keepalived (the peer we interoperate with) keeps
+  the same value at microsecond resolution; FRR truncates to whole centiseconds, which
+  makes neighbouring priorities share a skew (at 10 cs, priorities 100 and 101 both get
+  6 cs) and gives every backup a skew of 0 at a 1 cs interval, so backups would collide
+  after a priority-0 advertisement. Deadlines are ``now + cs / 100``.
+- Preempt Always takes over from a lower-priority master at once, instead of discarding
+  its advertisements and waiting Master_Down_Interval (RFC 5798 §6.4.2): the lower master
+  sees our higher advertisement and yields (§6.4.3). This is what makes a probe-driven
+  priority drop fail over within one network round trip.
+- Preempt Delay starts a deadline at the first sighting of a lower-priority master and
+  keeps accepting that master until then; it takes over when the deadline passes (on a
+  timer, or on a lower advertisement that arrives after it) if the master is still lower.
+  An advertisement with priority >= ours, or priority 0, cancels the pending preempt.
+- Preempt Never is the same on every node and in every state: a backup never takes over
+  from a live master (it still takes over when the master falls silent or resigns). The
+  address owner (priority 255) always preempts, as RFC 5798 §6.1 requires.
+- Shutdown is make-before-break: a master sends priority 0 and keeps the addresses until
+  another router advertises or until a handover deadline (see `shutdown`) passes.
+- FAULT is a state of its own (keepalived's, not the RFC's): no timers, no addresses.
+  The caller aggregates its fault sources (links, weight-0 probes) into one boolean.
 """
 
 from __future__ import annotations
@@ -12,6 +37,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from vrrpd.vrrp.packet import AUTH_NONE, Advertisement, IPAddress
+
+PRIORITY_OWNER = 255  # RFC 5798 §6.1: the router that owns the virtual addresses
+PRIORITY_RESIGN = 0  # RFC 5798 §6.1: "the current Master has stopped participating"
+PRIORITY_MIN = 1  # a backup's lowest priority; also the effective priority clamp
+PRIORITY_MAX_BACKUP = 254
+ADVER_INTERVAL_MAX_CS = {
+    2: 255 * 100,  # RFC 3768 §5.3.7: 8 bits of whole seconds
+    3: 4095,  # RFC 5798 §5.2.7: 12 bits of centiseconds
+}
 
 
 class State(StrEnum):
@@ -83,29 +117,427 @@ class Stopped:
 Action = SendAdvertisement | AddAddresses | RemoveAddresses | Announce | Transition | Stopped
 
 
+def skew_time_cs(priority: int, master_adver_interval_cs: int) -> float:
+    """RFC 5798 §6.1: Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256.
+
+    Kept exact (see the module docstring): the fraction orders backups strictly by
+    priority even at the shortest intervals.
+    """
+    return (256 - priority) * master_adver_interval_cs / 256
+
+
+def master_down_interval_cs(priority: int, master_adver_interval_cs: int) -> float:
+    """RFC 5798 §6.1: Master_Down_Interval = (3 * Master_Adver_Interval) + Skew_Time."""
+    return 3 * master_adver_interval_cs + skew_time_cs(priority, master_adver_interval_cs)
+
+
+def _address_key(address: IPAddress) -> tuple[int, int]:
+    # RFC 5798 §6.4.3 compares primary addresses as unsigned integers. One instance
+    # speaks one family, so the family term only matters for a misconfigured peer; it
+    # keeps the order total so that one of two such masters still yields.
+    return (address.version, int(address))
+
+
+def _seconds(cs: float) -> float:
+    return cs / 100
+
+
 class VirtualRouter:
+    """One VRRP router for one VRID and one address family (RFC 5798 §6)."""
+
     def __init__(self, config: RouterConfig) -> None:
-        raise NotImplementedError
+        problems = []
+        if not 1 <= config.vrid <= 255:
+            problems.append(f"vrid {config.vrid}: must be 1..255")
+        if config.version not in (2, 3):
+            problems.append(f"version {config.version}: must be 2 or 3")
+        if not PRIORITY_MIN <= config.priority <= PRIORITY_OWNER:
+            problems.append(f"priority {config.priority}: must be 1..255")
+        max_cs = ADVER_INTERVAL_MAX_CS.get(config.version, 0)
+        if max_cs and not 1 <= config.advert_interval_cs <= max_cs:
+            problems.append(
+                f"advert_interval_cs {config.advert_interval_cs}: must be 1..{max_cs}"
+                f" for VRRPv{config.version}"
+            )
+        if config.preempt_delay_cs < 0:
+            problems.append(f"preempt_delay_cs {config.preempt_delay_cs}: must be >= 0")
+        if problems:
+            raise ValueError("invalid RouterConfig: " + "; ".join(problems))
+        self._config = config
+        self._state = State.INITIALIZE
+        self._effective_priority = config.priority
+        # RFC 5798 §6.1 Master_Adver_Interval: the master's interval as learned (v3) or
+        # our own (v2, where check_instance drops advertisements with another interval).
+        self._master_adver_interval_cs = config.advert_interval_cs
+        self._master_address: IPAddress | None = None
+        self._master_priority: int | None = None  # the current master's, as last advertised
+        self._master_since: float | None = None
+        # Deadlines in seconds; None when the timer is not running.
+        self._adver_timer: float | None = None  # RFC Adver_Timer (MASTER)
+        self._master_down_timer: float | None = None  # RFC Master_Down_Timer (BACKUP)
+        self._preempt_deadline: float | None = None  # Delay mode, BACKUP
+        self._handover_deadline: float | None = None  # shutdown, MASTER
+        self._stopping = False
+
+    # Read-only status -------------------------------------------------------------
+
+    @property
+    def config(self) -> RouterConfig:
+        return self._config
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def effective_priority(self) -> int:
+        return self._effective_priority
+
+    @property
+    def master_address(self) -> IPAddress | None:
+        """The last known master: ours when MASTER, None when unknown."""
+        return self._master_address
+
+    @property
+    def master_adver_interval_cs(self) -> int:
+        return self._master_adver_interval_cs
+
+    @property
+    def master_since(self) -> float | None:
+        """When we became master (the caller's clock), None unless MASTER."""
+        return self._master_since
+
+    @property
+    def skew_time_cs(self) -> float:
+        return skew_time_cs(self._effective_priority, self._master_adver_interval_cs)
+
+    @property
+    def master_down_interval_cs(self) -> float:
+        return master_down_interval_cs(self._effective_priority, self._master_adver_interval_cs)
+
+    @property
+    def stopping(self) -> bool:
+        """True while a shutdown handover is under way (state is still MASTER)."""
+        return self._stopping
+
+    @property
+    def preempt_deadline(self) -> float | None:
+        """When a pending Delay preempt falls due, None when none is pending."""
+        return self._preempt_deadline
+
+    # Events -----------------------------------------------------------------------
 
     def start(self, now: float, *, fault: bool = False) -> list[Action]:
-        """Startup event (§6.4.1). With fault=True (tracked link down) go to FAULT instead."""
-        raise NotImplementedError
+        """Startup event (§6.4.1). With fault=True (tracked link down) go to FAULT instead.
+
+        Only acts in INITIALIZE: a second start is a no-op, and so is a start after
+        set_fault(True) already moved an unstarted router to FAULT.
+        """
+        if self._state is not State.INITIALIZE:
+            return []
+        if fault:
+            return self._enter_fault("fault at startup")
+        return self._join(now, "startup")
 
     def receive(self, advert: Advertisement, source: IPAddress, now: float) -> list[Action]:
         """An advertisement for this VRID that passed decode() and check_instance()."""
-        raise NotImplementedError
+        if self._state is State.BACKUP:
+            return self._receive_as_backup(advert, source, now)
+        if self._state is State.MASTER:
+            return self._receive_as_master(advert, source, now)
+        return []  # INITIALIZE, FAULT and STOPPED take no part in the election
 
     def handle_timer(self, now: float) -> list[Action]:
-        raise NotImplementedError
+        """Fire whatever deadline has passed; a call before any deadline returns []."""
+        if self._state is State.MASTER:
+            if self._stopping:
+                if self._handover_deadline is not None and now >= self._handover_deadline:
+                    return self._finish_stop(
+                        f"handover timed out after {self._handover_wait_s():.3f} s:"
+                        " no other router advertised"
+                    )
+                return []
+            if self._adver_timer is not None and now >= self._adver_timer:
+                # §6.4.3: "Send an ADVERTISEMENT; Reset the Adver_Timer to
+                # Advertisement_Interval". Re-armed from now, so a late caller gets one
+                # advertisement, not a burst of the missed ones.
+                return self._advertise(now)
+            return []
+        if self._state is State.BACKUP:
+            if self._preempt_deadline is not None and now >= self._preempt_deadline:
+                self._preempt_deadline = None
+                if self._master_is_lower():
+                    return self._become_master(now, self._preempt_reason(delayed=True))
+            if self._master_down_timer is not None and now >= self._master_down_timer:
+                return self._become_master(now, "master down timer expired")
+        return []
 
     def next_deadline(self) -> float | None:
-        raise NotImplementedError
+        """The earliest pending deadline (seconds), or None when no timer runs."""
+        pending = [
+            t
+            for t in (
+                self._adver_timer,
+                self._master_down_timer,
+                self._preempt_deadline,
+                self._handover_deadline,
+            )
+            if t is not None
+        ]
+        return min(pending) if pending else None
 
     def set_fault(self, fault: bool, reason: str, now: float) -> list[Action]:
-        raise NotImplementedError
+        """Enter FAULT (fault=True) from any state, or leave it as a fresh startup would.
+
+        `fault` is the aggregate of the caller's fault sources. A fault during a shutdown
+        handover completes the shutdown at once: the addresses go, and STOPPED stays final.
+        """
+        if self._state is State.STOPPED:
+            return []
+        if fault:
+            if self._state is State.FAULT:
+                return []
+            if self._stopping:
+                return self._finish_stop(f"shutdown cut short: {reason}")
+            return self._enter_fault(reason)
+        if self._state is not State.FAULT:
+            return []
+        return self._join(now, reason)
 
     def set_priority(self, effective: int, now: float) -> list[Action]:
-        raise NotImplementedError
+        """The effective priority (base adjusted by probe weights), clamped to 1..254.
+
+        The address owner (base 255) keeps 255. A master advertises a change at once, so
+        backups learn it without waiting an interval; a backup's new skew applies from the
+        next reset of its Master_Down_Timer, as RFC 5798 §6.4.2 recomputes it there.
+        """
+        if self._config.priority == PRIORITY_OWNER:
+            return []
+        clamped = max(PRIORITY_MIN, min(PRIORITY_MAX_BACKUP, effective))
+        if clamped == self._effective_priority:
+            return []
+        self._effective_priority = clamped
+        if self._state is State.MASTER and not self._stopping:
+            return self._advertise(now)
+        return []
 
     def shutdown(self, now: float) -> list[Action]:
-        raise NotImplementedError
+        """Shutdown event (§6.4.3), made make-before-break.
+
+        A master cancels its Adver_Timer, sends priority 0 and keeps the addresses until
+        another router advertises (it has taken over) or until the handover deadline:
+        the Master_Down_Interval of a priority-1 backup at our interval,
+        ``3 * Advertisement_Interval + (255 * Advertisement_Interval) / 256``. Even a
+        backup that lost our priority-0 advertisement times out by then, since our last
+        periodic advertisement was sent less than one interval before; so the addresses
+        are only removed once every backup has had its chance. With no backup at all
+        the shutdown takes that long. Any other state stops at once: a backup does not
+        advertise. A second shutdown is a no-op.
+        """
+        if self._state is State.STOPPED or self._stopping:
+            return []
+        if self._state is State.MASTER:
+            self._stopping = True
+            self._adver_timer = None  # no periodic adverts: they would reset backups
+            self._handover_deadline = now + self._handover_wait_s()
+            return [SendAdvertisement(self._advertisement(PRIORITY_RESIGN))]
+        old = self._state
+        self._clear_timers()
+        self._state = State.STOPPED
+        self._master_address = None
+        return [Transition(old, State.STOPPED, "shutdown"), Stopped("shutdown")]
+
+    # Per-state advertisement handling ---------------------------------------------
+
+    def _receive_as_backup(
+        self, advert: Advertisement, source: IPAddress, now: float
+    ) -> list[Action]:
+        if advert.priority == PRIORITY_RESIGN:
+            # §6.4.2: "If the Priority in the ADVERTISEMENT is zero, then: Set the
+            # Master_Down_Timer to Skew_Time". The master resigns: the best backup (the
+            # shortest skew) takes over first, without waiting 3 intervals.
+            self._master_down_timer = now + _seconds(self.skew_time_cs)
+            self._preempt_deadline = None
+            if self._master_address in (None, source):
+                self._master_address = None
+                self._master_priority = None
+            return []
+        if self._config.version == 3:
+            # §6.4.2: "Set Master_Adver_Interval to Adver Interval contained in the
+            # ADVERTISEMENT; Recompute the Master_Down_Interval". A 0 interval (no sane
+            # sender) counts as 1 cs so that every deadline lies in the future.
+            self._master_adver_interval_cs = max(1, advert.advert_interval_cs)
+        self._master_address = source
+        self._master_priority = advert.priority
+        if not self._may_preempt() or advert.priority >= self._effective_priority:
+            # §6.4.2: "If Preempt_Mode is False, or if the Priority in the ADVERTISEMENT
+            # is greater than or equal to the local Priority: ... Reset the
+            # Master_Down_Timer to Master_Down_Interval".
+            self._preempt_deadline = None
+            self._reset_master_down_timer(now)
+            return []
+        # A live master with a lower priority than ours. The RFC discards its adverts
+        # and lets Master_Down_Timer run out; we act at once (module docstring).
+        if self._config.preempt is not PreemptMode.DELAY or self._is_owner():
+            return self._become_master(now, self._preempt_reason(delayed=False))
+        if self._preempt_deadline is None:
+            self._preempt_deadline = now + _seconds(self._config.preempt_delay_cs)
+        if now >= self._preempt_deadline:
+            self._preempt_deadline = None
+            return self._become_master(now, self._preempt_reason(delayed=True))
+        # Until the delay is over the lower master is accepted as master.
+        self._reset_master_down_timer(now)
+        return []
+
+    def _receive_as_master(
+        self, advert: Advertisement, source: IPAddress, now: float
+    ) -> list[Action]:
+        if self._stopping:
+            # Another router advertising with a real priority has taken over: now the
+            # addresses may go. Our own looped-back priority-0 advert does not count.
+            if advert.priority != PRIORITY_RESIGN and source != self._config.primary_address:
+                return self._finish_stop(f"{source} took over (priority {advert.priority})")
+            return []
+        if advert.priority == PRIORITY_RESIGN:
+            # §6.4.3: "If the Priority in the ADVERTISEMENT is zero, then: Send an
+            # ADVERTISEMENT; Reset the Adver_Timer to Advertisement_Interval". A resigning
+            # second master must not make its backups take over from us.
+            return self._advertise(now)
+        ours = self._effective_priority
+        if advert.priority > ours:
+            reason = f"higher priority {advert.priority} > {ours} from {source}"
+        elif advert.priority == ours and _address_key(source) > _address_key(
+            self._config.primary_address
+        ):
+            reason = (
+                f"equal priority {ours} and higher address {source}"
+                f" > {self._config.primary_address}"
+            )
+        else:
+            # §6.4.3: "Otherwise: Discard the ADVERTISEMENT". Our next advertisement makes
+            # the other master yield.
+            return []
+        # §6.4.3: "Cancel Adver_Timer; Set Master_Adver_Interval to Adver Interval
+        # contained in the ADVERTISEMENT; Recompute the Skew_Time; Recompute the
+        # Master_Down_Interval; Set Master_Down_Timer to Master_Down_Interval; Transition
+        # to the {Backup} state".
+        if self._config.version == 3:
+            self._master_adver_interval_cs = max(1, advert.advert_interval_cs)
+        self._state = State.BACKUP
+        self._adver_timer = None
+        self._master_since = None
+        self._master_address = source
+        self._master_priority = advert.priority
+        self._reset_master_down_timer(now)
+        return [Transition(State.MASTER, State.BACKUP, reason), RemoveAddresses()]
+
+    # Helpers ----------------------------------------------------------------------
+
+    def _join(self, now: float, reason: str) -> list[Action]:
+        """§6.4.1 Startup, from INITIALIZE or FAULT."""
+        if self._is_owner():
+            return self._become_master(now, f"{reason}: address owner (priority 255)")
+        # §6.4.1: "Set Master_Adver_Interval to Advertisement_Interval; Set the
+        # Master_Down_Timer to Master_Down_Interval; Transition to the {Backup} state".
+        old = self._state
+        self._state = State.BACKUP
+        self._master_adver_interval_cs = self._config.advert_interval_cs
+        self._master_address = None
+        self._master_priority = None
+        self._reset_master_down_timer(now)
+        return [Transition(old, State.BACKUP, reason)]
+
+    def _become_master(self, now: float, reason: str) -> list[Action]:
+        # §6.4.1 / §6.4.2: "Send an ADVERTISEMENT; Broadcast a gratuitous ARP ...; Set the
+        # Adver_Timer to Advertisement_Interval; Transition to the {Master} state". The
+        # addresses go on the interface first, so that the traffic our advertisement
+        # and announcement attract finds them.
+        old = self._state
+        self._state = State.MASTER
+        self._clear_timers()
+        self._master_since = now
+        self._master_address = self._config.primary_address
+        self._master_priority = None
+        self._master_adver_interval_cs = self._config.advert_interval_cs
+        self._adver_timer = now + _seconds(self._config.advert_interval_cs)
+        return [
+            Transition(old, State.MASTER, reason),
+            AddAddresses(),
+            SendAdvertisement(self._advertisement(self._effective_priority)),
+            Announce(),
+        ]
+
+    def _enter_fault(self, reason: str) -> list[Action]:
+        old = self._state
+        actions: list[Action] = []
+        if old is State.MASTER:
+            # Resign first, as at shutdown, so backups take over after Skew_Time rather
+            # than Master_Down_Interval (useful when the fault is a probe, not the link).
+            actions.append(SendAdvertisement(self._advertisement(PRIORITY_RESIGN)))
+        self._state = State.FAULT
+        self._clear_timers()
+        self._master_since = None
+        self._master_address = None
+        self._master_priority = None
+        actions.append(Transition(old, State.FAULT, reason))
+        if old is State.MASTER:
+            actions.append(RemoveAddresses())
+        return actions
+
+    def _finish_stop(self, reason: str) -> list[Action]:
+        self._stopping = False
+        self._state = State.STOPPED
+        self._clear_timers()
+        self._master_since = None
+        self._master_address = None
+        return [RemoveAddresses(), Transition(State.MASTER, State.STOPPED, reason), Stopped(reason)]
+
+    def _advertise(self, now: float) -> list[Action]:
+        self._adver_timer = now + _seconds(self._config.advert_interval_cs)
+        return [SendAdvertisement(self._advertisement(self._effective_priority))]
+
+    def _advertisement(self, priority: int) -> Advertisement:
+        c = self._config
+        return Advertisement(
+            version=c.version,
+            vrid=c.vrid,
+            priority=priority,
+            advert_interval_cs=c.advert_interval_cs,
+            addresses=c.addresses,
+            auth_type=c.auth_type,
+            auth_data=c.auth_data,
+        )
+
+    def _reset_master_down_timer(self, now: float) -> None:
+        self._master_down_timer = now + _seconds(self.master_down_interval_cs)
+
+    def _clear_timers(self) -> None:
+        self._adver_timer = None
+        self._master_down_timer = None
+        self._preempt_deadline = None
+        self._handover_deadline = None
+
+    def _handover_wait_s(self) -> float:
+        return _seconds(master_down_interval_cs(PRIORITY_MIN, self._config.advert_interval_cs))
+
+    def _is_owner(self) -> bool:
+        return self._config.priority == PRIORITY_OWNER
+
+    def _may_preempt(self) -> bool:
+        # RFC 5798 §6.1 Preempt_Mode: "the VRRP Router that owns the IPvX address
+        # associated with the VRID always preempts, independent of the setting".
+        return self._is_owner() or self._config.preempt is not PreemptMode.NEVER
+
+    def _master_is_lower(self) -> bool:
+        return (
+            self._master_priority is not None and self._master_priority < self._effective_priority
+        )
+
+    def _preempt_reason(self, *, delayed: bool) -> str:
+        reason = (
+            f"preempting lower priority master {self._master_priority}"
+            f" < {self._effective_priority} from {self._master_address}"
+        )
+        if delayed:
+            reason += f" after {self._config.preempt_delay_cs / 100:g} s preempt delay"
+        return reason
