@@ -1,0 +1,1109 @@
+"""Tests of vrrpd.model: the VirtualIP spec, its error messages, and per-node resolution."""
+
+from __future__ import annotations
+
+import ast
+import copy
+from ipaddress import ip_address, ip_interface
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vrrpd.model import (
+    ConfigError,
+    GarpConfig,
+    InstanceConfig,
+    LabelSelector,
+    VirtualIP,
+    format_duration_cs,
+    instances_for_node,
+    load_file,
+    load_manifests,
+    match_labels,
+    parse_duration_cs,
+    parse_virtualip,
+)
+from vrrpd.vrrp.fsm import PreemptMode
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+
+BASE: dict[str, Any] = {
+    "apiVersion": "kubevrrp.io/v1alpha1",
+    "kind": "VirtualIP",
+    "metadata": {"name": "web"},
+    "spec": {"addresses": ["192.168.77.100/24"], "vrid": 51},
+}
+
+PEERS_V4 = [
+    {"nodeName": "node-a", "address": "192.168.77.11"},
+    {"nodeName": "node-b", "address": "192.168.77.12"},
+]
+
+
+def manifest(spec: dict[str, Any] | None = None, **top: Any) -> dict[str, Any]:
+    """BASE with `spec` keys merged in and top-level keys replaced; a value of ... deletes."""
+    doc = copy.deepcopy(BASE)
+    for key, value in (spec or {}).items():
+        if value is ...:
+            doc["spec"].pop(key, None)
+        else:
+            doc["spec"][key] = value
+    for key, value in top.items():
+        if value is ...:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+    return doc
+
+
+def dump(*docs: dict[str, Any]) -> str:
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def problems_of(text: str, **kwargs: Any) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_manifests(text, source="web.yaml", **kwargs)
+    assert str(caught.value) == "\n".join(caught.value.problems)
+    return caught.value.problems
+
+
+def one(spec: dict[str, Any] | None = None, **top: Any) -> VirtualIP:
+    (vip,) = load_manifests(dump(manifest(spec, **top)))
+    return vip
+
+
+# --- invalid documents: (id, YAML text, fragments that must all appear in one line) ------
+
+INVALID: list[tuple[str, str, list[str]]] = [
+    (
+        "vrid-zero",
+        dump(manifest({"vrid": 0})),
+        ["web.yaml: document 1 (default/web): spec.vrid: 0 is out of range; use 1..255"],
+    ),
+    ("vrid-256", dump(manifest({"vrid": 256})), ["spec.vrid: 256 is out of range"]),
+    (
+        "vrid-string",
+        dump(manifest({"vrid": "51"})),
+        ['spec.vrid: "51" is a string, not a whole number; use 1..255'],
+    ),
+    (
+        "vrid-missing-standalone",
+        dump(manifest({"vrid": ...})),
+        ["spec.vrid: required", "operator allocates it", "standalone must set it"],
+    ),
+    (
+        "unknown-field-typo",
+        dump(manifest({"advertInterva": "1s"})),
+        ["spec.advertInterva: unknown field; did you mean advertInterval?"],
+    ),
+    (
+        "unknown-field-snake-case",
+        dump(manifest({"advert_interval": "1s"})),
+        ["spec.advert_interval: unknown field; did you mean advertInterval?"],
+    ),
+    (
+        "unknown-nested-field",
+        dump(manifest({"garp": {"masterRepeats": 3}})),
+        ["spec.garp.masterRepeats: unknown field; did you mean masterRepeat?"],
+    ),
+    (
+        "unknown-field-no-suggestion",
+        dump(manifest({"zzz": 1})),
+        ["spec.zzz: unknown field; known fields here: addresses, vrid"],
+    ),
+    (
+        "unknown-top-level",
+        dump(manifest(specs={"vrid": 1})),
+        ["specs: unknown field; did you mean spec?"],
+    ),
+    (
+        "api-version",
+        dump(manifest(apiVersion="kubevrrp.io/v1")),
+        ["apiVersion: kubevrrp.io/v1 is not supported; use kubevrrp.io/v1alpha1"],
+    ),
+    ("api-version-missing", dump(manifest(apiVersion=...)), ["apiVersion: required", "v1alpha1"]),
+    ("kind", dump(manifest(kind="Service")), ["kind: Service is not supported; use VirtualIP"]),
+    (
+        "name-not-dns",
+        dump(manifest(metadata={"name": "Web_VIP"})),
+        ["metadata.name: Web_VIP is not a valid name", "lowercase"],
+    ),
+    ("name-missing", dump(manifest(metadata={"namespace": "x"})), ["metadata.name: required"]),
+    (
+        "addresses-empty",
+        dump(manifest({"addresses": []})),
+        ["spec.addresses: is empty; list at least one address"],
+    ),
+    (
+        "addresses-missing",
+        dump(manifest({"addresses": ...})),
+        ["spec.addresses: required", "192.168.77.100/24"],
+    ),
+    (
+        "addresses-not-a-list",
+        dump(manifest({"addresses": "192.168.77.100/24"})),
+        ["spec.addresses: 192.168.77.100/24 is a string; write a list: [192.168.77.100/24]"],
+    ),
+    (
+        "address-garbage",
+        dump(manifest({"addresses": ["192.168.77.300/24"]})),
+        ["spec.addresses[0]: 192.168.77.300/24 is not an IP address"],
+    ),
+    (
+        "address-network",
+        dump(manifest({"addresses": ["192.168.77.0/24"]})),
+        ["spec.addresses[0]: 192.168.77.0/24 is the network address of 192.168.77.0/24"],
+    ),
+    (
+        "address-broadcast",
+        dump(manifest({"addresses": ["192.168.77.255/24"]})),
+        ["is the broadcast address of 192.168.77.0/24"],
+    ),
+    (
+        "address-multicast",
+        dump(manifest({"addresses": ["224.0.0.18"]})),
+        ["spec.addresses[0]: 224.0.0.18 is a multicast address"],
+    ),
+    ("address-loopback", dump(manifest({"addresses": ["127.0.0.2"]})), ["a loopback address"]),
+    (
+        "address-link-local-v4",
+        dump(manifest({"addresses": ["169.254.1.1/16"]})),
+        ["IPv4 link-local"],
+    ),
+    (
+        "address-unspecified",
+        dump(manifest({"addresses": ["::"]})),
+        ['spec.addresses[0]: "::" is the unspecified address'],
+    ),
+    (
+        "address-v6-subnet-anycast",
+        dump(manifest({"addresses": ["fd00:77::/64"]})),
+        ["subnet-router anycast address of fd00:77::/64"],
+    ),
+    (
+        "address-duplicate",
+        dump(manifest({"addresses": ["192.168.77.100/24", "192.168.77.100/32"]})),
+        ["spec.addresses[1]: 192.168.77.100 is listed twice (also at [0])"],
+    ),
+    (
+        "version-4",
+        dump(manifest({"version": 4})),
+        ["spec.version: 4 is not supported; use 3", "or 2"],
+    ),
+    (
+        "v2-with-ipv6",
+        dump(manifest({"version": 2, "addresses": ["192.168.77.100/24", "fd00:77::100/64"]})),
+        ["spec.version: 2 (VRRPv2) carries IPv4 only", "fd00:77::100/64"],
+    ),
+    (
+        "v2-sub-second",
+        dump(manifest({"version": 2, "advertInterval": "100ms"})),
+        ["spec.advertInterval: 100ms is below 1s", "spec.version: 2", "version: 3"],
+    ),
+    (
+        "v2-fractional-seconds",
+        dump(manifest({"version": 2, "advertInterval": "1.5s"})),
+        ["spec.advertInterval: 1.5s does not fit VRRPv2", "whole seconds"],
+    ),
+    (
+        "v3-not-a-10ms-step",
+        dump(manifest({"advertInterval": "15ms"})),
+        ["spec.advertInterval: 15ms is not a whole number of centiseconds", "10 ms steps"],
+    ),
+    (
+        "v3-interval-too-long",
+        dump(manifest({"advertInterval": "41s"})),
+        ["spec.advertInterval: 41s is out of range for VRRPv3", "10ms..40.95s"],
+    ),
+    ("v3-interval-zero", dump(manifest({"advertInterval": "0s"})), ["0s is out of range"]),
+    (
+        "interval-no-unit",
+        dump(manifest({"advertInterval": "100"})),
+        ['spec.advertInterval: "100" has no unit', '"100ms"'],
+    ),
+    (
+        "interval-unknown-unit",
+        dump(manifest({"advertInterval": "1sec"})),
+        ["spec.advertInterval: 1sec is not a duration", "units: ms, s, m, h"],
+    ),
+    (
+        "priority-zero",
+        dump(manifest({"priority": 0})),
+        ["spec.priority: 0 is out of range; use 1..255 (255 = address owner)"],
+    ),
+    (
+        "priority-bool",
+        dump(manifest({"priority": True})),
+        ["spec.priority: true is a boolean, not a whole number"],
+    ),
+    (
+        "node-priority-both",
+        dump(
+            manifest(
+                {
+                    "nodePriorities": [
+                        {"nodeName": "node-a", "nodeSelector": {}, "priority": 150},
+                    ]
+                }
+            )
+        ),
+        ["spec.nodePriorities[0]: set exactly one of nodeName or nodeSelector"],
+    ),
+    (
+        "node-priority-neither",
+        dump(manifest({"nodePriorities": [{"priority": 150}]})),
+        ["spec.nodePriorities[0]: set exactly one of nodeName or nodeSelector"],
+    ),
+    (
+        "node-priority-missing-priority",
+        dump(manifest({"nodePriorities": [{"nodeName": "node-a"}]})),
+        ["spec.nodePriorities[0].priority: required", "priority: 150"],
+    ),
+    (
+        "node-priority-duplicate-name",
+        dump(
+            manifest(
+                {
+                    "nodePriorities": [
+                        {"nodeName": "node-a", "priority": 150},
+                        {"nodeName": "node-a", "priority": 120},
+                    ]
+                }
+            )
+        ),
+        ["spec.nodePriorities[1].nodeName: node-a is already at [0]", "never applies"],
+    ),
+    (
+        "selector-bad-operator",
+        dump(
+            manifest(
+                {
+                    "nodePriorities": [
+                        {
+                            "nodeSelector": {
+                                "matchExpressions": [{"key": "zone", "operator": "in"}]
+                            },
+                            "priority": 150,
+                        }
+                    ]
+                }
+            )
+        ),
+        [
+            "spec.nodePriorities[0].nodeSelector.matchExpressions[0].operator: in is not "
+            "a selector operator; use In, NotIn, Exists or DoesNotExist (did you mean In?)"
+        ],
+    ),
+    (
+        "selector-in-without-values",
+        dump(
+            manifest(
+                {
+                    "nodePriorities": [
+                        {
+                            "nodeSelector": {
+                                "matchExpressions": [{"key": "zone", "operator": "In"}]
+                            },
+                            "priority": 150,
+                        }
+                    ]
+                }
+            )
+        ),
+        ["matchExpressions[0].values: operator In needs at least one value"],
+    ),
+    (
+        "selector-exists-with-values",
+        dump(
+            manifest(
+                {
+                    "nodePriorities": [
+                        {
+                            "nodeSelector": {
+                                "matchExpressions": [
+                                    {"key": "zone", "operator": "Exists", "values": ["a"]}
+                                ]
+                            },
+                            "priority": 150,
+                        }
+                    ]
+                }
+            )
+        ),
+        ["matchExpressions[0].values: operator Exists takes no values"],
+    ),
+    (
+        "selector-label-value-not-string",
+        dump(
+            manifest(
+                {
+                    "nodePriorities": [
+                        {"nodeSelector": {"matchLabels": {"edge": True}}, "priority": 9}
+                    ]
+                }
+            )
+        ),
+        ["nodeSelector.matchLabels.edge: true is a boolean; quote it"],
+    ),
+    (
+        "preempt-bad-mode",
+        dump(manifest({"preempt": {"mode": "always"}})),
+        ["spec.preempt.mode: always is not a preempt mode; use Always, Never or Delay"],
+    ),
+    (
+        "preempt-keepalived-bool",
+        dump(manifest({"preempt": False})),
+        ["spec.preempt: false: write {mode: Never}"],
+    ),
+    (
+        "preempt-delay-missing",
+        dump(manifest({"preempt": {"mode": "Delay"}})),
+        ["spec.preempt.delay: required with mode: Delay"],
+    ),
+    (
+        "preempt-delay-forbidden",
+        dump(manifest({"preempt": {"mode": "Always", "delay": "30s"}})),
+        ["spec.preempt.delay: only applies to mode: Delay (mode is Always)"],
+    ),
+    (
+        "preempt-delay-too-long",
+        dump(manifest({"preempt": {"mode": "Delay", "delay": "2h"}})),
+        ["spec.preempt.delay: 2h is out of range", "3600s"],
+    ),
+    (
+        "accept-not-bool",
+        dump(manifest({"accept": "maybe"})),
+        ["spec.accept: maybe is a string; use true or false"],
+    ),
+    (
+        "unicast-without-peers",
+        dump(manifest({"unicast": True})),
+        ["spec.peers: unicast needs the IPv4 address of every participating node", "found 0"],
+    ),
+    (
+        "unicast-one-peer",
+        dump(manifest({"unicast": True, "peers": PEERS_V4[:1]})),
+        ["spec.peers: unicast needs", "at least 2 entries, found 1"],
+    ),
+    (
+        "unicast-dual-stack-missing-v6",
+        dump(
+            manifest(
+                {
+                    "unicast": True,
+                    "addresses": ["192.168.77.100/24", "fd00:77::100/64"],
+                    "peers": PEERS_V4,
+                }
+            )
+        ),
+        ["spec.peers: unicast needs the IPv6 address"],
+    ),
+    (
+        "peer-duplicate-node",
+        dump(manifest({"peers": [*PEERS_V4, {"nodeName": "node-a", "address": "192.168.77.13"}]})),
+        ["spec.peers[2].nodeName: node-a already has an IPv4 entry at [0]"],
+    ),
+    (
+        "peer-duplicate-address",
+        dump(manifest({"peers": [*PEERS_V4, {"nodeName": "node-c", "address": "192.168.77.11"}]})),
+        ["spec.peers[2].address: 192.168.77.11 is already the address of [0]"],
+    ),
+    (
+        "peer-with-prefix",
+        dump(manifest({"peers": [{"nodeName": "node-a", "address": "192.168.77.11/24"}]})),
+        ["spec.peers[0].address: 192.168.77.11/24: a peer address takes no prefix length"],
+    ),
+    (
+        "peer-wrong-family",
+        dump(manifest({"peers": [{"nodeName": "node-a", "address": "fd00:77::11"}]})),
+        ["spec.peers[0].address: fd00:77::11 is IPv6, but spec.addresses has no IPv6"],
+    ),
+    (
+        "peer-is-the-vip",
+        dump(manifest({"peers": [{"nodeName": "node-a", "address": "192.168.77.100"}]})),
+        ["spec.peers[0].address: 192.168.77.100 is a virtual address of this VirtualIP"],
+    ),
+    (
+        "two-address-owners",
+        dump(manifest({"priority": 255, "peers": PEERS_V4})),
+        ["spec.priority: nodes node-a, node-b would all have priority 255"],
+    ),
+    (
+        "auth-with-v3",
+        dump(manifest({"authentication": {"password": "lab-pass"}})),
+        ["spec.authentication: VRRPv3 has no authentication", "version: 2"],
+    ),
+    (
+        "auth-password-too-long",
+        dump(manifest({"version": 2, "authentication": {"password": "123456789"}})),
+        ["spec.authentication.password: 9 bytes is too long; VRRPv2 PASS carries 1..8 bytes"],
+    ),
+    (
+        "auth-password-empty",
+        dump(manifest({"version": 2, "authentication": {"password": ""}})),
+        ["spec.authentication.password: is empty"],
+    ),
+    (
+        "auth-secret-ref-standalone",
+        dump(
+            manifest({"version": 2, "authentication": {"secretRef": {"name": "vip", "key": "pw"}}})
+        ),
+        ["spec.authentication.secretRef:", "standalone", "{password: ...}"],
+    ),
+    (
+        "auth-neither",
+        dump(manifest({"version": 2, "authentication": {}})),
+        ["spec.authentication: set exactly one of password or secretRef"],
+    ),
+    (
+        "label-not-prefixed-by-interface",
+        dump(manifest({"interface": "eth0", "label": "eth1:0"})),
+        ["spec.label: eth1:0 must start with the interface name", "eth0:"],
+    ),
+    (
+        "label-too-long",
+        dump(manifest({"label": "eth0:very-long-label"})),
+        ["spec.label: eth0:very-long-label is not an address label; use 1..15 characters"],
+    ),
+    (
+        "label-without-ipv4",
+        dump(manifest({"addresses": ["fd00:77::100/64"], "label": "eth0:0"})),
+        ["spec.label: labels apply to IPv4 addresses only"],
+    ),
+    (
+        "interface-bad-name",
+        dump(manifest({"interface": "eth0:1"})),
+        ["spec.interface: eth0:1 is not a Linux interface name"],
+    ),
+    (
+        "garp-repeat-zero",
+        dump(manifest({"garp": {"masterRepeat": 0}})),
+        ["spec.garp.masterRepeat: 0 is out of range; use 1..255"],
+    ),
+    (
+        "garp-negative-delay",
+        dump(manifest({"garp": {"masterDelay": "-1s"}})),
+        ["spec.garp.masterDelay: -1s is negative"],
+    ),
+    (
+        "not-a-mapping",
+        "- just\n- a list\n",
+        ["web.yaml: document 1: ", "is a list; expected a VirtualIP"],
+    ),
+    (
+        "yaml-syntax",
+        "apiVersion: kubevrrp.io/v1alpha1\nspec:\n  addresses: [192.168.77.100/24\n",
+        ["web.yaml: line 4", "YAML syntax error"],
+    ),
+    (
+        "yaml-duplicate-key",
+        "apiVersion: kubevrrp.io/v1alpha1\nspec:\n  vrid: 51\n  vrid: 52\n",
+        ["web.yaml: line 4", "duplicate key vrid (first at line 3)"],
+    ),
+    (
+        "duplicate-name",
+        dump(manifest(), manifest({"addresses": ["192.168.77.101/24"], "vrid": 52})),
+        ["document 2 (default/web): metadata.name: default/web is already defined in document 1"],
+    ),
+    (
+        "same-vrid-same-interface",
+        dump(
+            manifest({"interface": "eth0"}),
+            manifest(
+                {"interface": "eth0", "addresses": ["192.168.77.101/24"]},
+                metadata={"name": "api"},
+            ),
+        ),
+        ["document 2 (default/api): spec.vrid: 51 (IPv4) is already used by default/web"],
+    ),
+    (
+        "same-vrid-unknown-interface",
+        dump(
+            manifest(),
+            manifest(
+                {"interface": "eth1", "addresses": ["192.168.77.101/24"]},
+                metadata={"name": "api"},
+            ),
+        ),
+        ["spec.vrid: 51 (IPv4) is already used by default/web", "possibly the same interface"],
+    ),
+    (
+        "shared-address",
+        dump(manifest(), manifest({"vrid": 52}, metadata={"name": "api"})),
+        ["spec.addresses: 192.168.77.100 is also a virtual address of default/web (document 1)"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"), [t[1:] for t in INVALID], ids=[t[0] for t in INVALID]
+)
+def test_invalid_document_names_field_value_and_fix(text: str, fragments: list[str]) -> None:
+    problems = problems_of(text)
+    assert any(all(f in line for f in fragments) for line in problems), "\n".join(problems)
+
+
+def test_invalid_table_is_large_and_ids_unique() -> None:
+    assert len(INVALID) >= 25
+    assert len({t[0] for t in INVALID}) == len(INVALID)
+
+
+def test_every_problem_is_reported_not_just_the_first() -> None:
+    text = dump(
+        manifest(
+            {
+                "vrid": 0,
+                "priority": 0,
+                "advertInterva": "1s",
+                "addresses": ["192.168.77.0/24", "224.0.0.1"],
+                "garp": {"masterRepeat": 0},
+            },
+            kind="Vip",
+        )
+    )
+    problems = problems_of(text)
+    for fragment in [
+        "kind: Vip",
+        "spec.addresses[0]",
+        "spec.addresses[1]",
+        "spec.vrid: 0",
+        "spec.priority: 0",
+        "spec.advertInterva: unknown field",
+        "spec.garp.masterRepeat: 0",
+    ]:
+        assert any(fragment in line for line in problems), (fragment, problems)
+    assert all(line.startswith("web.yaml: document 1 (default/web): ") for line in problems)
+
+
+def test_cross_field_problems_reported_with_field_problems() -> None:
+    # version / advertInterval / authentication are checked against the fields above
+    # them, so they show up together with an unrelated broken field.
+    text = dump(
+        manifest(
+            {
+                "version": 2,
+                "advertInterval": "100ms",
+                "addresses": ["192.168.77.100/24", "fd00:77::100/64"],
+                "priority": 999,
+            }
+        )
+    )
+    problems = problems_of(text)
+    assert any("spec.version: 2 (VRRPv2) carries IPv4 only" in p for p in problems)
+    assert any("spec.priority: 999" in p for p in problems)
+
+
+def test_several_documents_each_reported_with_their_number() -> None:
+    text = dump(
+        manifest({"vrid": 0}),
+        manifest({"vrid": 300, "addresses": ["192.168.77.101/24"]}, metadata={"name": "b"}),
+    )
+    problems = problems_of(text)
+    assert "web.yaml: document 1 (default/web): spec.vrid: 0 is out of range; use 1..255" in (
+        problems
+    )
+    assert "web.yaml: document 2 (default/b): spec.vrid: 300 is out of range; use 1..255" in (
+        problems
+    )
+
+
+def test_password_is_never_echoed() -> None:
+    text = dump(manifest({"version": 2, "authentication": {"password": "s3cret-too-long"}}))
+    assert not any("s3cret" in line for line in problems_of(text))
+
+
+# --- valid documents -------------------------------------------------------------------
+
+
+def test_defaults() -> None:
+    vip = one()
+    spec = vip.spec
+    assert vip.key == "default/web"
+    assert spec.version == 3
+    assert spec.interface is None and spec.label is None
+    assert spec.advert_interval_cs == 100
+    assert spec.priority == 100
+    assert spec.preempt.mode is PreemptMode.ALWAYS and spec.preempt.delay_cs is None
+    assert spec.accept is True and spec.unicast is False
+    assert spec.peers == () and spec.authentication is None
+    assert spec.garp.to_config() == GarpConfig()
+    assert spec.addresses == (ip_interface("192.168.77.100/24"),)
+
+
+def test_prefix_defaults_to_host_route() -> None:
+    spec = one({"addresses": ["192.168.77.100", "fd00:77::100"]}).spec
+    assert [str(a) for a in spec.addresses] == ["192.168.77.100/32", "fd00:77::100/128"]
+
+
+def test_null_means_not_set() -> None:
+    spec = one({"interface": None, "peers": None, "priority": None}).spec
+    assert spec.interface is None and spec.peers == () and spec.priority == 100
+
+
+def test_multi_document_with_empty_documents() -> None:
+    text = (
+        "# a comment-only first document\n---\n"
+        + dump(manifest())
+        + "---\n---\n"
+        + dump(manifest({"vrid": 52, "addresses": ["fd00:77::101/64"]}, metadata={"name": "v6"}))
+    )
+    vips = load_manifests(text)
+    assert [v.key for v in vips] == ["default/web", "default/v6"]
+
+
+def test_empty_file_is_no_virtualips() -> None:
+    assert load_manifests("") == []
+    assert load_manifests("# nothing yet\n") == []
+
+
+def test_same_vrid_allowed_on_other_interface_or_other_family() -> None:
+    text = dump(
+        manifest({"interface": "eth0"}),
+        manifest({"interface": "eth1", "addresses": ["10.0.0.1/24"]}, metadata={"name": "b"}),
+        manifest({"addresses": ["fd00:77::100/64"]}, metadata={"name": "c"}),
+        manifest(
+            {"addresses": ["192.168.77.102/24"], "vrid": 99},
+            metadata={"name": "web", "namespace": "other"},
+        ),
+    )
+    assert len(load_manifests(text)) == 4
+
+
+@pytest.mark.parametrize(
+    ("text", "cs"),
+    [("1s", 100), ("100ms", 10), ("1.5s", 150), ("250ms", 25), ("1.05s", 105), ("40.95s", 4095)],
+)
+def test_advert_interval_v3(text: str, cs: int) -> None:
+    assert one({"advertInterval": text}).spec.advert_interval_cs == cs
+
+
+def test_advert_interval_number_of_seconds() -> None:
+    assert one({"advertInterval": 2}).spec.advert_interval_cs == 200
+    assert one({"advertInterval": 0.05}).spec.advert_interval_cs == 5
+
+
+def test_v2_with_password() -> None:
+    vip = one({"version": 2, "advertInterval": "3s", "authentication": {"password": "lab-pass"}})
+    (inst,) = instances_for_node([vip], "node-a")
+    assert inst.version == 2
+    assert inst.advert_interval_cs == 300
+    assert inst.auth_password == b"lab-pass"  # not padded: the codec pads to 8 octets
+
+
+def test_preempt_delay() -> None:
+    vip = one({"preempt": {"mode": "Delay", "delay": "1m30s"}})
+    (inst,) = instances_for_node([vip], "node-a")
+    assert inst.preempt is PreemptMode.DELAY
+    assert inst.preempt_delay_cs == 9000
+
+
+def test_preempt_never_has_no_delay() -> None:
+    (inst,) = instances_for_node([one({"preempt": {"mode": "Never"}})], "node-a")
+    assert inst.preempt is PreemptMode.NEVER and inst.preempt_delay_cs == 0
+
+
+def test_garp_settings() -> None:
+    garp = {"masterDelay": "2s", "masterRepeat": 3, "interval": "10ms", "masterRefresh": "60s"}
+    (inst,) = instances_for_node([one({"garp": garp})], "node-a")
+    assert inst.garp == GarpConfig(
+        master_delay_cs=200, master_repeat=3, interval_cs=1, master_refresh_cs=6000
+    )
+
+
+# --- resolution for a node ---------------------------------------------------------------
+
+
+def test_dual_stack_two_instances() -> None:
+    vip = one(
+        {
+            "addresses": ["192.168.77.100/24", "fd00:77::100/64", "192.168.77.101/24"],
+            "interface": "eth0",
+            "label": "eth0:vip",
+            "peers": [
+                *PEERS_V4,
+                {"nodeName": "node-a", "address": "fd00:77::11"},
+                {"nodeName": "node-b", "address": "fd00:77::12"},
+            ],
+        }
+    )
+    v4, v6 = instances_for_node([vip], "node-a")
+    assert v4 == InstanceConfig(
+        name="default/web/ipv4",
+        virtualip="default/web",
+        family=4,
+        vrid=51,
+        version=3,
+        priority=100,
+        advert_interval_cs=100,
+        addresses=(ip_interface("192.168.77.100/24"), ip_interface("192.168.77.101/24")),
+        interface="eth0",
+        label="eth0:vip",
+        preempt=PreemptMode.ALWAYS,
+        preempt_delay_cs=0,
+        accept=True,
+        unicast=False,
+        source_address=ip_address("192.168.77.11"),
+        peers=(ip_address("192.168.77.12"),),
+        auth_password=None,
+        garp=GarpConfig(),
+    )
+    assert v6.name == "default/web/ipv6" and v6.family == 6
+    assert v6.addresses == (ip_interface("fd00:77::100/64"),)
+    assert v6.label is None
+    assert v6.source_address == ip_address("fd00:77::11")
+    assert v6.peers == (ip_address("fd00:77::12"),)
+
+
+def test_node_priorities_by_name_first_match_wins() -> None:
+    vip = one(
+        {
+            "priority": 90,
+            "nodePriorities": [
+                {"nodeName": "node-a", "priority": 150},
+                {"nodeSelector": {"matchLabels": {"role": "edge"}}, "priority": 120},
+                {"nodeName": "node-b", "priority": 200},  # after a selector node-b matches
+            ],
+        }
+    )
+
+    def prio(node: str, labels: dict[str, str] | None = None) -> int:
+        return instances_for_node([vip], node, labels)[0].priority
+
+    assert prio("node-a") == 150
+    assert prio("node-a", {"role": "edge"}) == 150
+    assert prio("node-b", {"role": "edge"}) == 120
+    assert prio("node-b", {"role": "core"}) == 200
+    assert prio("node-b") == 200  # labels unknown: selectors never match
+    assert prio("node-c", {}) == 90
+
+
+def test_node_priorities_by_match_expressions() -> None:
+    vip = one(
+        {
+            "nodePriorities": [
+                {
+                    "nodeSelector": {
+                        "matchLabels": {"node-role.kubernetes.io/edge": ""},
+                        "matchExpressions": [
+                            {"key": "zone", "operator": "In", "values": ["a", "b"]},
+                            {"key": "drain", "operator": "DoesNotExist"},
+                            {"key": "tier", "operator": "NotIn", "values": ["batch"]},
+                        ],
+                    },
+                    "priority": 140,
+                },
+            ]
+        }
+    )
+    edge = {"node-role.kubernetes.io/edge": "", "zone": "a"}
+    assert vip.spec.priority_for("n", edge) == 140
+    assert vip.spec.priority_for("n", edge | {"tier": "web"}) == 140
+    assert vip.spec.priority_for("n", edge | {"tier": "batch"}) == 100
+    assert vip.spec.priority_for("n", edge | {"drain": "true"}) == 100
+    assert vip.spec.priority_for("n", edge | {"zone": "c"}) == 100
+    assert vip.spec.priority_for("n", {"zone": "a"}) == 100
+
+
+def test_unicast_peers_exclude_this_node() -> None:
+    peers = [*PEERS_V4, {"nodeName": "node-c", "address": "192.168.77.13"}]
+    vip = one({"unicast": True, "peers": peers})
+    (inst,) = instances_for_node([vip], "node-b")
+    assert inst.unicast is True
+    assert inst.source_address == ip_address("192.168.77.12")
+    assert inst.peers == (ip_address("192.168.77.11"), ip_address("192.168.77.13"))
+
+
+def test_unicast_node_missing_from_peers() -> None:
+    vip = one({"unicast": True, "peers": PEERS_V4})
+    with pytest.raises(ConfigError) as caught:
+        instances_for_node([vip], "node-x")
+    assert caught.value.problems == [
+        "default/web: spec.peers: no entry for node node-x (IPv4); "
+        "add {nodeName: node-x, address: ...}"
+    ]
+
+
+def test_multicast_node_missing_from_peers_has_no_source() -> None:
+    (inst,) = instances_for_node([one({"peers": PEERS_V4})], "node-x")
+    assert inst.source_address is None
+    assert inst.peers == (ip_address("192.168.77.11"), ip_address("192.168.77.12"))
+
+
+def test_instance_configs_compare_equal_for_reload() -> None:
+    first = instances_for_node([one()], "node-a")
+    again = instances_for_node([one()], "node-a")
+    changed = instances_for_node([one({"priority": 101})], "node-a")
+    assert first == again and first != changed
+    assert hash(first[0]) == hash(again[0])
+
+
+# --- cluster mode (what the operator validates) -----------------------------------------
+
+
+def test_cluster_mode_allows_unset_vrid_and_secret_ref() -> None:
+    doc = manifest(
+        {"vrid": ..., "version": 2, "authentication": {"secretRef": {"name": "vip", "key": "pw"}}},
+        metadata={"name": "web", "uid": "1234", "resourceVersion": "7"},
+        status={"master": "node-a"},
+    )
+    (vip,) = load_manifests(dump(doc), standalone=False)
+    assert vip.spec.vrid is None
+    assert VirtualIP.model_validate(doc) == vip  # no context: cluster rules
+    with pytest.raises(ConfigError) as caught:
+        instances_for_node([vip], "node-a")
+    assert "spec.vrid: not set" in caught.value.problems[0]
+    with_vrid = vip.model_copy(update={"spec": vip.spec.model_copy(update={"vrid": 9})})
+    with pytest.raises(ConfigError, match="secretRef: not resolved"):
+        instances_for_node([with_vrid], "node-a")
+
+
+def test_parse_virtualip_for_api_objects() -> None:
+    doc = manifest({"vrid": ..., "priority": 0}, metadata={"name": "web", "uid": "1"})
+    with pytest.raises(ConfigError) as caught:
+        parse_virtualip(doc)
+    assert caught.value.problems == [
+        "spec.priority: 0 is out of range; use 1..255 (255 = address owner)"
+    ]
+    assert parse_virtualip(manifest()).spec.vrid == 51
+
+
+def test_cluster_mode_unicast_peers_filled_by_operator() -> None:
+    (vip,) = load_manifests(dump(manifest({"unicast": True})), standalone=False)
+    assert vip.spec.unicast and vip.spec.peers == ()
+
+
+def test_standalone_rejects_server_metadata() -> None:
+    doc = manifest(metadata={"name": "web", "uid": "1234"})
+    assert any("metadata.uid: unknown field" in p for p in problems_of(dump(doc)))
+
+
+# --- serialisation round trip ------------------------------------------------------------
+
+
+def test_dump_round_trip() -> None:
+    vip = one(
+        {
+            "addresses": ["192.168.77.100/24", "fd00:77::100/64"],
+            "advertInterval": "1.05s",
+            "nodePriorities": [
+                {"nodeName": "node-a", "priority": 150},
+                {
+                    "nodeSelector": {"matchExpressions": [{"key": "zone", "operator": "Exists"}]},
+                    "priority": 120,
+                },
+            ],
+            "preempt": {"mode": "Delay", "delay": "45s"},
+            "peers": PEERS_V4,
+            "garp": {"interval": "20ms"},
+        }
+    )
+    data = vip.model_dump(mode="json", exclude_none=True)
+    assert data["spec"]["advertInterval"] == "1050ms"
+    assert data["spec"]["preempt"] == {"mode": "Delay", "delay": "45s"}
+    assert load_manifests(yaml.safe_dump(data)) == [vip]
+
+
+# --- durations ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "cs"),
+    [
+        ("1s", 100),
+        ("100ms", 10),
+        ("1.5s", 150),
+        ("250ms", 25),
+        ("1.05s", 105),
+        ("0.01s", 1),
+        ("1m", 6000),
+        ("1m30s", 9000),
+        ("1h", 360000),
+        ("0", 0),
+        ("0s", 0),
+        (" 2s ", 200),
+        (3, 300),
+        (1.05, 105),
+        (0.1, 10),
+    ],
+)
+def test_parse_duration_cs(value: object, cs: int) -> None:
+    assert parse_duration_cs(value) == cs
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("15ms", "15ms is not a whole number of centiseconds"),
+        ("1.005s", "not a whole number of centiseconds"),
+        ("10", 'has no unit; write "10s"'),
+        ("1 s", "is not a duration"),
+        ("1sec", "is not a duration"),
+        ("-1s", "is negative"),
+        (-1, "is negative"),
+        (True, "true is not a duration"),
+        (None, "null is not a duration"),
+        ([1], "is not a duration"),
+        (float("nan"), "is not a duration"),
+        ("", "is not a duration"),
+    ],
+)
+def test_parse_duration_cs_errors(value: object, fragment: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_duration_cs(value)
+    assert fragment in str(caught.value)
+    assert isinstance(caught.value, ValueError)
+
+
+@given(st.integers(min_value=0, max_value=10**9))
+def test_format_parse_duration_round_trip(cs: int) -> None:
+    assert parse_duration_cs(format_duration_cs(cs)) == cs
+
+
+@given(st.integers(min_value=0, max_value=10**6))
+def test_float_seconds_are_exact(cs: int) -> None:
+    # cs / 100 as a float is never exact in binary; the parser must still give cs back.
+    assert parse_duration_cs(cs / 100) == cs
+    assert parse_duration_cs(f"{cs // 100}.{cs % 100:02d}s") == cs
+
+
+# --- label selectors ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("selector", "labels", "expected"),
+    [
+        ({}, {}, True),
+        ({}, {"a": "1"}, True),
+        ({"matchLabels": {"a": "1"}}, {"a": "1", "b": "2"}, True),
+        ({"matchLabels": {"a": "1"}}, {"a": "2"}, False),
+        ({"matchLabels": {"a": "1"}}, {}, False),
+        ({"matchLabels": {"a": ""}}, {"a": ""}, True),
+        (
+            {"matchExpressions": [{"key": "a", "operator": "In", "values": ["1", "2"]}]},
+            {"a": "2"},
+            True,
+        ),
+        ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1"]}]}, {}, False),
+        ({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]}, {}, True),
+        (
+            {"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]},
+            {"a": "1"},
+            False,
+        ),
+        ({"matchExpressions": [{"key": "a", "operator": "Exists"}]}, {"a": ""}, True),
+        ({"matchExpressions": [{"key": "a", "operator": "Exists"}]}, {"b": "1"}, False),
+        ({"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]}, {"b": "1"}, True),
+        ({"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]}, {"a": "1"}, False),
+        (
+            {
+                "matchLabels": {"role": "edge"},
+                "matchExpressions": [{"key": "zone", "operator": "In", "values": ["x"]}],
+            },
+            {"role": "edge", "zone": "y"},
+            False,
+        ),
+    ],
+)
+def test_match_labels(selector: dict[str, Any], labels: dict[str, str], expected: bool) -> None:
+    assert match_labels(selector, labels) is expected
+    assert match_labels(LabelSelector.model_validate(selector), labels) is expected
+
+
+def test_match_labels_rejects_invalid_selector() -> None:
+    with pytest.raises(ConfigError) as caught:
+        match_labels({"matchExpressions": [{"key": "a", "operator": "Maybe"}]}, {})
+    assert caught.value.problems == [
+        "matchExpressions[0].operator: Maybe is not a selector operator; "
+        "use In, NotIn, Exists or DoesNotExist"
+    ]
+
+
+# --- files and examples ------------------------------------------------------------------
+
+
+def test_load_file_missing(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError) as caught:
+        load_file(path)
+    assert caught.value.problems == [f"{path}: no such file"]
+
+
+def test_load_file_names_the_file_in_problems(tmp_path: Path) -> None:
+    path = tmp_path / "web.yaml"
+    path.write_text(dump(manifest({"vrid": 0})))
+    with pytest.raises(ConfigError) as caught:
+        load_file(path)
+    assert caught.value.problems == [
+        f"{path}: document 1 (default/web): spec.vrid: 0 is out of range; use 1..255"
+    ]
+
+
+def test_examples_present() -> None:
+    names = {p.name for p in EXAMPLES}
+    assert {
+        "two-node-v3.yaml",
+        "unicast-v3-fast.yaml",
+        "keepalived-v2-auth.yaml",
+        "dual-stack.yaml",
+    } <= names
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_loads_and_resolves_for_each_peer(path: Path) -> None:
+    vips = load_file(path)
+    assert vips
+    nodes = sorted({p.node_name for vip in vips for p in vip.spec.peers})
+    assert nodes, "examples list their nodes in spec.peers"
+    for node in nodes:
+        instances = instances_for_node(vips, node, {"role": "edge", "zone": "lab-1"})
+        assert len(instances) == sum(len(v.spec.families) for v in vips)
+        for inst in instances:
+            assert inst.source_address is not None, (node, inst.name)
+            assert inst.source_address not in inst.peers
+            assert all(str(a.ip).startswith(("192.168.77.", "fd00:77::")) for a in inst.addresses)
+    # and what the model dumps loads again to the same objects
+    data = [v.model_dump(mode="json", exclude_none=True) for v in vips]
+    assert load_manifests(yaml.safe_dump_all(data)) == vips
+
+
+def test_two_node_example_priorities() -> None:
+    vips = load_file(ROOT / "examples" / "two-node-v3.yaml")
+    a, b = (instances_for_node(vips, n)[0] for n in ("node-a", "node-b"))
+    assert (a.vrid, a.priority, b.priority, a.advert_interval_cs) == (51, 150, 100, 100)
+    assert a.addresses == (ip_interface("192.168.77.100/24"),)
+    assert a.unicast is False and a.version == 3
+
+
+def test_unicast_example_is_fast() -> None:
+    (inst,) = instances_for_node(load_file(ROOT / "examples" / "unicast-v3-fast.yaml"), "node-c")
+    assert inst.unicast and inst.advert_interval_cs == 10 and len(inst.peers) == 2
+
+
+def test_keepalived_example_is_v2_pass() -> None:
+    (inst,) = instances_for_node(load_file(ROOT / "examples" / "keepalived-v2-auth.yaml"), "node-c")
+    assert (inst.version, inst.auth_password, inst.label) == (2, b"lab-pass", "eth0:vip")
+
+
+def test_dual_stack_example_has_both_families() -> None:
+    vips = load_file(ROOT / "examples" / "dual-stack.yaml")
+    assert [i.family for i in instances_for_node(vips, "node-a")] == [4, 6]
+
+
+# --- purity ------------------------------------------------------------------------------
+
+
+def test_model_imports_no_io() -> None:
+    source = (ROOT / "vrrpd" / "model.py").read_text()
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    forbidden = {"socket", "asyncio", "pyroute2", "time", "scapy", "select", "subprocess"}
+    assert imported.isdisjoint(forbidden), imported & forbidden
