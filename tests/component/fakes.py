@@ -1,0 +1,199 @@
+"""Fake ports for the daemon driver: an in-memory L2 segment joining several daemons.
+
+Time is the event loop's (looptime makes it fake); packets cross the fake wire with
+loop.call_soon, so nothing here sleeps or touches the host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address, ip_interface
+
+from vrrpd.daemon import Daemon
+from vrrpd.ports import IPAddress, IPInterface, Ports
+
+MULTICAST = {IPv4Address("224.0.0.18"), IPv6Address("ff02::12")}
+
+
+@dataclass(frozen=True)
+class FakePacket:
+    payload: bytes
+    source: IPAddress
+    destination: IPAddress
+    ttl: int = 255
+
+
+class _Fd:
+    """A real file descriptor that never becomes readable, for loop.add_reader."""
+
+    def __init__(self) -> None:
+        self.r, self.w = os.pipe()
+
+    def fileno(self) -> int:
+        return self.r
+
+    def close(self) -> None:
+        for fd in (self.r, self.w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class FakeSocket(_Fd):
+    def __init__(self, host: FakeHost, ifname: str, family: int) -> None:
+        super().__init__()
+        self.host, self.ifname, self.family = host, ifname, family
+        self.sent: list[tuple[float, bytes, IPAddress]] = []
+        self.closed = False
+
+    def send(self, payload: bytes, destination: IPAddress, source: IPAddress | None = None) -> None:
+        if not self.host.link.get(self.ifname, True):
+            raise OSError(100, "Network is down")
+        self.sent.append((asyncio.get_running_loop().time(), payload, destination))
+        self.host.wire.carry(
+            self, FakePacket(payload, source or self.host.primary(self.family), destination)
+        )
+
+    def receive(self) -> list[FakePacket]:
+        return []
+
+    def close(self) -> None:
+        self.closed = True
+        super().close()
+
+
+class FakeAddresses:
+    def __init__(self, host: FakeHost) -> None:
+        self.host = host
+
+    def add(self, ifname: str, address: IPInterface, label: str | None = None) -> None:
+        self.host.vips.setdefault(ifname, set()).add(address)
+        self.host.log.append((asyncio.get_running_loop().time(), "add", str(address)))
+
+    def remove(self, ifname: str, address: IPInterface) -> None:
+        self.host.vips.get(ifname, set()).discard(address)
+        self.host.log.append((asyncio.get_running_loop().time(), "remove", str(address)))
+
+    def remove_leftovers(self, ifnames: list[str] | None = None) -> list[tuple[str, IPInterface]]:
+        gone = [(i, a) for i, addrs in self.host.vips.items() for a in addrs]
+        self.host.vips.clear()
+        return gone
+
+    def primary_address(self, ifname: str, family: int) -> IPAddress | None:
+        return self.host.primary(family)
+
+    def interface_for(self, address: IPInterface) -> str | None:
+        for own in self.host.addresses:
+            if own.version == address.version and address.ip in own.network:
+                return "eth0"
+        return None
+
+    def link_up(self, ifname: str) -> bool:
+        return self.host.link.get(ifname, True)
+
+
+class FakeAnnouncer:
+    def __init__(self, host: FakeHost) -> None:
+        self.host = host
+        self.closed = False
+
+    def announce(self, ifname: str, address: IPAddress) -> None:
+        self.host.announced.append((asyncio.get_running_loop().time(), str(address)))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass(frozen=True)
+class LinkEvent:
+    ifname: str
+    up: bool
+
+
+class FakeLinks(_Fd):
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[LinkEvent] = []
+
+    def poll(self) -> list[LinkEvent]:
+        events, self.events = self.events, []
+        return events
+
+
+@dataclass
+class FakeHost:
+    name: str
+    wire: FakeWire
+    addresses: list[IPInterface]
+    vips: dict[str, set[IPInterface]] = field(default_factory=dict)
+    link: dict[str, bool] = field(default_factory=dict)
+    announced: list[tuple[float, str]] = field(default_factory=list)
+    log: list[tuple[float, str, str]] = field(default_factory=list)
+    sockets: list[FakeSocket] = field(default_factory=list)
+    daemon: Daemon | None = None
+
+    def __post_init__(self) -> None:
+        self.links = FakeLinks()
+        self.ports = Ports(
+            open_socket=self.open_socket,
+            addresses=FakeAddresses(self),
+            announcer=FakeAnnouncer(self),
+            links=self.links,
+        )
+
+    def primary(self, family: int) -> IPAddress | None:
+        for own in self.addresses:
+            if own.version == family:
+                return own.ip
+        return None
+
+    def open_socket(self, ifname: str, family: int) -> FakeSocket:
+        sock = FakeSocket(self, ifname, family)
+        self.sockets.append(sock)
+        return sock
+
+    def holds(self, vip: str) -> bool:
+        return any(ip_interface(vip) in addrs for addrs in self.vips.values())
+
+    def set_link(self, up: bool) -> None:
+        self.link["eth0"] = up
+        self.links.events.append(LinkEvent("eth0", up))
+        assert self.daemon is not None
+        self.daemon._on_link_events()
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        self.links.close()
+
+
+class FakeWire:
+    """One L2 segment: multicast reaches every other host, unicast the addressed one."""
+
+    def __init__(self) -> None:
+        self.hosts: list[FakeHost] = []
+        self.filter: list[object] = []  # hosts whose outgoing packets are lost
+
+    def host(self, name: str, *addresses: str) -> FakeHost:
+        h = FakeHost(name, self, [ip_interface(a) for a in addresses])
+        h.daemon = Daemon(h.ports, node=name)
+        self.hosts.append(h)
+        return h
+
+    def carry(self, sock: FakeSocket, pkt: FakePacket) -> None:
+        sender = sock.host
+        if sender in self.filter:
+            return
+        loop = asyncio.get_running_loop()
+        for host in self.hosts:
+            if host is sender or not host.link.get("eth0", True) or host.daemon is None:
+                continue
+            own = {a.ip for a in host.addresses}
+            if pkt.destination in MULTICAST or pkt.destination in own:
+                loop.call_soon(host.daemon.deliver, (sock.ifname, sock.family), pkt)
+
+    def close(self) -> None:
+        for h in self.hosts:
+            h.close()

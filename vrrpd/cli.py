@@ -1,0 +1,209 @@
+"""The `vrrpd` command line: run the daemon from a VirtualIP file, validate a file, run the lab."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from vrrpd.model import ConfigError, InstanceConfig, instances_for_node, load_file
+
+log = logging.getLogger("vrrpd")
+
+EXIT_CONFIG = 2  # invalid configuration: nothing on the host was changed
+
+
+class _JsonFormatter(logging.Formatter):
+    FIELDS = ("instance", "state", "old_state", "reason")
+
+    def __init__(self, node: str) -> None:
+        super().__init__()
+        self.node = node
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "node": self.node,
+            "msg": record.getMessage(),
+        }
+        for name in self.FIELDS:
+            if hasattr(record, name):
+                entry[name] = getattr(record, name)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _setup_logging(node: str, fmt: str, verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter(node))
+    else:
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s vrrpd[{node}] %(levelname)s %(message)s")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("pyroute2").setLevel(logging.WARNING)
+
+
+def _load(path: str, node: str) -> list[InstanceConfig]:
+    return instances_for_node(load_file(path), node)
+
+
+def _real_ports() -> Any:
+    import socket
+
+    from vrrpd.net.addresses import AddressManager
+    from vrrpd.net.announce import Announcer
+    from vrrpd.net.links import LinkMonitor
+    from vrrpd.net.transport import VrrpSocket
+    from vrrpd.ports import Ports
+
+    af = {4: socket.AF_INET, 6: socket.AF_INET6}
+
+    def open_socket(ifname: str, family: int) -> Any:
+        return VrrpSocket.open(ifname, af[family], multicast=True)
+
+    class _Addresses(AddressManager):  # type: ignore[misc]
+        def primary_address(self, ifname: str, family: int) -> Any:
+            return super().primary_address(ifname, af.get(family, family))
+
+    return Ports(
+        open_socket=open_socket,
+        addresses=_Addresses(),
+        announcer=Announcer(),
+        links=LinkMonitor(),
+    )
+
+
+def _file_stamp(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+async def _run(args: argparse.Namespace, instances: list[InstanceConfig]) -> int:
+    from vrrpd.daemon import Daemon, StartupError
+
+    daemon = Daemon(_real_ports(), node=args.node)
+    try:
+        daemon.start(instances)
+    except StartupError as exc:
+        log.error("%s", exc)
+        daemon.close()
+        return EXIT_CONFIG
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    stop_task: asyncio.Task[None] | None = None
+
+    def on_stop(signame: str) -> None:
+        nonlocal stop_task
+        if stop_task is None:
+            log.info("%s: handing over and stopping (send it again to stop at once)", signame)
+            stop_task = asyncio.create_task(daemon.shutdown())
+            stop_task.add_done_callback(lambda _: done.set())
+        else:
+            log.warning("%s again: removing the VIPs and stopping now", signame)
+            daemon.abort()
+            done.set()
+
+    stamp = _file_stamp(args.config)
+
+    def reload(why: str) -> None:
+        nonlocal stamp
+        stamp = _file_stamp(args.config)
+        try:
+            new = _load(args.config, args.node)
+        except ConfigError as exc:
+            log.error("%s: %s; keeping the running configuration:\n%s", why, args.config, exc)
+            return
+        log.info("%s: reloading %s", why, args.config)
+        daemon.apply(new)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_stop, sig.name)
+    loop.add_signal_handler(signal.SIGHUP, reload, "SIGHUP")
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(args.watch_interval)
+            if stop_task is None and _file_stamp(args.config) != stamp:
+                reload("configuration file changed")
+
+    watcher = asyncio.create_task(watch())
+    await done.wait()
+    watcher.cancel()
+    if stop_task is not None:
+        await asyncio.gather(stop_task, return_exceptions=True)
+    log.info("stopped")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _setup_logging(args.node, args.log_format, args.verbose)
+    try:
+        instances = _load(args.config, args.node)
+    except ConfigError as exc:
+        print(f"vrrpd: invalid configuration, nothing changed:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if not instances:
+        print(f"vrrpd: {args.config} has no VirtualIP for node {args.node}", file=sys.stderr)
+        return EXIT_CONFIG
+    return asyncio.run(_run(args, instances))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        vips = load_file(args.file)
+        nodes = (
+            [args.node] if args.node else sorted({p.node_name for v in vips for p in v.spec.peers})
+        )
+        for node in nodes:
+            instances_for_node(vips, node)
+    except ConfigError as exc:
+        print(f"{args.file}: invalid:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    count = sum(len(v.spec.addresses) for v in vips)
+    print(f"{args.file}: valid: {len(vips)} VirtualIP(s), {count} address(es)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vrrpd", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the VRRP daemon from a VirtualIP file")
+    run.add_argument("--config", required=True, help="VirtualIP manifest (one or more documents)")
+    run.add_argument("--node", required=True, help="this node's name (nodePriorities, peers)")
+    run.add_argument("--log-format", choices=("text", "json"), default="text")
+    run.add_argument("--verbose", "-v", action="store_true", help="log dropped adverts too")
+    run.add_argument("--watch-interval", type=float, default=1.0, help=argparse.SUPPRESS)
+    run.set_defaults(func=cmd_run)
+
+    validate = sub.add_parser("validate", help="check a VirtualIP file and exit")
+    validate.add_argument("file")
+    validate.add_argument("--node", help="also resolve it for this node")
+    validate.set_defaults(func=cmd_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Real `vrrpd` processes on lab nodes, observed through their JSON logs.
+
+The lab demo, the netns tests and the failover benchmark all start daemons the same way
+and read their state transitions from the log (every transition is logged with the
+instance, the new state and the reason), so none of them needs a side channel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from vrrpd.lab.netns import Lab, wait_until
+
+ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding `vrrpd`
+
+
+class VrrpdProcess:
+    """One `vrrpd run` inside lab node `index`, logging JSON to a file we can read back."""
+
+    def __init__(
+        self,
+        lab: Lab,
+        index: int,
+        config: str | Path,
+        *,
+        node_name: str | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.lab = lab
+        self.index = index
+        self.node = lab.node(index)
+        self.node_name = node_name or self.node.name
+        self.config = str(config)
+        self.extra_args = extra_args
+        # In the lab's workdir, so the logs go when the lab goes.
+        fd, self.log_path = tempfile.mkstemp(
+            prefix=f"vrrpd-{self.node_name}-", suffix=".log", dir=lab.workdir
+        )
+        os.close(fd)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> VrrpdProcess:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+        argv = [
+            sys.executable, "-m", "vrrpd", "run",
+            "--config", self.config, "--node", self.node_name,
+            "--log-format", "json", *self.extra_args,
+        ]  # fmt: skip
+        with open(self.log_path, "ab") as log:
+            self.proc = self.lab.run(
+                self.node.netns, argv, stdout=subprocess.DEVNULL, stderr=log, env=env
+            )
+        return self
+
+    # -- observing ------------------------------------------------------------------------
+
+    def events(self) -> list[dict[str, Any]]:
+        out = []
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    out.append({"msg": line.rstrip(), "level": "raw"})
+        return out
+
+    def transitions(self, instance: str | None = None) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self.events()
+            if "state" in e and (instance is None or e.get("instance") == instance)
+        ]
+
+    def state(self, instance: str) -> str | None:
+        found = self.transitions(instance)
+        return found[-1]["state"] if found else None
+
+    def wait_state(self, instance: str, state: str, timeout: float) -> bool:
+        return wait_until(lambda: self.state(instance) == state, timeout)
+
+    def log_text(self) -> str:
+        return Path(self.log_path).read_text(errors="replace")
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    # -- stopping -------------------------------------------------------------------------
+
+    def terminate(self, timeout: float = 15.0) -> int:
+        """SIGTERM (handover) and wait; returns the exit code."""
+        return self._signal(signal.SIGTERM, timeout)
+
+    def kill(self) -> int:
+        """SIGKILL, as a crash: nothing is cleaned up by the daemon."""
+        return self._signal(signal.SIGKILL, 5.0)
+
+    def reload(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGHUP)
+
+    def _signal(self, sig: signal.Signals, timeout: float) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+    def close(self) -> None:
+        if self.running:
+            self.kill()
+        Path(self.log_path).unlink(missing_ok=True)

@@ -1,0 +1,78 @@
+"""The daemon's ports: what the driver needs from the network, as small Protocols.
+
+The real adapters live in vrrpd.net (raw sockets, pyroute2, AF_PACKET); tests pass
+fakes. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from typing import Protocol
+
+IPAddress = IPv4Address | IPv6Address
+IPInterface = IPv4Interface | IPv6Interface
+
+
+class Packet(Protocol):
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def source(self) -> IPAddress: ...
+    @property
+    def destination(self) -> IPAddress: ...
+    @property
+    def ttl(self) -> int: ...
+
+
+class AdvertSocket(Protocol):
+    """One raw VRRP socket per (interface, family), shared by the instances on it."""
+
+    def fileno(self) -> int: ...
+    def send(
+        self, payload: bytes, destination: IPAddress, source: IPAddress | None = None
+    ) -> None: ...
+    def receive(self) -> Sequence[Packet]: ...
+    def close(self) -> None: ...
+
+
+class AddressPort(Protocol):
+    def add(self, ifname: str, address: IPInterface, label: str | None = None) -> object: ...
+    def remove(self, ifname: str, address: IPInterface) -> object: ...
+    def remove_leftovers(
+        self, ifnames: list[str] | None = None
+    ) -> list[tuple[str, IPInterface]]: ...
+    def primary_address(self, ifname: str, family: int) -> IPAddress | None: ...
+    def interface_for(self, address: IPInterface) -> str | None: ...
+    def link_up(self, ifname: str) -> bool: ...
+
+
+class AnnouncerPort(Protocol):
+    def announce(self, ifname: str, address: IPAddress) -> None: ...
+    def close(self) -> None: ...
+
+
+class LinkChange(Protocol):
+    @property
+    def ifname(self) -> str: ...
+    @property
+    def up(self) -> bool: ...
+
+
+class LinkPort(Protocol):
+    def fileno(self) -> int: ...
+    def poll(self) -> Sequence[LinkChange]: ...
+    def close(self) -> None: ...
+
+
+class SocketFactory(Protocol):
+    def __call__(self, ifname: str, family: int) -> AdvertSocket: ...
+
+
+@dataclass
+class Ports:
+    open_socket: SocketFactory
+    addresses: AddressPort
+    announcer: AnnouncerPort
+    links: LinkPort | None = None
