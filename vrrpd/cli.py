@@ -181,6 +181,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lab(args: argparse.Namespace) -> int:
+    from vrrpd.lab import demo
+
+    return demo.main(args.nodes, args.scenario, args.interval)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vrrpd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -197,6 +203,17 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("file")
     validate.add_argument("--node", help="also resolve it for this node")
     validate.set_defaults(func=cmd_validate)
+
+    lab = sub.add_parser("lab", help="show a failover on this machine in network namespaces (root)")
+    lab.add_argument("--nodes", type=int, default=3, help="number of nodes (2..9)")
+    lab.add_argument(
+        "--scenario",
+        choices=("link-down", "daemon-stop", "kill"),
+        default="link-down",
+        help="how the master fails",
+    )
+    lab.add_argument("--interval", default="100ms", help="advertInterval of the demo VIP")
+    lab.set_defaults(func=cmd_lab)
     return parser
 
 
