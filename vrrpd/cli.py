@@ -62,26 +62,18 @@ def _load(path: str, node: str) -> list[InstanceConfig]:
 
 
 def _real_ports() -> Any:
-    import socket
-
     from vrrpd.net.addresses import AddressManager
     from vrrpd.net.announce import Announcer
     from vrrpd.net.links import LinkMonitor
     from vrrpd.net.transport import VrrpSocket
     from vrrpd.ports import Ports
 
-    af = {4: socket.AF_INET, 6: socket.AF_INET6}
-
     def open_socket(ifname: str, family: int) -> Any:
-        return VrrpSocket.open(ifname, af[family], multicast=True)
-
-    class _Addresses(AddressManager):  # type: ignore[misc]
-        def primary_address(self, ifname: str, family: int) -> Any:
-            return super().primary_address(ifname, af.get(family, family))
+        return VrrpSocket.open(ifname, family, multicast=True)
 
     return Ports(
         open_socket=open_socket,
-        addresses=_Addresses(),
+        addresses=AddressManager(),
         announcer=Announcer(),
         links=LinkMonitor(),
     )
