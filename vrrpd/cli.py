@@ -54,7 +54,6 @@ def _setup_logging(node: str, fmt: str, verbose: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logging.getLogger("pyroute2").setLevel(logging.WARNING)
 
 
 def _load(path: str, node: str) -> list[InstanceConfig]:

@@ -1,6 +1,6 @@
 """The daemon's ports: what the driver needs from the network, as small Protocols.
 
-The real adapters live in vrrpd.net (raw sockets, pyroute2, AF_PACKET); tests pass
+The real adapters live in vrrpd.net (raw sockets, rtnetlink, AF_PACKET); tests pass
 fakes. Nothing here does I/O.
 """
 
