@@ -1,0 +1,659 @@
+"""Probe runners: one asyncio check per probe kind (exec, tcp, http/https, icmp, file, interface).
+
+Each probe is a frozen dataclass of its settings with ``async def check() -> ProbeOutcome``.
+A check never raises (bad settings, missing commands, unresolvable hosts all come back as a
+failed outcome whose ``detail`` a person can act on), never blocks the event loop, and ends
+within its timeout. Cancelling a check is safe: an exec probe kills its process group first.
+Only ``asyncio.CancelledError`` escapes, so a caller can always stop a probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import ipaddress
+import itertools
+import logging
+import math
+import os
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import tempfile
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Literal, NoReturn, Protocol
+
+log = logging.getLogger(__name__)
+
+DETAIL_OUTPUT_BYTES = 256  # how much of a failing command's output goes into the detail
+REAP_GRACE_S = 2.0  # how long to wait for a killed command to be reaped
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    ok: bool
+    detail: str  # why it failed, or a short note of what passed ("status 200")
+    latency_s: float
+    value: int | None = None  # the number a file probe read (keepalived multiplies it by weight)
+
+
+class Probe(Protocol):
+    async def check(self) -> ProbeOutcome: ...
+
+
+class _Failed(Exception):
+    """A check found the probe failing; the message is the outcome's detail."""
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, _Failed):
+        return str(exc)
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host: {exc.strerror or exc}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate not accepted: {exc.verify_message or exc}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc.reason or exc}"
+    if isinstance(exc, asyncio.IncompleteReadError):
+        return "connection closed before the response was complete"
+    if isinstance(exc, OSError) and (exc.errno or exc.strerror):
+        # asyncio rewrites strerror ("Connect call failed ..."); errno keeps the plain reason.
+        text = os.strerror(exc.errno) if exc.errno else str(exc.strerror)
+        return text[0].lower() + text[1:]
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+async def _measure(
+    timeout_s: float | None, body: Callable[[], Awaitable[tuple[bool, str, int | None]]]
+) -> ProbeOutcome:
+    """Run ``body`` under the timeout: it returns (ok, detail, value), or raises to fail."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    try:
+        async with asyncio.timeout(timeout_s):
+            ok, detail, number = await body()
+    except TimeoutError:
+        return ProbeOutcome(False, f"timed out after {timeout_s:g}s", loop.time() - start)
+    except Exception as exc:  # a probe's failure is data, never a crash of the daemon
+        return ProbeOutcome(False, _describe(exc), loop.time() - start)
+    return ProbeOutcome(ok, detail, loop.time() - start, number)
+
+
+def _invalid_timeout(timeout_s: float) -> ProbeOutcome | None:
+    if not (timeout_s > 0 and math.isfinite(timeout_s)):
+        return ProbeOutcome(
+            False, f"timeout must be a positive number of seconds, not {timeout_s}", 0
+        )
+    return None
+
+
+# --- exec -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExecProbe:
+    """Run a command; exit status 0 is success (keepalived vrrp_script).
+
+    The command gets its own session, so on timeout (or cancellation) SIGKILL to the process
+    group takes whatever it forked too. Output goes to a temporary file rather than a pipe: a
+    background child holding a pipe open would keep us waiting for an EOF that never comes.
+    """
+
+    argv: tuple[str, ...]
+    timeout_s: float
+    env: Mapping[str, str] = field(default_factory=dict)  # added to the daemon's environment
+
+    async def check(self) -> ProbeOutcome:
+        if bad := _invalid_timeout(self.timeout_s):
+            return bad
+        if not self.argv or not self.argv[0]:
+            return ProbeOutcome(False, "empty command", 0)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        try:
+            detail, ok = await self._run(start)
+        except Exception as exc:
+            detail, ok = _describe(exc), False
+        return ProbeOutcome(ok, detail, loop.time() - start)
+
+    async def _run(self, start: float) -> tuple[str, bool]:
+        loop = asyncio.get_running_loop()
+        with tempfile.TemporaryFile() as output:
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *self.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, **self.env},
+                    start_new_session=True,
+                )
+            except FileNotFoundError:
+                return f"command not found: {self.argv[0]}", False
+            except PermissionError:
+                return f"permission denied: {self.argv[0]}", False
+            try:
+                remaining = self.timeout_s - (loop.time() - start)
+                status = await asyncio.wait_for(proc.wait(), max(remaining, 0))
+            except TimeoutError:
+                _kill_group(proc.pid)
+                # Bounded: a leader stuck in uninterruptible sleep must not hold the probe.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.wait(), REAP_GRACE_S)
+                return f"timed out after {self.timeout_s:g}s; killed its process group", False
+            except asyncio.CancelledError:
+                # The child watcher reaps the leader once it dies; we must not outlive the
+                # cancellation by waiting here.
+                _kill_group(proc.pid)
+                raise
+            if status == 0:
+                return "exit status 0", True
+            reason = (
+                f"killed by signal {_signal_name(-status)}"
+                if status < 0
+                else f"exit status {status}"
+            )
+            if tail := _tail(output):
+                reason += f": {tail}"
+            return reason, False
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:  # real-time signals have no name of their own
+        return str(number)
+
+
+def _kill_group(pgid: int) -> None:
+    # start_new_session made the leader's pid the group id.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _tail(output: IO[bytes]) -> str:
+    # A local temporary file of at most a few KB: reading it does not stall the loop.
+    size = output.seek(0, os.SEEK_END)
+    output.seek(max(0, size - DETAIL_OUTPUT_BYTES))
+    text = output.read().decode(errors="replace").strip()
+    return " | ".join(line for line in text.splitlines() if line.strip())
+
+
+# --- tcp --------------------------------------------------------------------------------------
+
+
+def _check_port(port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise _Failed(f"port must be in 1..65535, not {port}")
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    try:
+        async with asyncio.timeout(0.5):
+            await writer.wait_closed()
+    except Exception:  # the peer's manners are not the probe's result
+        writer.transport.abort()
+
+
+@dataclass(frozen=True)
+class TcpProbe:
+    """Connect to host:port; an established connection is success."""
+
+    host: str
+    port: int
+    timeout_s: float
+
+    async def check(self) -> ProbeOutcome:
+        if bad := _invalid_timeout(self.timeout_s):
+            return bad
+
+        async def body() -> tuple[bool, str, None]:
+            _check_port(self.port)
+            try:
+                _, writer = await asyncio.open_connection(self.host, self.port)
+            except socket.gaierror as exc:
+                raise _Failed(f"cannot resolve host {self.host!r}: {exc.strerror}") from exc
+            except OSError as exc:
+                raise _Failed(f"{_hostport(self.host, self.port)}: {_describe(exc)}") from exc
+            await _close(writer)
+            return True, f"connected to {_hostport(self.host, self.port)}", None
+
+        return await _measure(self.timeout_s, body)
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"{_bracket(host)}:{port}"
+
+
+def _host_of(authority: str) -> str:
+    """The host part of "host", "host:port", "[v6]" or "[v6]:port"."""
+    if authority.startswith("["):
+        return authority[1:].partition("]")[0]
+    if authority.count(":") == 1:
+        return authority.partition(":")[0]
+    return authority  # a bare IPv6 address
+
+
+# --- http / https -----------------------------------------------------------------------------
+
+MAX_HEADER_LINES = 100
+MAX_LINE_BYTES = 8192
+
+
+@functools.lru_cache(maxsize=2)
+def _ssl_context(verify: bool) -> ssl.SSLContext:
+    # Built once per setting: loading the CA store reads files and costs milliseconds.
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+@dataclass(frozen=True)
+class HttpProbe:
+    """GET a path over HTTP/1.1 (optionally TLS); success is an expected status and body.
+
+    A minimal client on asyncio streams: one request, ``Connection: close``, Content-Length,
+    chunked or read-to-close bodies. The body is read only when a body check asks for it, and
+    never more than ``max_body_bytes``.
+    """
+
+    host: str
+    timeout_s: float
+    port: int | None = None  # 80 or 443 by default
+    path: str = "/"
+    tls: bool = False
+    tls_verify: bool = True
+    host_header: str | None = None  # sent as Host (and used for TLS SNI and verification)
+    expected_status: tuple[int, ...] = (200,)
+    body_contains: str | None = None
+    body_sha256: str | None = None  # hex digest of the whole body
+    max_body_bytes: int = 1 << 20
+
+    async def check(self) -> ProbeOutcome:
+        if bad := _invalid_timeout(self.timeout_s):
+            return bad
+        return await _measure(self.timeout_s, self._get)
+
+    def _request(self, port: int) -> bytes:
+        host = self.host_header
+        if host is None:
+            host = _hostport(self.host, port) if port != self._default_port else _bracket(self.host)
+        path = self.path if self.path.startswith("/") else "/" + self.path
+        lines = [
+            f"GET {path} HTTP/1.1",
+            f"Host: {host}",
+            "User-Agent: kube-vrrp-probe",
+            "Accept: */*",
+            "Connection: close",
+        ]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    @property
+    def _default_port(self) -> int:
+        return 443 if self.tls else 80
+
+    async def _get(self) -> tuple[bool, str, None]:
+        port = self.port if self.port is not None else self._default_port
+        _check_port(port)
+        if any(c in self.path + (self.host_header or "") for c in "\r\n "):
+            raise _Failed("path and Host header must not contain spaces or line breaks")
+        context = _ssl_context(self.tls_verify) if self.tls else None
+        # SNI and certificate checks follow the Host header: the name the service answers to.
+        server_hostname = _host_of(self.host_header or self.host) if context else None
+        try:
+            reader, writer = await asyncio.open_connection(
+                self.host,
+                port,
+                ssl=context,
+                server_hostname=server_hostname,
+                limit=MAX_LINE_BYTES,
+            )
+        except socket.gaierror as exc:
+            raise _Failed(f"cannot resolve host {self.host!r}: {exc.strerror}") from exc
+        except ssl.SSLError:
+            raise  # an OSError too, but _describe words it better than errno can
+        except OSError as exc:
+            raise _Failed(f"{_hostport(self.host, port)}: {_describe(exc)}") from exc
+        try:
+            writer.write(self._request(port))
+            await writer.drain()
+            status, headers = await _read_head(reader)
+            if status not in self.expected_status:
+                wanted = ", ".join(str(s) for s in self.expected_status)
+                raise _Failed(f"status {status}, expected {wanted}")
+            if self.body_contains is None and self.body_sha256 is None:
+                return True, f"status {status}", None
+            body = await _read_body(reader, headers, self.max_body_bytes)
+        finally:
+            await _close(writer)
+        if self.body_contains is not None and self.body_contains.encode() not in body:
+            raise _Failed(f"status {status} but the body does not contain {self.body_contains!r}")
+        if self.body_sha256 is not None:
+            digest = hashlib.sha256(body).hexdigest()
+            if digest != self.body_sha256.lower():
+                raise _Failed(f"status {status} but body sha256 is {digest}")
+        return True, f"status {status}, body matched", None
+
+
+async def _read_line(reader: asyncio.StreamReader) -> bytes:
+    try:
+        line = await reader.readuntil(b"\n")
+    except asyncio.LimitOverrunError as exc:
+        raise _Failed(f"response line longer than {MAX_LINE_BYTES} bytes") from exc
+    except asyncio.IncompleteReadError as exc:
+        raise _Failed("connection closed before the response was complete") from exc
+    return line.rstrip(b"\r\n")
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    while True:
+        line = await _read_line(reader)
+        parts = line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+            raise _Failed(f"not an HTTP/1.x response: {line[:80]!r}")
+        status = int(parts[1])
+        headers: dict[str, str] = {}
+        for _ in range(MAX_HEADER_LINES):
+            line = await _read_line(reader)
+            if not line:
+                break
+            name, _, val = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = val.strip()
+        else:
+            raise _Failed(f"more than {MAX_HEADER_LINES} header lines")
+        # 1xx are interim responses; the real one follows (101 would switch protocols).
+        if not 100 <= status < 200 or status == 101:
+            return status, headers
+
+
+async def _read_body(reader: asyncio.StreamReader, headers: Mapping[str, str], limit: int) -> bytes:
+    too_big = _Failed(f"body larger than {limit} bytes")
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        chunks = bytearray()
+        while True:
+            size_line = (await _read_line(reader)).split(b";", 1)[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError as exc:
+                raise _Failed(f"bad chunk size {size_line[:20]!r}") from exc
+            if size == 0:
+                return bytes(chunks)  # trailers are not needed
+            if len(chunks) + size > limit:
+                raise too_big
+            chunks += await reader.readexactly(size)
+            await _read_line(reader)
+    if "content-length" in headers:
+        text = headers["content-length"]
+        if not text.isdigit():
+            raise _Failed(f"bad Content-Length {text[:20]!r}")
+        length = int(text)
+        if length > limit:
+            raise too_big
+        return await reader.readexactly(length)
+    body = await reader.read(limit + 1)
+    while len(body) <= limit and (more := await reader.read(limit + 1 - len(body))):
+        body += more
+    if len(body) > limit:
+        raise too_big
+    return body
+
+
+# --- icmp -------------------------------------------------------------------------------------
+
+ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY = 8, 0
+ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY = 128, 129
+
+
+def _inet_checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    words: tuple[int, ...] = struct.unpack(f"!{len(data) // 2}H", data)
+    total = sum(words)
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+_icmp_sequence = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class IcmpProbe:
+    """Send one ICMP echo request; success is the matching echo reply within the timeout.
+
+    Uses a raw socket (needs CAP_NET_RAW, which the daemon has) and falls back to an
+    unprivileged ping socket where net.ipv4.ping_group_range allows one.
+    """
+
+    host: str
+    timeout_s: float
+    family: Literal[4, 6] | None = None  # None: whatever the name resolves to first
+
+    async def check(self) -> ProbeOutcome:
+        if bad := _invalid_timeout(self.timeout_s):
+            return bad
+        return await _measure(self.timeout_s, self._ping)
+
+    async def _ping(self) -> tuple[bool, str, None]:
+        loop = asyncio.get_running_loop()
+        family = {4: socket.AF_INET, 6: socket.AF_INET6, None: socket.AF_UNSPEC}[self.family]
+        try:
+            infos = await loop.getaddrinfo(self.host, None, family=family, type=socket.SOCK_RAW)
+        except socket.gaierror as exc:
+            raise _Failed(f"cannot resolve host {self.host!r}: {exc.strerror}") from exc
+        af, sockaddr = infos[0][0], infos[0][4]
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+        v6 = af == socket.AF_INET6
+        sock, raw = _icmp_socket(af)
+        with sock:
+            seq = next(_icmp_sequence) & 0xFFFF
+            ident = (os.getpid() ^ id(self)) & 0xFFFF
+            token = os.urandom(16)  # ties the reply to this request whatever else is in flight
+            request, reply = (
+                (ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY)
+                if v6
+                else (ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY)
+            )
+            header = struct.pack("!BBHHH", request, 0, 0, ident, seq)
+            # ICMPv6 checksums cover a pseudo-header; the kernel fills them in for us.
+            checksum = 0 if v6 else _inet_checksum(header + token)
+            packet = struct.pack("!BBHHH", request, 0, checksum, ident, seq) + token
+            await loop.sock_sendto(sock, packet, sockaddr)
+            while True:
+                data, source = await loop.sock_recvfrom(sock, 2048)
+                if raw and not v6:
+                    data = data[(data[0] & 0x0F) * 4 :]  # raw IPv4 sockets include the IP header
+                if len(data) < 8 + len(token):
+                    continue
+                kind, _, _, r_ident, r_seq = struct.unpack("!BBHHH", data[:8])
+                # A ping socket rewrites the identifier to its own, and filters by it.
+                if kind != reply or r_seq != seq or (raw and r_ident != ident):
+                    continue
+                if data[8 : 8 + len(token)] != token:
+                    continue
+                if ipaddress.ip_address(str(source[0]).split("%")[0]) != address:
+                    continue
+                return True, f"echo reply from {address}", None
+
+
+def _icmp_socket(af: int) -> tuple[socket.socket, bool]:
+    proto = socket.IPPROTO_ICMPV6 if af == socket.AF_INET6 else socket.IPPROTO_ICMP
+    try:
+        sock, raw = socket.socket(af, socket.SOCK_RAW, proto), True
+    except PermissionError:
+        try:
+            sock, raw = socket.socket(af, socket.SOCK_DGRAM, proto), False
+        except OSError as exc:
+            raise _Failed(
+                f"no ICMP socket: needs CAP_NET_RAW or net.ipv4.ping_group_range ({_describe(exc)})"
+            ) from exc
+    sock.setblocking(False)
+    return sock, raw
+
+
+# --- file -------------------------------------------------------------------------------------
+
+
+def _strtol(text: str) -> int | None:
+    """C ``strtol(text, NULL, 0)`` as keepalived uses it: the leading number, or None."""
+    s = text.lstrip()
+    sign = 1
+    if s[:1] in ("+", "-"):
+        sign = -1 if s[0] == "-" else 1
+        s = s[1:]
+    base, digits = 10, "0123456789"
+    if s[:2].lower() == "0x" and s[2:3].lower() in "0123456789abcdef" and s[2:3]:
+        base, digits, s = 16, "0123456789abcdef", s[2:]
+    elif s[:1] == "0":
+        base, digits = 8, "01234567"
+    n = 0
+    for i, c in enumerate(s.lower()):
+        if c not in digits:
+            if i == 0:
+                return None
+            break
+        n = n * base + int(c, base)
+    else:
+        if not s:
+            return None
+    return sign * n
+
+
+@dataclass(frozen=True)
+class FileProbe:
+    """keepalived track_file: the file holds an integer; 0 is success, anything else failure.
+
+    keepalived multiplies the number by the weight; here the number is returned as ``value``
+    and the probe is plainly ok / failed. As in keepalived, the number is read like
+    ``strtol(s, NULL, 0)`` and a file with no number reads as 0. Unlike keepalived, a missing or
+    unreadable file is a failure: a deleted health file should not look healthy.
+    """
+
+    path: str
+    timeout_s: float = 1.0
+
+    async def check(self) -> ProbeOutcome:
+        if bad := _invalid_timeout(self.timeout_s):
+            return bad
+        return await _measure(self.timeout_s, self._read)
+
+    async def _read(self) -> tuple[bool, str, int]:
+        # In a thread: the file may sit on a filesystem that hangs (NFS, FUSE).
+        try:
+            data = await asyncio.to_thread(_read_head_bytes, Path(self.path))
+        except FileNotFoundError as exc:
+            raise _Failed(f"no such file: {self.path}") from exc
+        except OSError as exc:
+            raise _Failed(f"cannot read {self.path}: {_describe(exc)}") from exc
+        number = _strtol(data.decode("latin-1")) or 0
+        if not -(2**31) <= number <= 2**31:  # keepalived's own bounds
+            raise _Failed(f"{self.path} holds {number}, out of the 32-bit range")
+        return number == 0, f"{self.path} holds {number}", number
+
+
+def _read_head_bytes(path: Path) -> bytes:
+    with path.open("rb") as f:
+        return f.read(127)  # keepalived reads 128 bytes minus the terminator
+
+
+# --- interface --------------------------------------------------------------------------------
+
+IFF_UP = 0x1  # <linux/if.h>
+
+
+@dataclass(frozen=True)
+class InterfaceProbe:
+    """The link is up: keepalived's FLAGS_UP test, IFF_UP and IFF_RUNNING both set.
+
+    sysfs ``flags`` holds the administrative flags only; the kernel derives IFF_RUNNING
+    (``dev_get_flags``) from the operational state being "up" or "unknown" (``netif_oper_up``;
+    loopback and some virtual links say "unknown"), so that is the test here. Carrier loss
+    turns operstate to "down" and fails the probe.
+    """
+
+    interface: str
+    timeout_s: float = 1.0
+    sysfs_net: str = "/sys/class/net"  # a test can point this at a fake tree
+
+    async def check(self) -> ProbeOutcome:
+        if bad := _invalid_timeout(self.timeout_s):
+            return bad
+        return await _measure(self.timeout_s, self._read)
+
+    async def _read(self) -> tuple[bool, str, None]:
+        name = self.interface
+        if not name or "/" in name or name in (".", "..") or len(name) > 15:
+            raise _Failed(f"not an interface name: {name!r}")
+        up, note = await asyncio.to_thread(_link_state, Path(self.sysfs_net) / name)
+        if not up:
+            raise _Failed(f"{name} is down ({note})")
+        return True, f"{name} is up ({note})", None
+
+
+def _link_state(base: Path) -> tuple[bool, str]:
+    try:
+        flags = int((base / "flags").read_text().strip(), 16)
+    except FileNotFoundError as exc:
+        raise _Failed(f"no such interface: {base.name}") from exc
+    except ValueError as exc:
+        raise _Failed(f"cannot parse {base / 'flags'}") from exc
+    operstate = _sysfs_text(base / "operstate")
+    carrier = _sysfs_text(base / "carrier")  # EINVAL while the link is administratively down
+    if not flags & IFF_UP:
+        return False, f"administratively down, operstate {operstate}"
+    return operstate in ("up", "unknown"), f"operstate {operstate}, carrier {carrier}"
+
+
+def _sysfs_text(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return "n/a"
+
+
+# --- scheduling -------------------------------------------------------------------------------
+
+
+async def run_forever(
+    check: Callable[[], Awaitable[ProbeOutcome]],
+    interval_s: float,
+    on_result: Callable[[ProbeOutcome], object],
+) -> NoReturn:
+    """Call ``check`` now and then on a fixed grid of ``interval_s``; hand each outcome on.
+
+    The grid is anchored at the first call, so slow checks do not make the schedule drift;
+    a check that overruns its slot skips the slots it covered rather than running back to
+    back (keepalived likewise skips a run while the previous one is still going). Cancel the
+    task to stop; an exception from ``on_result`` is logged and the loop goes on, because a
+    bug in a consumer must not silence a health probe.
+    """
+    if not (interval_s > 0 and math.isfinite(interval_s)):
+        raise ValueError(f"interval must be a positive number of seconds, not {interval_s}")
+    loop = asyncio.get_running_loop()
+    origin = loop.time()
+    slot = 0
+    while True:
+        try:
+            outcome = await check()
+        except Exception as exc:  # checks here never raise; a foreign one might
+            outcome = ProbeOutcome(False, _describe(exc), 0.0)
+        try:
+            on_result(outcome)
+        except Exception:
+            log.exception("probe result handler failed")
+        now = loop.time()
+        slot = max(slot + 1, math.floor((now - origin) / interval_s) + 1)
+        await asyncio.sleep(origin + slot * interval_s - now)

@@ -1,0 +1,192 @@
+"""Probe state and the priority it yields: keepalived's vrrp_script rise/fall and weights, pure.
+
+Everything here follows keepalived 2.x (acassen/keepalived), read from the source:
+
+* ``keepalived/vrrp/vrrp_scheduler.c`` ``vrrp_init_script`` and ``vrrp_script_child_thread``:
+  the per-script counter ``result`` runs from 0 to ``rise + fall - 1``; the script is up while
+  ``result >= rise``. A success below ``rise - 1`` counts up, the success that reaches ``rise``
+  makes it up and fills the counter to ``rise + fall - 1``; any further success refills it. A
+  failure above ``rise`` counts down, the failure at ``rise`` makes it down and empties the
+  counter to 0; any further failure keeps it at 0. So a down probe needs ``rise`` successes in a
+  row and an up probe ``fall`` failures in a row, and one contrary result restarts the count.
+* Initial state: without ``init_fail`` a script starts in ``SCRIPT_INIT_STATE_INIT`` with
+  ``result = rise - 1`` ("one success is enough"), and the first failure also takes effect at
+  once (the ``init_state == SCRIPT_INIT_STATE_INIT`` clause), so the *first* result decides,
+  whatever rise and fall are. Until then the script adds nothing to the priority
+  (``initialise_track_script_state`` skips weighted scripts in INIT) and a weight-0 script holds
+  its instance in INIT (``num_script_init``). With ``init_fail`` it starts down with
+  ``result = 0`` and needs ``rise`` successes.
+* ``keepalived/vrrp/vrrp_track.c`` ``process_script_update_priority``: weight > 0 adds while
+  the script is up, weight < 0 subtracts while it is down, weight 0 puts the instance in FAULT
+  while it is down (checked before the address-owner test, so it applies to priority 255 too).
+  ``vrrp_set_effective_priority``: an address owner (base 255) is never adjusted, and the total
+  is clamped to [1, 254].
+
+keepalived applies those weights incrementally on each state change; here the priority is
+recomputed from the probes' current states, which gives the same numbers and makes "a probe
+changes the priority once per state change, never cumulatively" true by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+PRIORITY_OWNER = 255  # RFC 5798 §5.2.4: the router that owns the addresses
+PRIORITY_MIN = 1  # effective priorities are clamped into [PRIORITY_MIN, PRIORITY_MAX]
+PRIORITY_MAX = 254
+WEIGHT_LIMIT = 254  # keepalived reads weights in [-254, 254] (then trims ±254 to ±253)
+
+
+class ProbeState(StrEnum):
+    INIT = "init"  # no result yet: contributes nothing, a weight-0 probe holds the instance
+    UP = "up"
+    DOWN = "down"
+
+
+class ProbeTracker:
+    """One probe's hysteresis: feed it results with ``record``; read ``state``.
+
+    ``initially_up``:
+      * ``None`` — keepalived's default: INIT until the first result, which alone decides.
+      * ``False`` — keepalived's ``init_fail``: DOWN, ``rise`` successes to come up.
+      * ``True`` — UP, ``fall`` failures to go down. keepalived has no such option; it is for
+        carrying a probe's state over a config reload (keepalived's INIT_RELOAD keeps the old
+        script's state the same way).
+    """
+
+    __slots__ = ("_fall", "_name", "_result", "_rise", "_state", "_weight")
+
+    def __init__(
+        self, name: str, rise: int, fall: int, weight: int, initially_up: bool | None = None
+    ) -> None:
+        if rise < 1:
+            raise ValueError(f"probe {name!r}: rise must be at least 1, got {rise}")
+        if fall < 1:
+            raise ValueError(f"probe {name!r}: fall must be at least 1, got {fall}")
+        if not -WEIGHT_LIMIT <= weight <= WEIGHT_LIMIT:
+            raise ValueError(
+                f"probe {name!r}: weight must be in [-{WEIGHT_LIMIT}, {WEIGHT_LIMIT}], got {weight}"
+            )
+        self._name = name
+        self._rise = rise
+        self._fall = fall
+        self._weight = weight
+        # `_result` is keepalived's counter, kept with the same meaning so the transitions can
+        # be checked line by line against vrrp_script_child_thread.
+        if initially_up is None:
+            self._state = ProbeState.INIT
+            self._result = rise - 1
+        elif initially_up:
+            self._state = ProbeState.UP
+            self._result = rise + fall - 1
+        else:
+            self._state = ProbeState.DOWN
+            self._result = 0
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def rise(self) -> int:
+        return self._rise
+
+    @property
+    def fall(self) -> int:
+        return self._fall
+
+    @property
+    def weight(self) -> int:
+        return self._weight
+
+    @property
+    def state(self) -> ProbeState:
+        return self._state
+
+    def record(self, ok: bool) -> bool:
+        """Count one result; True when the state changed (INIT counts as a state to leave)."""
+        old = self._state
+        top = self._rise + self._fall - 1
+        if ok:
+            if self._result < self._rise - 1:
+                self._result += 1
+            else:
+                # Reaching rise (or any success while up) fills the counter, so a later
+                # failure streak must be a full `fall` long.
+                self._result = top
+                self._state = ProbeState.UP
+        else:
+            if self._result > self._rise:
+                self._result -= 1
+            else:
+                # At rise while up, or the first result out of INIT: down. While down this
+                # just restarts the success count.
+                self._result = 0
+                self._state = ProbeState.DOWN
+        return self._state is not old
+
+    def contribution(self) -> int:
+        """What this probe adds to the base priority now (weight 0 is a FAULT, not a number)."""
+        if self._weight > 0 and self._state is ProbeState.UP:
+            return self._weight
+        if self._weight < 0 and self._state is ProbeState.DOWN:
+            return self._weight
+        return 0
+
+    def __repr__(self) -> str:
+        return (
+            f"ProbeTracker({self._name!r}, rise={self._rise}, fall={self._fall}, "
+            f"weight={self._weight}, state={self._state.value})"
+        )
+
+
+@dataclass(frozen=True)
+class Priority:
+    """The instance takes part in the election with ``value``."""
+
+    value: int  # clamped to [1, 254], or 255 for an address owner
+    base: int
+    total: int  # base + contributions before clamping: shows how far out of range it went
+    adjustments: tuple[tuple[str, int], ...] = ()  # (probe name, contribution), non-zero only
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A weight-0 probe is down: the instance must be in FAULT (it never holds the VIP)."""
+
+    failing: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A weight-0 probe has no result yet: keepalived keeps the instance in INIT until it has."""
+
+    awaiting: tuple[str, ...]
+
+
+Result = Priority | Fault | Pending
+
+
+def effective_priority(base: int, trackers: Iterable[ProbeTracker]) -> Result:
+    """The instance's standing given its base priority and its probes' current states.
+
+    FAULT wins over Pending (keepalived faults an instance on a failing weight-0 script even
+    while others are still in INIT). An address owner keeps 255 whatever weighted probes say,
+    but a failing weight-0 probe still faults it, as in keepalived.
+    """
+    if not PRIORITY_MIN <= base <= PRIORITY_OWNER:
+        raise ValueError(f"base priority must be in [1, 255], got {base}")
+    trackers = list(trackers)
+    failing = tuple(t.name for t in trackers if t.weight == 0 and t.state is ProbeState.DOWN)
+    if failing:
+        return Fault(failing)
+    awaiting = tuple(t.name for t in trackers if t.weight == 0 and t.state is ProbeState.INIT)
+    if awaiting:
+        return Pending(awaiting)
+    adjustments = tuple((t.name, c) for t in trackers if (c := t.contribution()))
+    total = base + sum(c for _, c in adjustments)
+    if base == PRIORITY_OWNER:
+        return Priority(PRIORITY_OWNER, base, total, adjustments)
+    return Priority(min(max(total, PRIORITY_MIN), PRIORITY_MAX), base, total, adjustments)
