@@ -172,6 +172,18 @@ class Prio:
 
 
 @dataclass(frozen=True)
+class Sync:
+    """Another sync-group member became MASTER (up=True) or fell back to BACKUP."""
+
+    up: bool
+
+    def __call__(self, r: VirtualRouter, now: float) -> list[Action]:
+        if self.up:
+            return r.sync_master("sync group g: member became MASTER", now)
+        return r.sync_backup("sync group g: member fell back to BACKUP", now)
+
+
+@dataclass(frozen=True)
 class Shutdown:
     def __call__(self, r: VirtualRouter, now: float) -> list[Action]:
         return r.shutdown(now)
@@ -687,6 +699,40 @@ def test_status_properties_follow_the_state() -> None:
     assert (r.master_address, r.next_deadline()) == (None, None)
 
 
+def test_sync_master_moves_a_backup_member_up_at_once() -> None:
+    r = VirtualRouter(config())
+    r.start(0.0)
+    actions = r.sync_master("sync group edge: inside became MASTER", 1.0)
+    assert actions[0] == T(BACKUP, MASTER, "sync group edge: inside became MASTER")
+    assert actions[1:] == [AddAddresses(), sent(100), Announce()]
+    assert r.state == MASTER and r.next_deadline() == 2.0
+    assert r.sync_master("again", 1.5) == []  # already master: nothing
+
+
+def test_sync_backup_steps_a_master_member_down_resigning() -> None:
+    r = VirtualRouter(config())
+    r.start(0.0)
+    r.handle_timer(r.next_deadline() or 0.0)
+    assert r.state == MASTER
+    actions = r.sync_backup("sync group edge: inside fell back", 10.0)
+    assert actions == [sent(0), T(MASTER, BACKUP, "sync group edge: inside fell back"),
+                       RemoveAddresses()]  # fmt: skip
+    assert r.state == BACKUP and r.next_deadline() == 10.0 + 3.609375
+    assert r.sync_backup("again", 11.0) == []
+
+
+@pytest.mark.parametrize("state", ["fault", "stopping", "init"])
+def test_sync_events_leave_other_states_alone(state: str) -> None:
+    r = VirtualRouter(config())
+    if state == "fault":
+        r.start(0.0, fault=True)
+    elif state == "stopping":
+        r.start(0.0)
+        r.handle_timer(r.next_deadline() or 0.0)
+        r.shutdown(5.0)
+    assert r.sync_master("x", 6.0) == [] and r.sync_backup("x", 6.0) == []
+
+
 def test_preempt_deadline_is_visible() -> None:
     r = VirtualRouter(config(preempt=PreemptMode.DELAY, preempt_delay_cs=3000))
     r.start(0.0)
@@ -902,6 +948,7 @@ events = st.one_of(
     st.builds(Fault, st.booleans(), st.just("probe")),
     st.builds(Prio, st.one_of(st.integers(-300, 300), st.sampled_from([99, 100, 101]))),
     st.builds(Start, st.booleans()),
+    st.builds(Sync, st.booleans()),
 )
 configs = st.builds(
     config,

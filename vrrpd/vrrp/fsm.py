@@ -321,6 +321,34 @@ class VirtualRouter:
             return self._advertise(now)
         return []
 
+    def sync_master(self, reason: str, now: float) -> list[Action]:
+        """Another member of our sync group became MASTER on this node: a BACKUP follows.
+
+        keepalived's vrrp_sync_group: the members move together, so the addresses that
+        belong together (inside and outside of a router) are never split across nodes.
+        """
+        if self._state is not State.BACKUP or self._stopping:
+            return []
+        return self._become_master(now, reason)
+
+    def sync_backup(self, reason: str, now: float) -> list[Action]:
+        """Another member of our sync group fell back to BACKUP on this node: a MASTER
+        follows, resigning (priority 0) so that the peer's member takes over after its
+        Skew_Time instead of a Master_Down_Interval."""
+        if self._state is not State.MASTER or self._stopping:
+            return []
+        self._state = State.BACKUP
+        self._adver_timer = None
+        self._master_since = None
+        self._master_address = None
+        self._master_priority = None
+        self._reset_master_down_timer(now)
+        return [
+            SendAdvertisement(self._advertisement(PRIORITY_RESIGN)),
+            Transition(State.MASTER, State.BACKUP, reason),
+            RemoveAddresses(),
+        ]
+
     def shutdown(self, now: float) -> list[Action]:
         """Shutdown event (§6.4.3), made make-before-break.
 
