@@ -172,6 +172,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scan(args: argparse.Namespace) -> int:
+    from vrrpd.net.transport import VrrpSocket
+    from vrrpd.scan import scan
+
+    sockets = []
+    for family in (4, 6):
+        try:
+            sockets.append(VrrpSocket.open(args.interface, family, multicast=True))
+        except OSError as exc:
+            print(f"vrrpd scan: IPv{family} on {args.interface}: {exc}", file=sys.stderr)
+    if not sockets:
+        return 1
+    try:
+        print(f"listening on {args.interface} for {args.seconds:g} s ...", file=sys.stderr)
+        print(scan(list(sockets), args.seconds).table())
+    finally:
+        for sock in sockets:
+            sock.close()
+    return 0
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     from vrrpd.lab import demo
 
@@ -194,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("file")
     validate.add_argument("--node", help="also resolve it for this node")
     validate.set_defaults(func=cmd_validate)
+
+    scan = sub.add_parser("scan", help="list the VRRP routers heard on an interface (root)")
+    scan.add_argument("--interface", "-i", required=True)
+    scan.add_argument("--seconds", "-s", type=float, default=5.0)
+    scan.set_defaults(func=cmd_scan)
 
     lab = sub.add_parser("lab", help="show a failover on this machine in network namespaces (root)")
     lab.add_argument("--nodes", type=int, default=3, help="number of nodes (2..9)")
