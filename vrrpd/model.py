@@ -2,7 +2,11 @@
 
 `load_manifests` parses a standalone file (one or several YAML documents) into VirtualIP
 objects; `instances_for_node` resolves them for one node into concrete `InstanceConfig`s,
-one per VirtualIP and address family. Errors name the field, the value and what would work.
+one per VirtualIP and address family. Errors name the field, the value and what would work,
+and every problem of a file is reported at once. The manifest side is pydantic models
+(`...Spec`); what the daemon runs is frozen, hashable dataclasses (`InstanceConfig`,
+`ProbeConfig`, `NotifyConfig`, ...), so reload can compare them. `docs/virtualip.md` is the
+field reference.
 
 Pure: no sockets, no clock, no event loop. Durations are kept in centiseconds (the unit
 RFC 5798 counts in) and parsed with `Decimal`, so "1.05s" is 105 cs exactly.
@@ -34,6 +38,7 @@ from ipaddress import (
 )
 from pathlib import Path
 from typing import Annotated, Any, Self, TypeVar, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -41,15 +46,17 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     StrictBool,
     ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
     field_serializer,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from vrrpd.vrrp.fsm import PreemptMode
 
@@ -70,6 +77,16 @@ PASSWORD_MAX_BYTES = 8  # RFC 2338 simple text authentication data
 # 40 (IPv6 header) + 8 (VRRP header) + 16 n <= 1500.
 MAX_ADDRESSES = {4: 255, 6: 90}
 IFNAMSIZ = 16  # Linux: interface names and address labels are at most 15 characters
+PORT_MIN, PORT_MAX = 1, 65535
+PROBE_WEIGHT_MAX = 254  # keepalived vrrp_script weight: -254..254
+PROBE_RISE_FALL_MAX = 255
+PROBE_INTERVAL_MAX_CS = 3600 * 100
+HTTP_STATUS_MIN, HTTP_STATUS_MAX = 100, 599
+NOTIFY_TIMEOUT_MAX_CS = 3600 * 100
+WEBHOOK_TIMEOUT_MAX_CS = 5 * 60 * 100
+WEBHOOK_RETRIES_MAX = 10
+SMTP_PORT = 25
+SMTP_CONNECT_TIMEOUT_MAX_CS = 5 * 60 * 100
 
 
 class ConfigError(ValueError):
@@ -86,6 +103,95 @@ class GarpConfig:
     master_repeat: int = 5  # keepalived vrrp_garp_master_repeat
     interval_cs: int = 0  # pause between the messages of one burst
     master_refresh_cs: int = 0  # 0: no periodic refresh while MASTER
+
+
+# What a probe checks, resolved: the daemon's probe runners take these as they are.
+
+
+@dataclass(frozen=True, slots=True)
+class ExecCheck:
+    command: tuple[str, ...]  # argv; a relative argv[0] is looked up in PATH
+    env: tuple[tuple[str, str], ...] = ()  # added to the daemon's environment, sorted by name
+
+
+@dataclass(frozen=True, slots=True)
+class TcpCheck:
+    host: str  # an IP address or a DNS name
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCheck:
+    scheme: str  # "http" or "https"
+    host: str
+    port: int  # resolved: 80 for http, 443 for https unless set
+    path: str = "/"
+    host_header: str | None = None  # None: the Host header is host[:port]
+    expect_status: tuple[int, ...] = (200,)
+    body_contains: str | None = None
+    body_sha256: str | None = None  # lowercase hex digest of the whole body
+    verify_tls: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class IcmpCheck:
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileCheck:
+    path: str  # absolute; keepalived track_file semantics
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceCheck:
+    name: str
+
+
+Check = ExecCheck | TcpCheck | HttpCheck | IcmpCheck | FileCheck | InterfaceCheck
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeConfig:
+    """One probe, resolved: keepalived vrrp_script + track_script."""
+
+    name: str
+    check: Check
+    interval_cs: int
+    timeout_cs: int  # <= interval_cs
+    rise: int  # successes in a row that make a down probe up
+    fall: int  # failures in a row that make an up probe down
+    weight: int  # > 0 adds while up, < 0 subtracts while down, 0: down -> FAULT
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    url: str
+    timeout_cs: int = 500
+    retries: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class EmailConfig:
+    to: tuple[str, ...]
+    sender: str
+    smtp_host: str
+    smtp_port: int = SMTP_PORT
+    connect_timeout_cs: int = 3000
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyConfig:
+    """Notification hooks; each script is an argv, () when not set."""
+
+    master: tuple[str, ...] = ()
+    backup: tuple[str, ...] = ()
+    fault: tuple[str, ...] = ()
+    stop: tuple[str, ...] = ()
+    all: tuple[str, ...] = ()  # keepalived `notify`: argv + INSTANCE name state priority
+    timeout_cs: int = 1000
+    webhook: WebhookConfig | None = None
+    email: EmailConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +220,11 @@ class InstanceConfig:
     peers: tuple[IPAddress, ...]  # unicast peers, this node excluded
     auth_password: bytes | None  # VRRPv2 PASS, 1..8 bytes
     garp: GarpConfig
+    probes: tuple[ProbeConfig, ...] = ()
+    track_interfaces: tuple[str, ...] = ()  # any of them down -> FAULT
+    sync_group: str | None = None  # "<namespace>/<syncGroup>": groups never span namespaces
+    notify: NotifyConfig | None = None
+    readiness: str = "Healthy"  # "Healthy" or "Master" (the value of Readiness)
 
 
 # --- showing values in messages ---------------------------------------------------------
@@ -171,6 +282,36 @@ def _error(problems: Iterable[Problem]) -> PydanticCustomError:
 
 def _fail(message: str, sub: str = "") -> PydanticCustomError:
     return _error([(sub, message)])
+
+
+_T = TypeVar("_T")
+
+
+def _validate_adding(handler: Callable[[Any], _T], data: Any, problems: list[Problem]) -> _T:
+    """pydantic's own validation of `data` (through a wrap validator's handler), with
+    `problems` found on the raw input reported alongside whatever it finds: a check of the
+    whole never hides the parts' problems, nor waits for them to be fixed."""
+    try:
+        result = handler(data)
+    except ValidationError as exc:
+        if not problems:
+            raise
+        details: list[InitErrorDetails] = []
+        for err in exc.errors():
+            ctx = err.get("ctx")
+            detail = InitErrorDetails(
+                type=_error(ctx["problems"]) if err["type"] == "kubevrrp" and ctx else err["type"],
+                loc=err["loc"],
+                input=err["input"],
+            )
+            if ctx is not None:
+                detail["ctx"] = ctx
+            details.append(detail)
+        details.append(InitErrorDetails(type=_error(problems), loc=(), input=data))
+        raise ValidationError.from_exception_data(exc.title, details) from None
+    if problems:
+        raise _error(problems)
+    return result
 
 
 def _standalone(info: ValidationInfo) -> bool:
@@ -274,6 +415,10 @@ def _ranged_int(lo: int, hi: int, what: str = "") -> Callable[[Any], int]:
 
 
 _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_HOSTNAME_LABEL = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?")
+_ENV_NAME = re.compile(r"[!-<>-~]+")  # printable ASCII but '=' and space
+_SHA256_HEX = re.compile(r"[0-9A-Fa-f]{64}")
 _DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
@@ -287,12 +432,24 @@ def _string(value: Any, example: str) -> str:
     return value
 
 
-def _dns_label(value: Any) -> str:
-    text = _string(value, '"web"')
+def _dns_label(value: Any, example: str = "web-vip") -> str:
+    text = _string(value, f'"{example}"')
     if len(text) > 63 or not _DNS1123_LABEL.fullmatch(text):
         raise _fail(
             f"{_show(text)} is not a valid name; use at most 63 lowercase letters, digits "
-            "and '-', starting and ending with a letter or digit (e.g. web-vip)"
+            f"and '-', starting and ending with a letter or digit (e.g. {example})"
+        )
+    return text
+
+
+def _dns1035_label(value: Any) -> str:
+    # Service names are RFC 1035 labels: unlike most names they must start with a letter.
+    text = _string(value, '"ingress"')
+    if len(text) > 63 or not _DNS1035_LABEL.fullmatch(text):
+        raise _fail(
+            f"{_show(text)} is not a valid Service name; use at most 63 lowercase letters, "
+            "digits and '-', starting with a letter and ending with a letter or digit "
+            "(e.g. ingress)"
         )
     return text
 
@@ -341,6 +498,254 @@ def _interface_name(value: Any) -> str:
             "'/', ':' or spaces (e.g. eth0, bond0.100)"
         )
     return text
+
+
+_HOST_HINT = "use an IP address or a DNS name such as 127.0.0.1 or backend.example.test"
+
+
+def _host_problem(text: str) -> str | None:
+    """What makes `text` neither an IP address nor a DNS name (None: it is one), with what
+    to do instead when that is more than "use an IP address or a DNS name"."""
+    try:
+        ip_address(text)
+    except ValueError:
+        pass
+    else:
+        return None
+    name = text.removesuffix(".")
+    labels = name.split(".")
+    if (
+        0 < len(name) <= 253
+        and all(len(label) <= 63 and _HOSTNAME_LABEL.fullmatch(label) for label in labels)
+        and not labels[-1].isdigit()  # "192.168.77.300" is a bad address, not a name
+    ):
+        return None
+    if not text:
+        return f"is empty; {_HOST_HINT}"
+    if "/" in text:
+        return "is a URL or a path; write the host alone, e.g. backend.example.test"
+    if re.fullmatch(r"[^:]+:\d+", text):
+        return "includes a port; write the host alone (the port has its own field)"
+    if re.fullmatch(r"[\d.]+|[\dA-Fa-f:.]*:[\dA-Fa-f:.]*", text):
+        return f"is not an IP address; {_HOST_HINT}"
+    return f"is neither an IP address nor a DNS name; {_HOST_HINT}"
+
+
+def _host(value: Any) -> str:
+    text = _string(value, '"127.0.0.1"')
+    if (problem := _host_problem(text)) is not None:
+        raise _fail(f"{_show(text)} {problem}")
+    return text
+
+
+def _split_host_port(text: str) -> tuple[str, int | None]:
+    """ "host", "host:port", "[v6]" or "[v6]:port"; a bare IPv6 address has no port.
+
+    Raises ValueError saying what is wrong (to follow the value).
+    """
+    port_text: str | None = None
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError("is not host[:port] (an IPv6 address goes in brackets: [fd00::25]:25)")
+        if not isinstance(_ip_or_none(host), IPv6Address):
+            raise ValueError(f"has {_show(host)} in brackets, which is not an IPv6 address")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host = text
+    if (problem := _host_problem(host)) is not None:
+        raise ValueError(f"has host {_show(host)}, which {problem.split(';')[0]}")
+    if port_text is None:
+        return host, None
+    if not port_text.isdigit() or not PORT_MIN <= int(port_text) <= PORT_MAX:
+        raise ValueError(f"has port {port_text}, not {PORT_MIN}..{PORT_MAX}")
+    return host, int(port_text)
+
+
+def _ip_or_none(text: str) -> IPAddress | None:
+    try:
+        return ip_address(text)
+    except ValueError:
+        return None
+
+
+def _host_port(example: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        text = _string(value, f'"{example}"')
+        try:
+            _split_host_port(text)
+        except ValueError as exc:
+            raise _fail(f"{_show(text)} {exc}; use host[:port], e.g. {example}") from None
+        return text
+
+    return check
+
+
+def _absolute_path(value: Any) -> str:
+    text = _string(value, '"/run/vrrp/maintenance"')
+    if not text.startswith("/"):
+        raise _fail(f"{_show(text)} is not an absolute path; e.g. /run/vrrp/maintenance")
+    if "\0" in text:
+        raise _fail(f"{_show(text)} contains a NUL character, which no path can hold")
+    return text
+
+
+def _argv(example: list[str], *, absolute: bool) -> Callable[[Any], tuple[str, ...]]:
+    """A command as a list of arguments (no shell); `absolute`: the program is a full path."""
+    shown = json.dumps(example)
+
+    def check(value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            split = json.dumps(value.split() or example)
+            raise _fail(
+                f"{_show(value)} is a string; write a list, one item per argument "
+                f"(no shell): {split}"
+            )
+        if not isinstance(value, list | tuple):
+            raise _fail(f"{_show(value)} is {_type_name(value)}; write a list such as {shown}")
+        if not value:
+            raise _fail(f"is empty; give the program and its arguments, e.g. {shown}")
+        problems: list[Problem] = []
+        for i, item in enumerate(value):
+            if isinstance(item, bool | int | float):
+                problems.append(
+                    (f"[{i}]", f'{_show(item)} is {_type_name(item)}; quote it: "{_show(item)}"')
+                )
+            elif not isinstance(item, str):
+                problems.append(
+                    (f"[{i}]", f"{_show(item)} is {_type_name(item)}; an argument is a string")
+                )
+            elif "\0" in item:
+                problems.append((f"[{i}]", "contains a NUL character, which no argument can hold"))
+        program = value[0]
+        if isinstance(program, str) and not program:
+            problems.append(("[0]", f"is empty; the first item is the program, e.g. {shown}"))
+        elif isinstance(program, str) and absolute and not program.startswith("/"):
+            problems.append(
+                (
+                    "[0]",
+                    f"{_show(program)} is not an absolute path; the first item is the "
+                    f"program's full path, e.g. /usr/local/bin/{program.rsplit('/')[-1]}",
+                )
+            )
+        if problems:
+            raise _error(problems)
+        return tuple(value)
+
+    return check
+
+
+def _environment(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise _fail(
+            f'{_show(value)} is {_type_name(value)}; write a mapping such as {{CHECK_PORT: "8080"}}'
+        )
+    problems: list[Problem] = []
+    for key, item in value.items():
+        sub = f".{key}" if isinstance(key, str) and key.isidentifier() else f"[{_show(key)}]"
+        if not isinstance(key, str) or not _ENV_NAME.fullmatch(key):
+            problems.append(
+                (
+                    sub,
+                    f"{_show(key)} is not an environment variable name; use printable "
+                    "characters other than '=' and spaces, e.g. CHECK_PORT",
+                )
+            )
+        if isinstance(item, bool | int | float):
+            problems.append(
+                (sub, f'{_show(item)} is {_type_name(item)}; quote it: "{_show(item)}"')
+            )
+        elif not isinstance(item, str):
+            problems.append((sub, f"{_show(item)} is {_type_name(item)}; a value is a string"))
+        elif "\0" in item:
+            problems.append((sub, "contains a NUL character, which no value can hold"))
+    if problems:
+        raise _error(problems)
+    return dict(value)
+
+
+def _email_address(value: Any) -> str:
+    text = _string(value, '"ops@example.test"')
+    local, at, domain = text.rpartition("@")
+    if (
+        not at
+        or not local
+        or any(c.isspace() or c in ",;<>" for c in text)
+        or _host_problem(domain) is not None
+    ):
+        raise _fail(
+            f"{_show(text)} is not an e-mail address; write one bare address such as "
+            "ops@example.test"
+        )
+    return text
+
+
+def _http_url(value: Any) -> str:
+    example = "e.g. http://hooks.example.test/vrrp"
+    text = _string(value, '"http://hooks.example.test/vrrp"')
+    if any(c.isspace() for c in text):
+        raise _fail(f"{_show(text)} contains spaces; percent-encode them (%20)")
+    if "://" not in text:
+        raise _fail(f"{_show(text)} has no scheme; write http://{text} or https://{text}")
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:
+        raise _fail(f"{_show(text)} is not a valid URL ({exc}); {example}") from None
+    if parts.scheme not in ("http", "https"):
+        raise _fail(f"{_show(text)} is not an http or https URL; {example}")
+    host = parts.hostname
+    if not host:
+        raise _fail(f"{_show(text)} has no host; {example}")
+    if (problem := _host_problem(host)) is not None:
+        raise _fail(
+            f"{_show(text)} has host {_show(host)}, which {problem.split(';')[0]}; {example}"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise _fail(
+            f"{_show(text)} has port {parts.netloc.rpartition(':')[2]}; use {PORT_MIN}..{PORT_MAX}"
+        )
+    return text
+
+
+def _sha256_hex(value: Any) -> str:
+    text = _string(value, '"<64 hex digits>"')
+    if not _SHA256_HEX.fullmatch(text):
+        raise _fail(
+            f"{_show(text)} is not a SHA-256 digest; write its 64 hex digits (as sha256sum "
+            "prints them)"
+        )
+    return text.lower()
+
+
+def _list_once(
+    value: Any, handler: Callable[[Any], _T], example: str, if_empty: str | None = None
+) -> _T:
+    """A list of scalars, each listed once (and not empty when `if_empty` says what to do);
+    a lone scalar is shown as a list. The items' own problems are reported too."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        raise _fail(f"{_show(value)} is {_type_name(value)}; write a list: [{_show(value)}]")
+    problems: list[Problem] = []
+    if isinstance(value, list | tuple):
+        if not value and if_empty is not None:
+            problems.append(("", f"is empty; {if_empty}, e.g. {example}"))
+        first_at: dict[tuple[type, Any], int] = {}
+        for i, item in enumerate(value):
+            if not isinstance(item, str | int):
+                continue
+            ident = (type(item), item)
+            if ident in first_at:
+                problems.append(
+                    (f"[{i}]", f"{_show(item)} is listed twice (also at [{first_at[ident]}])")
+                )
+            else:
+                first_at[ident] = i
+    return _validate_adding(handler, value, problems)
 
 
 def _family_name(family: int) -> str:
@@ -708,6 +1113,347 @@ class Garp(_Model):
         )
 
 
+class Readiness(StrEnum):
+    """When a node's daemon pod reports Ready."""
+
+    HEALTHY = "Healthy"  # the daemon runs, its probes pass and no instance is in FAULT
+    MASTER = "Master"  # only on the node that holds the VIP
+
+
+class HttpScheme(StrEnum):
+    HTTP = "http"
+    HTTPS = "https"
+
+
+class ServiceRef(_Model):
+    """A LoadBalancer Service in the VirtualIP's namespace that gets the VIP in its status."""
+
+    name: Annotated[str, BeforeValidator(_dns1035_label)]
+
+
+class ExecCheckSpec(_Model):
+    """Run a command (argv, no shell): exit status 0 is success. keepalived vrrp_script."""
+
+    command: Annotated[
+        tuple[str, ...],
+        BeforeValidator(_argv(["/usr/local/bin/check", "arg"], absolute=False)),
+    ]
+    env: Annotated[dict[str, str], BeforeValidator(_environment)] = Field(default_factory=dict)
+
+    def to_config(self) -> ExecCheck:
+        return ExecCheck(command=self.command, env=tuple(sorted(self.env.items())))
+
+
+class TcpCheckSpec(_Model):
+    """Open a TCP connection: connected within the timeout is success."""
+
+    host: Annotated[str, BeforeValidator(_host)] = "127.0.0.1"
+    port: Annotated[int, BeforeValidator(_ranged_int(PORT_MIN, PORT_MAX))]
+
+    def to_config(self) -> TcpCheck:
+        return TcpCheck(host=self.host, port=self.port)
+
+
+class HttpCheckSpec(_Model):
+    """GET a URL: an expected status (and body, when asked) within the timeout is success."""
+
+    scheme: Annotated[HttpScheme, BeforeValidator(_enum_value(HttpScheme, "an HTTP scheme"))] = (
+        HttpScheme.HTTP
+    )
+    host: Annotated[str, BeforeValidator(_host)] = "127.0.0.1"
+    port: Annotated[int, BeforeValidator(_ranged_int(PORT_MIN, PORT_MAX))] | None = None
+    path: str = "/"
+    host_header: Annotated[str, BeforeValidator(_host_port("example.test:8443"))] | None = None
+    expect_status: tuple[
+        Annotated[
+            int,
+            BeforeValidator(
+                _ranged_int(HTTP_STATUS_MIN, HTTP_STATUS_MAX, " (an HTTP status code)")
+            ),
+        ],
+        ...,
+    ] = (200,)
+    body_contains: str | None = None
+    body_sha256: Annotated[str, BeforeValidator(_sha256_hex)] | None = None
+    insecure_skip_verify: StrictBool = False
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _request_path(cls, value: Any) -> str:
+        text = _string(value, '"/healthz"')
+        if not text.startswith("/"):
+            raise _fail(f"{_show(text)} does not start with /; e.g. /{text.lstrip('/')}")
+        if any(c.isspace() or not c.isprintable() for c in text):
+            raise _fail(f"{_show(text)} contains spaces or control characters; percent-encode them")
+        return text
+
+    @field_validator("expect_status", mode="wrap")
+    @classmethod
+    def _status_list(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        return _list_once(value, handler, "[200]", "list the codes that mean healthy")
+
+    @field_validator("body_contains", mode="before")
+    @classmethod
+    def _body_text(cls, value: Any) -> str:
+        text = _string(value, '"ok"')
+        if not text:
+            raise _fail("is empty, which every body contains; remove it to accept any body")
+        return text
+
+    @field_validator("insecure_skip_verify")
+    @classmethod
+    def _tls_only(cls, skip: bool, info: ValidationInfo) -> bool:
+        scheme = info.data.get("scheme")
+        if skip and scheme is HttpScheme.HTTP:
+            raise _fail(
+                "only applies to scheme: https (scheme is http); remove it or set scheme: https"
+            )
+        return skip
+
+    def to_config(self) -> HttpCheck:
+        default_port = 443 if self.scheme is HttpScheme.HTTPS else 80
+        return HttpCheck(
+            scheme=self.scheme.value,
+            host=self.host,
+            port=default_port if self.port is None else self.port,
+            path=self.path,
+            host_header=self.host_header,
+            expect_status=self.expect_status,
+            body_contains=self.body_contains,
+            body_sha256=self.body_sha256,
+            verify_tls=not self.insecure_skip_verify,
+        )
+
+
+class IcmpCheckSpec(_Model):
+    """Ping a host (ICMP / ICMPv6 echo): a reply within the timeout is success."""
+
+    host: Annotated[str, BeforeValidator(_host)]
+
+    def to_config(self) -> IcmpCheck:
+        return IcmpCheck(host=self.host)
+
+
+class FileCheckSpec(_Model):
+    """keepalived track_file: the file holds a number; 0 is success."""
+
+    path: Annotated[str, BeforeValidator(_absolute_path)]
+
+    def to_config(self) -> FileCheck:
+        return FileCheck(path=self.path)
+
+
+class InterfaceCheckSpec(_Model):
+    """A network interface's link: up (operationally) is success."""
+
+    name: Annotated[str, BeforeValidator(_interface_name)]
+
+    def to_config(self) -> InterfaceCheck:
+        return InterfaceCheck(name=self.name)
+
+
+CheckSpec = (
+    ExecCheckSpec
+    | TcpCheckSpec
+    | HttpCheckSpec
+    | IcmpCheckSpec
+    | FileCheckSpec
+    | InterfaceCheckSpec
+)
+_CHECK_KINDS = ("exec", "tcp", "http", "icmp", "file", "interface")
+
+
+class ProbeSpec(_Model):
+    """A health probe (keepalived vrrp_script + track_script): one check, run every interval;
+    rise successes / fall failures in a row change its state, and its weight what that does
+    to the priority."""
+
+    name: Annotated[str, BeforeValidator(lambda v: _dns_label(v, "haproxy"))]
+    exec: ExecCheckSpec | None = None
+    tcp: TcpCheckSpec | None = None
+    http: HttpCheckSpec | None = None
+    icmp: IcmpCheckSpec | None = None
+    file: FileCheckSpec | None = None
+    interface: InterfaceCheckSpec | None = None
+    interval_cs: Annotated[int, BeforeValidator(_duration_between(1, PROBE_INTERVAL_MAX_CS))] = (
+        Field(default=100, alias="interval")
+    )
+    timeout_cs: int | None = Field(default=None, alias="timeout")  # None: the interval
+    rise: Annotated[int, BeforeValidator(_ranged_int(1, PROBE_RISE_FALL_MAX))] = 1
+    fall: Annotated[int, BeforeValidator(_ranged_int(1, PROBE_RISE_FALL_MAX))] = 1
+    weight: Annotated[
+        int,
+        BeforeValidator(
+            _ranged_int(
+                -PROBE_WEIGHT_MAX, PROBE_WEIGHT_MAX, " (0, the default: failing means FAULT)"
+            )
+        ),
+    ] = 0
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_check(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        problems: list[Problem] = []
+        if isinstance(data, Mapping):
+            given = [kind for kind in _CHECK_KINDS if data.get(kind) is not None]
+            if not given:
+                problems.append(
+                    (
+                        "",
+                        "set one check: exec, tcp, http, icmp, file or interface, e.g. "
+                        "{name: haproxy, tcp: {port: 443}}",
+                    )
+                )
+            elif len(given) > 1:
+                problems.append(
+                    (
+                        "",
+                        f"has {' and '.join(given)}; a probe runs exactly one check: make one "
+                        "probe per check, each with its own name",
+                    )
+                )
+        return _validate_adding(handler, data, problems)
+
+    @field_validator("timeout_cs", mode="before")
+    @classmethod
+    def _timeout_within_interval(cls, value: Any, info: ValidationInfo) -> int:
+        cs = _duration_between(1, PROBE_INTERVAL_MAX_CS)(value)
+        interval = info.data.get("interval_cs")  # absent when interval itself is invalid
+        if interval is not None and cs > interval:
+            raise _fail(
+                f"{_show(value)} is longer than the interval ({format_duration_cs(interval)}); "
+                "a check must end before the next one starts: use a timeout <= interval "
+                "(default: the interval)"
+            )
+        return cs
+
+    @field_serializer("interval_cs", "timeout_cs")
+    def _duration_text(self, cs: int | None) -> str | None:
+        return None if cs is None else format_duration_cs(cs)
+
+    @property
+    def check(self) -> CheckSpec:
+        """The one check this probe runs."""
+        found = self.exec or self.tcp or self.http or self.icmp or self.file or self.interface
+        assert found is not None  # _one_check
+        return found
+
+    def to_config(self) -> ProbeConfig:
+        return ProbeConfig(
+            name=self.name,
+            check=self.check.to_config(),
+            interval_cs=self.interval_cs,
+            timeout_cs=self.interval_cs if self.timeout_cs is None else self.timeout_cs,
+            rise=self.rise,
+            fall=self.fall,
+            weight=self.weight,
+        )
+
+
+class WebhookSpec(_Model):
+    """HTTP POST of a JSON event on every state change."""
+
+    url: Annotated[str, BeforeValidator(_http_url)]
+    timeout_cs: Annotated[int, BeforeValidator(_duration_between(1, WEBHOOK_TIMEOUT_MAX_CS))] = (
+        Field(default=500, alias="timeout")
+    )
+    retries: Annotated[
+        int, BeforeValidator(_ranged_int(0, WEBHOOK_RETRIES_MAX, " (0: one attempt only)"))
+    ] = 3
+
+    @field_serializer("timeout_cs")
+    def _duration_text(self, cs: int) -> str:
+        return format_duration_cs(cs)
+
+    def to_config(self) -> WebhookConfig:
+        return WebhookConfig(url=self.url, timeout_cs=self.timeout_cs, retries=self.retries)
+
+
+class EmailSpec(_Model):
+    """E-mail on state changes: keepalived notification_email / smtp_server / smtp_alert."""
+
+    to: tuple[Annotated[str, BeforeValidator(_email_address)], ...]
+    sender: Annotated[str, BeforeValidator(_email_address)] = Field(alias="from")
+    smtp_server: Annotated[str, BeforeValidator(_host_port("127.0.0.1:25"))]
+    connect_timeout_cs: Annotated[
+        int, BeforeValidator(_duration_between(1, SMTP_CONNECT_TIMEOUT_MAX_CS))
+    ] = Field(default=3000, alias="connectTimeout")
+
+    @field_validator("to", mode="wrap")
+    @classmethod
+    def _recipients(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        return _list_once(value, handler, "[ops@example.test]", "list at least one address")
+
+    @field_serializer("connect_timeout_cs")
+    def _duration_text(self, cs: int) -> str:
+        return format_duration_cs(cs)
+
+    def to_config(self) -> EmailConfig:
+        host, port = _split_host_port(self.smtp_server)
+        return EmailConfig(
+            to=self.to,
+            sender=self.sender,
+            smtp_host=host,
+            smtp_port=SMTP_PORT if port is None else port,
+            connect_timeout_cs=self.connect_timeout_cs,
+        )
+
+
+_NotifyArgv = Annotated[
+    tuple[str, ...],
+    BeforeValidator(_argv(["/usr/local/bin/notify.sh", "master"], absolute=True)),
+]
+_NOTIFY_HOOKS = ("master", "backup", "fault", "stop", "all", "webhook", "email")
+
+
+class NotifySpec(_Model):
+    """Notifications on state changes (keepalived notify_*): scripts, a webhook, e-mail.
+
+    They never influence the election."""
+
+    master: _NotifyArgv | None = None  # keepalived notify_master
+    backup: _NotifyArgv | None = None
+    fault: _NotifyArgv | None = None
+    stop: _NotifyArgv | None = None
+    all: _NotifyArgv | None = None  # keepalived notify: argv + INSTANCE name state priority
+    timeout_cs: Annotated[int, BeforeValidator(_duration_between(1, NOTIFY_TIMEOUT_MAX_CS))] = (
+        Field(default=1000, alias="timeout")
+    )
+    webhook: WebhookSpec | None = None
+    email: EmailSpec | None = None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _something_to_notify(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        problems: list[Problem] = []
+        if isinstance(data, Mapping) and all(data.get(hook) is None for hook in _NOTIFY_HOOKS):
+            problems.append(
+                (
+                    "",
+                    "nothing to notify; set at least one of master, backup, fault, stop, all "
+                    '(scripts), webhook or email, e.g. {webhook: {url: "http://..."}}, or '
+                    "remove notify",
+                )
+            )
+        return _validate_adding(handler, data, problems)
+
+    @field_serializer("timeout_cs")
+    def _duration_text(self, cs: int) -> str:
+        return format_duration_cs(cs)
+
+    def to_config(self) -> NotifyConfig:
+        return NotifyConfig(
+            master=self.master or (),
+            backup=self.backup or (),
+            fault=self.fault or (),
+            stop=self.stop or (),
+            all=self.all or (),
+            timeout_cs=self.timeout_cs,
+            webhook=None if self.webhook is None else self.webhook.to_config(),
+            email=None if self.email is None else self.email.to_config(),
+        )
+
+
 class VirtualIPSpec(_Model):
     """spec of a VirtualIP. Fields are declared in dependency order: a validator may look
     at the fields above it (info.data), so cross-field problems are reported together with
@@ -729,6 +1475,15 @@ class VirtualIPSpec(_Model):
     peers: tuple[Peer, ...] = Field(default=(), validate_default=True)
     authentication: Authentication | None = None
     garp: Garp = Garp()
+    node_selector: LabelSelector | None = None
+    service_ref: ServiceRef | None = None
+    readiness: Annotated[Readiness, BeforeValidator(_enum_value(Readiness, "a readiness mode"))] = (
+        Readiness.HEALTHY
+    )
+    track_interfaces: tuple[Annotated[str, BeforeValidator(_interface_name)], ...] = ()
+    probes: tuple[ProbeSpec, ...] = ()
+    sync_group: Annotated[str, BeforeValidator(lambda v: _dns_label(v, "edge"))] | None = None
+    notify: NotifySpec | None = None
 
     @field_validator("addresses", mode="before")
     @classmethod
@@ -943,6 +1698,55 @@ class VirtualIPSpec(_Model):
             )
         return auth
 
+    @field_validator("track_interfaces", mode="wrap")
+    @classmethod
+    def _interface_list(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        return _list_once(value, handler, "[eth1]")
+
+    @field_validator("probes", mode="wrap")
+    @classmethod
+    def _probes_fit_spec(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> tuple[ProbeSpec, ...]:
+        # On the raw list, so that these problems show up with each probe's own.
+        problems: list[Problem] = []
+        if isinstance(value, list | tuple):
+            first_at: dict[str, int] = {}
+            for i, item in enumerate(value):
+                name = (
+                    item.get("name") if isinstance(item, Mapping) else getattr(item, "name", None)
+                )
+                if not isinstance(name, str):
+                    continue
+                if name in first_at:
+                    problems.append(
+                        (
+                            f"[{i}].name",
+                            f"{name} is already the name of [{first_at[name]}]; give each "
+                            "probe its own name",
+                        )
+                    )
+                else:
+                    first_at[name] = i
+            owners = []
+            if info.data.get("priority") == PRIORITY_OWNER:
+                owners.append("spec.priority is 255")
+            for i, entry in enumerate(info.data.get("node_priorities", ())):
+                if entry.priority == PRIORITY_OWNER:
+                    owners.append(f"spec.nodePriorities[{i}].priority is 255")
+            if value and owners:
+                problems.append(
+                    (
+                        "",
+                        f"not allowed because {' and '.join(owners)}: a node at priority 255 "
+                        "owns the addresses (RFC 5798 §5.2.4) and cannot be demoted, so no "
+                        "probe could move the VIP away from it; use priorities 1..254 with "
+                        "probes, or remove the probes",
+                    )
+                )
+        result: tuple[ProbeSpec, ...] = _validate_adding(handler, value, problems)
+        return result
+
     @model_validator(mode="after")
     def _one_owner(self) -> Self:
         # Two nodes with priority 255 both claim to own the address. Only nodes whose
@@ -976,6 +1780,14 @@ class VirtualIPSpec(_Model):
             if entry.matches(node, node_labels):
                 return entry.priority
         return self.priority
+
+    def takes_part(self, node_labels: Mapping[str, str] | None) -> bool:
+        """True unless nodeSelector is set and the node's labels (when known) fail it."""
+        return (
+            self.node_selector is None
+            or node_labels is None
+            or match_labels(self.node_selector, node_labels)
+        )
 
     @property
     def families(self) -> tuple[int, ...]:
@@ -1051,6 +1863,17 @@ _MISSING_HINT: dict[tuple[int | str, ...], str] = {
     ("key",): "e.g. key: role",
     ("operator",): "use In, NotIn, Exists or DoesNotExist",
     ("name",): "e.g. name: vip-auth",
+    ("probes", "name"): "e.g. name: haproxy (unique in this VirtualIP)",
+    ("serviceRef", "name"): "e.g. name: ingress",
+    ("interface", "name"): "e.g. name: eth1",
+    ("port",): "e.g. port: 443",
+    ("host",): "e.g. host: 192.168.77.1",
+    ("command",): 'e.g. command: ["/usr/local/bin/check"]',
+    ("path",): "e.g. path: /run/vrrp/maintenance",
+    ("url",): 'e.g. url: "http://hooks.example.test/vrrp"',
+    ("to",): "e.g. to: [ops@example.test]",
+    ("from",): "e.g. from: vrrp@example.test",
+    ("smtpServer",): "e.g. smtpServer: 127.0.0.1:25",
 }
 _MAPPING_EXAMPLE = {
     "metadata": "{name: web}",
@@ -1060,6 +1883,17 @@ _MAPPING_EXAMPLE = {
     "secretRef": "{name: vip-auth, key: password}",
     "garp": "{masterDelay: 5s}",
     "nodeSelector": "{matchLabels: {role: edge}}",
+    "serviceRef": "{name: ingress}",
+    "exec": '{command: ["/usr/local/bin/check"]}',
+    "tcp": "{port: 443}",
+    "http": "{port: 8080, path: /healthz}",
+    "icmp": "{host: 192.168.77.1}",
+    "file": "{path: /run/vrrp/maintenance}",
+    "interface": "{name: eth1}",
+    "env": '{CHECK_PORT: "8080"}',
+    "notify": '{webhook: {url: "http://hooks.example.test/vrrp"}}',
+    "webhook": '{url: "http://hooks.example.test/vrrp"}',
+    "email": "{to: [ops@example.test], from: vrrp@example.test, smtpServer: 127.0.0.1}",
 }
 
 _PREEMPT_SHORTHAND: dict[Any, str] = {
@@ -1156,7 +1990,12 @@ def _format_errors(exc: ValidationError, root: type[BaseModel]) -> list[str]:
         elif kind == "extra_forbidden":
             message = _unknown_field(root, loc)
         elif kind == "missing":
-            hint = (_MISSING_HINT.get(loc) or _MISSING_HINT.get(loc[-1:])) if loc else None
+            named = tuple(part for part in loc if isinstance(part, str))
+            hint = (
+                _MISSING_HINT.get(loc)
+                or _MISSING_HINT.get(named[-2:])
+                or _MISSING_HINT.get(loc[-1:])
+            )
             message = "required field is missing" + (f"; {hint}" if hint else "")
         elif (
             kind == "model_type"
@@ -1340,17 +2179,23 @@ def instances_for_node(
 ) -> list[InstanceConfig]:
     """The VRRP instances `node` runs: one per VirtualIP and address family present.
 
+    A VirtualIP whose spec.nodeSelector does not match node_labels has no instance here;
+    with node_labels None (labels unknown, as in a standalone file) every node takes part.
     Priority: the first nodePriorities entry matching the node (by nodeName, or by
     nodeSelector against node_labels; with node_labels None selectors never match), else
     spec.priority. The node's own entry in spec.peers gives the source address; the other
-    entries of that family are the peers. Raises ConfigError (all problems) when a
-    VirtualIP cannot run here: vrid unset, a secretRef unresolved, a unicast node absent
-    from spec.peers.
+    entries of that family are the peers. Probes, tracked interfaces, sync group, notify
+    and readiness are the same for every instance of a VirtualIP (the sync group is
+    qualified by namespace: "<namespace>/<syncGroup>"). Raises ConfigError (all problems)
+    when a VirtualIP cannot run here: vrid unset, a secretRef unresolved, a unicast node
+    absent from spec.peers.
     """
     problems: list[str] = []
     instances: list[InstanceConfig] = []
     for vip in vips:
         spec = vip.spec
+        if not spec.takes_part(node_labels):
+            continue
         if spec.vrid is None:
             problems.append(
                 f"{vip.key}: spec.vrid: not set; the operator allocates it in a cluster, "
@@ -1367,6 +2212,11 @@ def instances_for_node(
                 continue
             password = spec.authentication.password.encode()
         priority = spec.priority_for(node, node_labels)
+        probes = tuple(probe.to_config() for probe in spec.probes)
+        notify = None if spec.notify is None else spec.notify.to_config()
+        sync_group = (
+            None if spec.sync_group is None else f"{vip.metadata.namespace}/{spec.sync_group}"
+        )
         for family in spec.families:
             peers = [p for p in spec.peers if p.address.version == family]
             own = next((p.address for p in peers if p.node_name == node), None)
@@ -1396,6 +2246,11 @@ def instances_for_node(
                     peers=tuple(p.address for p in peers if p.node_name != node),
                     auth_password=password,
                     garp=spec.garp.to_config(),
+                    probes=probes,
+                    track_interfaces=spec.track_interfaces,
+                    sync_group=sync_group,
+                    notify=notify,
+                    readiness=spec.readiness.value,
                 )
             )
     if problems:

@@ -15,10 +15,21 @@ from hypothesis import strategies as st
 
 from vrrpd.model import (
     ConfigError,
+    EmailConfig,
+    ExecCheck,
+    FileCheck,
     GarpConfig,
+    HttpCheck,
+    IcmpCheck,
     InstanceConfig,
+    InterfaceCheck,
     LabelSelector,
+    NotifyConfig,
+    ProbeConfig,
+    Readiness,
+    TcpCheck,
     VirtualIP,
+    WebhookConfig,
     format_duration_cs,
     instances_for_node,
     load_file,
@@ -75,6 +86,19 @@ def problems_of(text: str, **kwargs: Any) -> list[str]:
 def one(spec: dict[str, Any] | None = None, **top: Any) -> VirtualIP:
     (vip,) = load_manifests(dump(manifest(spec, **top)))
     return vip
+
+
+TCP_PROBE: dict[str, Any] = {"name": "haproxy", "tcp": {"port": 443}}
+EMAIL: dict[str, Any] = {
+    "to": ["ops@example.test"],
+    "from": "vrrp@example.test",
+    "smtpServer": "127.0.0.1",
+}
+
+
+def probes(*items: dict[str, Any], **spec: Any) -> str:
+    """A one-document file with these probes (and other spec keys)."""
+    return dump(manifest({"probes": list(items), **spec}))
 
 
 # --- invalid documents: (id, YAML text, fragments that must all appear in one line) ------
@@ -537,6 +561,421 @@ INVALID: list[tuple[str, str, list[str]]] = [
         dump(manifest(), manifest({"vrid": 52}, metadata={"name": "api"})),
         ["spec.addresses: 192.168.77.100 is also a virtual address of default/web (document 1)"],
     ),
+    # --- probes, tracking, notifications, operator fields ---------------------------------
+    (
+        "probe-without-check",
+        probes({"name": "haproxy"}),
+        ["spec.probes[0]: set one check: exec, tcp, http, icmp, file or interface", "tcp:"],
+    ),
+    (
+        "probe-two-checks",
+        probes({"name": "haproxy", "tcp": {"port": 443}, "http": {"port": 8080}}),
+        ["spec.probes[0]: has tcp and http; a probe runs exactly one check", "one probe per"],
+    ),
+    (
+        "probe-name-twice",
+        probes(TCP_PROBE, {**TCP_PROBE, "tcp": {"port": 80}}),
+        ["spec.probes[1].name: haproxy is already the name of [0]; give each probe its own"],
+    ),
+    (
+        "probe-name-not-dns",
+        probes({**TCP_PROBE, "name": "HAProxy_TLS"}),
+        ["spec.probes[0].name: HAProxy_TLS is not a valid name", "lowercase", "e.g. haproxy"],
+    ),
+    (
+        "probe-name-missing",
+        probes({"tcp": {"port": 443}}),
+        ["spec.probes[0].name: required field is missing; e.g. name: haproxy"],
+    ),
+    (
+        "probe-timeout-longer-than-interval",
+        probes({**TCP_PROBE, "interval": "1s", "timeout": "1.5s"}),
+        ["spec.probes[0].timeout: 1.5s is longer than the interval (1s)", "timeout <= interval"],
+    ),
+    (
+        "probe-timeout-longer-than-default-interval",
+        probes({**TCP_PROBE, "timeout": "2s"}),
+        ["spec.probes[0].timeout: 2s is longer than the interval (1s)"],
+    ),
+    (
+        "probe-interval-zero",
+        probes({**TCP_PROBE, "interval": "0s"}),
+        ["spec.probes[0].interval: 0s is out of range; use 10ms..3600s"],
+    ),
+    (
+        "probe-interval-no-unit",
+        probes({**TCP_PROBE, "interval": "2"}),
+        ['spec.probes[0].interval: "2" has no unit; write "2s"'],
+    ),
+    (
+        "probe-rise-zero",
+        probes({**TCP_PROBE, "rise": 0}),
+        ["spec.probes[0].rise: 0 is out of range; use 1..255"],
+    ),
+    (
+        "probe-fall-too-big",
+        probes({**TCP_PROBE, "fall": 256}),
+        ["spec.probes[0].fall: 256 is out of range; use 1..255"],
+    ),
+    (
+        "probe-weight-too-big",
+        probes({**TCP_PROBE, "weight": 255}),
+        ["spec.probes[0].weight: 255 is out of range; use -254..254", "FAULT"],
+    ),
+    (
+        "probe-weight-too-small",
+        probes({**TCP_PROBE, "weight": -255}),
+        ["spec.probes[0].weight: -255 is out of range; use -254..254"],
+    ),
+    (
+        "probe-weight-string",
+        probes({**TCP_PROBE, "weight": "-20"}),
+        ['spec.probes[0].weight: "-20" is a string, not a whole number'],
+    ),
+    (
+        "probes-with-address-owner",
+        probes(TCP_PROBE, priority=255),
+        [
+            "spec.probes: not allowed because spec.priority is 255",
+            "cannot be demoted",
+            "use priorities 1..254",
+        ],
+    ),
+    (
+        "probes-with-address-owner-node",
+        probes(
+            TCP_PROBE,
+            nodePriorities=[
+                {"nodeName": "node-a", "priority": 150},
+                {"nodeSelector": {"matchLabels": {"role": "owner"}}, "priority": 255},
+            ],
+        ),
+        ["spec.probes: not allowed because spec.nodePriorities[1].priority is 255"],
+    ),
+    (
+        "probes-not-a-list",
+        dump(manifest({"probes": {"name": "haproxy", "tcp": {"port": 443}}})),
+        ["spec.probes: ", "is a mapping; expected a list"],
+    ),
+    (
+        "probe-unknown-field",
+        probes({**TCP_PROBE, "weigth": -20}),
+        ["spec.probes[0].weigth: unknown field; did you mean weight?"],
+    ),
+    (
+        "probe-check-not-a-mapping",
+        probes({"name": "haproxy", "tcp": 443}),
+        ["spec.probes[0].tcp: 443 is a number; expected a mapping such as {port: 443}"],
+    ),
+    (
+        "tcp-port-zero",
+        probes({"name": "haproxy", "tcp": {"port": 0}}),
+        ["spec.probes[0].tcp.port: 0 is out of range; use 1..65535"],
+    ),
+    (
+        "tcp-port-missing",
+        probes({"name": "haproxy", "tcp": {"host": "127.0.0.1"}}),
+        ["spec.probes[0].tcp.port: required field is missing; e.g. port: 443"],
+    ),
+    (
+        "tcp-host-with-port",
+        probes({"name": "haproxy", "tcp": {"host": "127.0.0.1:443", "port": 443}}),
+        ["spec.probes[0].tcp.host: 127.0.0.1:443 includes a port; write the host alone"],
+    ),
+    (
+        "tcp-host-url",
+        probes({"name": "haproxy", "tcp": {"host": "http://lb.example.test", "port": 80}}),
+        ["spec.probes[0].tcp.host: http://lb.example.test is a URL or a path"],
+    ),
+    (
+        "http-scheme-unknown",
+        probes({"name": "web", "http": {"scheme": "ftp"}}),
+        ["spec.probes[0].http.scheme: ftp is not an HTTP scheme; use http or https"],
+    ),
+    (
+        "http-scheme-case",
+        probes({"name": "web", "http": {"scheme": "HTTPS"}}),
+        ["spec.probes[0].http.scheme: HTTPS is not an HTTP scheme", "(did you mean https?)"],
+    ),
+    (
+        "http-port-too-big",
+        probes({"name": "web", "http": {"port": 70000}}),
+        ["spec.probes[0].http.port: 70000 is out of range; use 1..65535"],
+    ),
+    (
+        "http-path-relative",
+        probes({"name": "web", "http": {"path": "healthz"}}),
+        ["spec.probes[0].http.path: healthz does not start with /; e.g. /healthz"],
+    ),
+    (
+        "http-path-with-space",
+        probes({"name": "web", "http": {"path": "/health z"}}),
+        ['spec.probes[0].http.path: "/health z" contains spaces', "percent-encode"],
+    ),
+    (
+        "http-status-out-of-range",
+        probes({"name": "web", "http": {"expectStatus": [200, 99]}}),
+        ["spec.probes[0].http.expectStatus[1]: 99 is out of range; use 100..599"],
+    ),
+    (
+        "http-status-empty",
+        probes({"name": "web", "http": {"expectStatus": []}}),
+        ["spec.probes[0].http.expectStatus: is empty; list the codes that mean healthy"],
+    ),
+    (
+        "http-status-not-a-list",
+        probes({"name": "web", "http": {"expectStatus": 204}}),
+        ["spec.probes[0].http.expectStatus: 204 is a number; write a list: [204]"],
+    ),
+    (
+        "http-status-twice",
+        probes({"name": "web", "http": {"expectStatus": [200, 204, 200]}}),
+        ["spec.probes[0].http.expectStatus[2]: 200 is listed twice (also at [0])"],
+    ),
+    (
+        "http-sha256-not-hex",
+        probes({"name": "web", "http": {"bodySha256": "abc123"}}),
+        ["spec.probes[0].http.bodySha256: abc123 is not a SHA-256 digest", "64 hex digits"],
+    ),
+    (
+        "http-insecure-without-tls",
+        probes({"name": "web", "http": {"insecureSkipVerify": True}}),
+        ["spec.probes[0].http.insecureSkipVerify: only applies to scheme: https"],
+    ),
+    (
+        "http-body-contains-empty",
+        probes({"name": "web", "http": {"bodyContains": ""}}),
+        ["spec.probes[0].http.bodyContains: is empty", "remove it"],
+    ),
+    (
+        "http-host-header-bad",
+        probes({"name": "web", "http": {"hostHeader": "example.test:http"}}),
+        ["spec.probes[0].http.hostHeader: example.test:http has port http, not 1..65535"],
+    ),
+    (
+        "http-field-typo",
+        probes({"name": "web", "http": {"expectedStatus": [200]}}),
+        ["spec.probes[0].http.expectedStatus: unknown field; did you mean expectStatus?"],
+    ),
+    (
+        "exec-command-string",
+        probes({"name": "check", "exec": {"command": "/usr/local/bin/check --fast"}}),
+        [
+            'spec.probes[0].exec.command: "/usr/local/bin/check --fast" is a string',
+            '["/usr/local/bin/check", "--fast"]',
+        ],
+    ),
+    (
+        "exec-command-empty",
+        probes({"name": "check", "exec": {"command": []}}),
+        ["spec.probes[0].exec.command: is empty; give the program and its arguments"],
+    ),
+    (
+        "exec-command-missing",
+        probes({"name": "check", "exec": {"env": {"A": "1"}}}),
+        ["spec.probes[0].exec.command: required field is missing", "/usr/local/bin/check"],
+    ),
+    (
+        "exec-argument-number",
+        probes({"name": "check", "exec": {"command": ["/usr/local/bin/check", 8080]}}),
+        ['spec.probes[0].exec.command[1]: 8080 is a number; quote it: "8080"'],
+    ),
+    (
+        "exec-program-empty",
+        probes({"name": "check", "exec": {"command": ["", "x"]}}),
+        ["spec.probes[0].exec.command[0]: is empty; the first item is the program"],
+    ),
+    (
+        "exec-env-number",
+        probes({"name": "check", "exec": {"command": ["check"], "env": {"PORT": 8080}}}),
+        ['spec.probes[0].exec.env.PORT: 8080 is a number; quote it: "8080"'],
+    ),
+    (
+        "exec-env-bad-name",
+        probes({"name": "check", "exec": {"command": ["check"], "env": {"A=B": "1"}}}),
+        ['spec.probes[0].exec.env["A=B"]: "A=B" is not an environment variable name'],
+    ),
+    (
+        "icmp-bad-address",
+        probes({"name": "gateway", "icmp": {"host": "192.168.77.300"}}),
+        ["spec.probes[0].icmp.host: 192.168.77.300 is not an IP address"],
+    ),
+    (
+        "icmp-bad-name",
+        probes({"name": "gateway", "icmp": {"host": "gate_way!"}}),
+        ['spec.probes[0].icmp.host: "gate_way!" is neither an IP address nor a DNS name'],
+    ),
+    (
+        "icmp-host-missing",
+        probes({"name": "gateway", "icmp": {}}),
+        ["spec.probes[0].icmp.host: required field is missing; e.g. host: 192.168.77.1"],
+    ),
+    (
+        "file-relative-path",
+        probes({"name": "maintenance", "file": {"path": "run/maintenance"}}),
+        ["spec.probes[0].file.path: run/maintenance is not an absolute path"],
+    ),
+    (
+        "interface-probe-bad-name",
+        probes({"name": "uplink", "interface": {"name": "eth0:1"}}),
+        ["spec.probes[0].interface.name: eth0:1 is not a Linux interface name"],
+    ),
+    (
+        "track-interfaces-string",
+        dump(manifest({"trackInterfaces": "eth1"})),
+        ["spec.trackInterfaces: eth1 is a string; write a list: [eth1]"],
+    ),
+    (
+        "track-interfaces-bad-name",
+        dump(manifest({"trackInterfaces": ["eth1", "bond0/1"]})),
+        ["spec.trackInterfaces[1]: bond0/1 is not a Linux interface name"],
+    ),
+    (
+        "track-interfaces-twice",
+        dump(manifest({"trackInterfaces": ["eth1", "eth2", "eth1"]})),
+        ["spec.trackInterfaces[2]: eth1 is listed twice (also at [0])"],
+    ),
+    (
+        "sync-group-not-dns",
+        dump(manifest({"syncGroup": "Edge_1"})),
+        ["spec.syncGroup: Edge_1 is not a valid name", "(e.g. edge)"],
+    ),
+    (
+        "readiness-case",
+        dump(manifest({"readiness": "master"})),
+        [
+            "spec.readiness: master is not a readiness mode; use Healthy or Master "
+            "(did you mean Master?)"
+        ],
+    ),
+    (
+        "service-ref-starts-with-digit",
+        dump(manifest({"serviceRef": {"name": "1ngress"}})),
+        ["spec.serviceRef.name: 1ngress is not a valid Service name", "starting with a letter"],
+    ),
+    (
+        "service-ref-not-a-mapping",
+        dump(manifest({"serviceRef": "ingress"})),
+        ["spec.serviceRef: ingress is a string; expected a mapping such as {name: ingress}"],
+    ),
+    (
+        "service-ref-name-missing",
+        dump(manifest({"serviceRef": {}})),
+        ["spec.serviceRef.name: required field is missing; e.g. name: ingress"],
+    ),
+    (
+        "node-selector-bad-expression",
+        dump(
+            manifest({"nodeSelector": {"matchExpressions": [{"key": "zone", "operator": "Exist"}]}})
+        ),
+        [
+            "spec.nodeSelector.matchExpressions[0].operator: Exist is not a selector operator",
+            "(did you mean Exists?)",
+        ],
+    ),
+    (
+        "notify-nothing",
+        dump(manifest({"notify": {"timeout": "5s"}})),
+        ["spec.notify: nothing to notify; set at least one of master, backup, fault, stop"],
+    ),
+    (
+        "notify-relative-script",
+        dump(manifest({"notify": {"master": ["notify.sh", "master"]}})),
+        [
+            "spec.notify.master[0]: notify.sh is not an absolute path",
+            "e.g. /usr/local/bin/notify.sh",
+        ],
+    ),
+    (
+        "notify-empty-script",
+        dump(manifest({"notify": {"backup": []}})),
+        ["spec.notify.backup: is empty; give the program and its arguments"],
+    ),
+    (
+        "notify-script-string",
+        dump(manifest({"notify": {"fault": "/usr/local/bin/notify.sh fault"}})),
+        ['spec.notify.fault: "/usr/local/bin/notify.sh fault" is a string; write a list'],
+    ),
+    (
+        "notify-timeout-zero",
+        dump(manifest({"notify": {"all": ["/usr/local/bin/log"], "timeout": "0s"}})),
+        ["spec.notify.timeout: 0s is out of range; use 10ms..3600s"],
+    ),
+    (
+        "webhook-url-without-scheme",
+        dump(manifest({"notify": {"webhook": {"url": "hooks.example.test/vrrp"}}})),
+        ["spec.notify.webhook.url: hooks.example.test/vrrp has no scheme", "http://hooks"],
+    ),
+    (
+        "webhook-url-not-http",
+        dump(manifest({"notify": {"webhook": {"url": "ftp://hooks.example.test/"}}})),
+        ["spec.notify.webhook.url: ftp://hooks.example.test/ is not an http or https URL"],
+    ),
+    (
+        "webhook-url-without-host",
+        dump(manifest({"notify": {"webhook": {"url": "http:///vrrp"}}})),
+        ["spec.notify.webhook.url: http:///vrrp has no host"],
+    ),
+    (
+        "webhook-url-bad-port",
+        dump(manifest({"notify": {"webhook": {"url": "http://hooks.example.test:99999/"}}})),
+        ["spec.notify.webhook.url: http://hooks.example.test:99999/ has port 99999"],
+    ),
+    (
+        "webhook-url-missing",
+        dump(manifest({"notify": {"webhook": {"retries": 1}}})),
+        ["spec.notify.webhook.url: required field is missing"],
+    ),
+    (
+        "webhook-retries-too-many",
+        dump(manifest({"notify": {"webhook": {"url": "http://h.test/", "retries": 11}}})),
+        ["spec.notify.webhook.retries: 11 is out of range; use 0..10"],
+    ),
+    (
+        "webhook-timeout-too-long",
+        dump(manifest({"notify": {"webhook": {"url": "http://h.test/", "timeout": "10m"}}})),
+        ["spec.notify.webhook.timeout: 10m is out of range; use 10ms..300s"],
+    ),
+    (
+        "email-to-empty",
+        dump(manifest({"notify": {"email": {**EMAIL, "to": []}}})),
+        ["spec.notify.email.to: is empty; list at least one address"],
+    ),
+    (
+        "email-to-string",
+        dump(manifest({"notify": {"email": {**EMAIL, "to": "ops@example.test"}}})),
+        ["spec.notify.email.to: ops@example.test is a string; write a list"],
+    ),
+    (
+        "email-to-not-an-address",
+        dump(manifest({"notify": {"email": {**EMAIL, "to": ["ops"]}}})),
+        ["spec.notify.email.to[0]: ops is not an e-mail address"],
+    ),
+    (
+        "email-from-missing",
+        dump(manifest({"notify": {"email": {"to": ["ops@example.test"], "smtpServer": "mx"}}})),
+        ["spec.notify.email.from: required field is missing; e.g. from: vrrp@example.test"],
+    ),
+    (
+        "email-sender-is-from",
+        dump(manifest({"notify": {"email": {**EMAIL, "sender": "vrrp@example.test"}}})),
+        ["spec.notify.email.sender: unknown field; did you mean from?"],
+    ),
+    (
+        "email-smtp-port-zero",
+        dump(manifest({"notify": {"email": {**EMAIL, "smtpServer": "smtp.example.test:0"}}})),
+        ["spec.notify.email.smtpServer: smtp.example.test:0 has port 0, not 1..65535"],
+    ),
+    (
+        "email-smtp-ipv6-unbracketed-port",
+        dump(manifest({"notify": {"email": {**EMAIL, "smtpServer": "[fd00::25:25"}}})),
+        ['spec.notify.email.smtpServer: "[fd00::25:25" is not host[:port]', "[fd00::25]:25"],
+    ),
+    (
+        "email-connect-timeout-negative",
+        dump(manifest({"notify": {"email": {**EMAIL, "connectTimeout": "-1s"}}})),
+        ["spec.notify.email.connectTimeout: -1s is negative"],
+    ),
 ]
 
 
@@ -842,6 +1281,488 @@ def test_instance_configs_compare_equal_for_reload() -> None:
     assert hash(first[0]) == hash(again[0])
 
 
+# --- probes, tracking, notifications, operator fields ----------------------------------
+
+
+def test_new_fields_default_to_nothing() -> None:
+    spec = one().spec
+    assert spec.node_selector is None and spec.service_ref is None
+    assert spec.readiness is Readiness.HEALTHY
+    assert spec.track_interfaces == () and spec.probes == ()
+    assert spec.sync_group is None and spec.notify is None
+    (inst,) = instances_for_node([one()], "node-a")
+    assert (inst.probes, inst.track_interfaces, inst.sync_group, inst.notify) == (
+        (),
+        (),
+        None,
+        None,
+    )
+    assert inst.readiness == "Healthy"
+
+
+@pytest.mark.parametrize(
+    ("probe", "expected"),
+    [
+        pytest.param(
+            {"name": "check", "exec": {"command": ["/usr/local/bin/check", "--fast"]}},
+            ProbeConfig(
+                name="check",
+                check=ExecCheck(command=("/usr/local/bin/check", "--fast")),
+                interval_cs=100,
+                timeout_cs=100,
+                rise=1,
+                fall=1,
+                weight=0,
+            ),
+            id="exec-defaults",
+        ),
+        pytest.param(
+            {
+                "name": "check",
+                "exec": {"command": ["check", ""], "env": {"Z": "1", "A": "x y", "E": ""}},
+                "interval": "5s",
+                "timeout": "4.5s",
+                "rise": 3,
+                "fall": 2,
+                "weight": 10,
+            },
+            ProbeConfig(
+                name="check",
+                # a relative program is looked up in PATH; env sorted so order is no change
+                check=ExecCheck(command=("check", ""), env=(("A", "x y"), ("E", ""), ("Z", "1"))),
+                interval_cs=500,
+                timeout_cs=450,
+                rise=3,
+                fall=2,
+                weight=10,
+            ),
+            id="exec-env-and-timing",
+        ),
+        pytest.param(
+            {"name": "haproxy", "tcp": {"port": 443}, "weight": -20},
+            ProbeConfig("haproxy", TcpCheck(host="127.0.0.1", port=443), 100, 100, 1, 1, -20),
+            id="tcp-default-host",
+        ),
+        pytest.param(
+            {"name": "db", "tcp": {"host": "db.example.test", "port": 5432}, "interval": "100ms"},
+            ProbeConfig("db", TcpCheck(host="db.example.test", port=5432), 10, 10, 1, 1, 0),
+            id="tcp-hostname",
+        ),
+        pytest.param(
+            {"name": "db", "tcp": {"host": "fd00:77::5", "port": 5432}, "weight": 254},
+            ProbeConfig("db", TcpCheck(host="fd00:77::5", port=5432), 100, 100, 1, 1, 254),
+            id="tcp-ipv6-max-weight",
+        ),
+        pytest.param(
+            {"name": "web", "http": {}, "weight": -254, "rise": 255, "fall": 255},
+            ProbeConfig(
+                "web",
+                HttpCheck(scheme="http", host="127.0.0.1", port=80),
+                100,
+                100,
+                255,
+                255,
+                -254,
+            ),
+            id="http-defaults",
+        ),
+        pytest.param(
+            {"name": "web", "http": {"scheme": "https"}},
+            ProbeConfig(
+                "web", HttpCheck(scheme="https", host="127.0.0.1", port=443), 100, 100, 1, 1, 0
+            ),
+            id="https-default-port",
+        ),
+        pytest.param(
+            {
+                "name": "web",
+                "http": {
+                    "scheme": "https",
+                    "host": "10.0.0.5",
+                    "port": 8443,
+                    "path": "/healthz?full=1",
+                    "hostHeader": "example.test:8443",
+                    "expectStatus": [200, 204],
+                    "bodyContains": "ok",
+                    "bodySha256": "AB" * 32,
+                    "insecureSkipVerify": True,
+                },
+                "interval": "2s",
+                "timeout": "1s",
+            },
+            ProbeConfig(
+                "web",
+                HttpCheck(
+                    scheme="https",
+                    host="10.0.0.5",
+                    port=8443,
+                    path="/healthz?full=1",
+                    host_header="example.test:8443",
+                    expect_status=(200, 204),
+                    body_contains="ok",
+                    body_sha256="ab" * 32,  # lowercase, as hexdigest() gives it
+                    verify_tls=False,
+                ),
+                200,
+                100,
+                1,
+                1,
+                0,
+            ),
+            id="https-everything",
+        ),
+        pytest.param(
+            {"name": "web", "http": {"port": 8080, "expectStatus": [503]}},
+            ProbeConfig(
+                "web",
+                HttpCheck(scheme="http", host="127.0.0.1", port=8080, expect_status=(503,)),
+                100,
+                100,
+                1,
+                1,
+                0,
+            ),
+            id="http-port-and-status",
+        ),
+        pytest.param(
+            {"name": "gateway", "icmp": {"host": "192.168.77.1"}, "interval": "500ms"},
+            ProbeConfig("gateway", IcmpCheck(host="192.168.77.1"), 50, 50, 1, 1, 0),
+            id="icmp-ipv4",
+        ),
+        pytest.param(
+            {"name": "gateway", "icmp": {"host": "gw.example.test."}},
+            ProbeConfig("gateway", IcmpCheck(host="gw.example.test."), 100, 100, 1, 1, 0),
+            id="icmp-fqdn",
+        ),
+        pytest.param(
+            {"name": "maintenance", "file": {"path": "/run/vrrp/maintenance"}},
+            ProbeConfig("maintenance", FileCheck(path="/run/vrrp/maintenance"), 100, 100, 1, 1, 0),
+            id="file",
+        ),
+        pytest.param(
+            {"name": "uplink", "interface": {"name": "bond0.100"}, "weight": -50, "fall": 3},
+            ProbeConfig("uplink", InterfaceCheck(name="bond0.100"), 100, 100, 1, 3, -50),
+            id="interface",
+        ),
+    ],
+)
+def test_probe_resolves(probe: dict[str, Any], expected: ProbeConfig) -> None:
+    vip = one({"probes": [probe]})
+    (inst,) = instances_for_node([vip], "node-a")
+    assert inst.probes == (expected,)
+    assert vip.spec.probes[0].check is getattr(vip.spec.probes[0], _kind(probe))
+    # and the dump loads back to the same object
+    data = vip.model_dump(mode="json", exclude_none=True)
+    assert load_manifests(yaml.safe_dump(data)) == [vip]
+
+
+def _kind(probe: dict[str, Any]) -> str:
+    (kind,) = {"exec", "tcp", "http", "icmp", "file", "interface"} & probe.keys()
+    return kind
+
+
+def test_probes_keep_their_order_and_reach_every_family() -> None:
+    vip = one(
+        {
+            "addresses": ["192.168.77.100/24", "fd00:77::100/64"],
+            "probes": [
+                {"name": "b", "tcp": {"port": 1}},
+                {"name": "a", "file": {"path": "/x"}},
+                {"name": "c", "icmp": {"host": "::1"}},
+            ],
+        }
+    )
+    v4, v6 = instances_for_node([vip], "node-a")
+    assert [p.name for p in v4.probes] == ["b", "a", "c"]
+    assert v4.probes == v6.probes
+
+
+def test_weight_zero_takes_rise_and_fall() -> None:
+    (inst,) = instances_for_node(
+        [one({"probes": [{**TCP_PROBE, "weight": 0, "rise": 3, "fall": 5}]})], "node-a"
+    )
+    assert (inst.probes[0].weight, inst.probes[0].rise, inst.probes[0].fall) == (0, 3, 5)
+
+
+def test_address_owner_may_track_interfaces_but_not_probe() -> None:
+    # trackInterfaces only ever means FAULT (a dead link), never a demotion
+    (inst,) = instances_for_node([one({"priority": 255, "trackInterfaces": ["eth1"]})], "node-a")
+    assert inst.priority == 255 and inst.track_interfaces == ("eth1",)
+    assert one({"priority": 254, "probes": [TCP_PROBE]}).spec.priority == 254
+    # the owner rule holds in cluster mode too (the operator validates with it)
+    with pytest.raises(ConfigError) as caught:
+        parse_virtualip(manifest({"priority": 255, "probes": [TCP_PROBE]}))
+    assert caught.value.problems[0].startswith("spec.probes: not allowed because spec.priority")
+
+
+def test_every_probe_problem_is_reported_at_once() -> None:
+    text = probes(
+        {"name": "haproxy", "tcp": {"port": 0}, "http": {"path": "x"}, "rise": 0},
+        {"name": "haproxy", "icmp": {"host": "192.168.77.300"}, "timeout": "2s"},
+        {"name": "Bad"},
+        priority=255,
+        trackInterfaces=["eth1", "eth1"],
+        notify={"master": ["notify.sh"], "webhook": {"url": "ftp://x"}},
+    )
+    problems = problems_of(text)
+    for fragment in [
+        "spec.probes[0]: has tcp and http",
+        "spec.probes[0].tcp.port: 0 is out of range",
+        "spec.probes[0].http.path: x does not start with /",
+        "spec.probes[0].rise: 0 is out of range",
+        "spec.probes[1].name: haproxy is already the name of [0]",
+        "spec.probes[1].icmp.host: 192.168.77.300 is not an IP address",
+        "spec.probes[1].timeout: 2s is longer than the interval",
+        "spec.probes[2].name: Bad is not a valid name",
+        "spec.probes[2]: set one check",
+        "spec.probes: not allowed because spec.priority is 255",
+        "spec.trackInterfaces[1]: eth1 is listed twice",
+        "spec.notify.master[0]: notify.sh is not an absolute path",
+        "spec.notify.webhook.url: ftp://x is not an http or https URL",
+    ]:
+        assert any(fragment in line for line in problems), (fragment, problems)
+    assert len(problems) == 13, problems
+
+
+def test_track_interfaces_sync_group_readiness_service_ref() -> None:
+    vip = one(
+        {
+            "trackInterfaces": ["eth1", "bond0.100"],
+            "syncGroup": "edge",
+            "readiness": "Master",
+            "serviceRef": {"name": "ingress"},
+        },
+        metadata={"name": "web", "namespace": "lb"},
+    )
+    assert vip.spec.service_ref is not None and vip.spec.service_ref.name == "ingress"
+    (inst,) = instances_for_node([vip], "node-a")
+    assert inst.track_interfaces == ("eth1", "bond0.100")
+    assert inst.sync_group == "lb/edge"  # groups are per namespace, as the objects are
+    assert inst.readiness == "Master" and type(inst.readiness) is str
+
+
+def test_node_selector_picks_the_nodes_that_take_part() -> None:
+    edge_only = one(
+        {
+            "nodeSelector": {
+                "matchLabels": {"node-role.kubernetes.io/edge": ""},
+                "matchExpressions": [{"key": "drain", "operator": "DoesNotExist"}],
+            }
+        }
+    )
+    everywhere = one({"addresses": ["192.168.77.101/24"], "vrid": 52}, metadata={"name": "all"})
+    vips = [edge_only, everywhere]
+
+    def names(labels: dict[str, str] | None) -> list[str]:
+        return [i.virtualip for i in instances_for_node(vips, "node-a", labels)]
+
+    assert names({"node-role.kubernetes.io/edge": ""}) == ["default/web", "default/all"]
+    assert names({"node-role.kubernetes.io/edge": "", "drain": "1"}) == ["default/all"]
+    assert names({}) == ["default/all"]
+    assert names(None) == ["default/web", "default/all"]  # labels unknown: standalone
+    assert edge_only.spec.takes_part({"node-role.kubernetes.io/edge": ""})
+
+
+def test_node_selector_skips_before_other_checks() -> None:
+    # a VirtualIP this node does not take part in cannot fail to run here
+    vip = one({"unicast": True, "peers": PEERS_V4, "nodeSelector": {"matchLabels": {"a": "b"}}})
+    assert instances_for_node([vip], "node-x", {}) == []
+    with pytest.raises(ConfigError, match="no entry for node node-x"):
+        instances_for_node([vip], "node-x", {"a": "b"})
+
+
+WEBHOOK_URL = "http://hooks.example.test/vrrp"
+
+
+@pytest.mark.parametrize(
+    ("notify", "expected"),
+    [
+        pytest.param(
+            {"master": ["/usr/local/bin/notify.sh", "master"]},
+            NotifyConfig(master=("/usr/local/bin/notify.sh", "master")),
+            id="master-script",
+        ),
+        pytest.param(
+            {
+                "master": ["/bin/n", "master"],
+                "backup": ["/bin/n", "backup"],
+                "fault": ["/bin/n", "fault"],
+                "stop": ["/bin/n", "stop", ""],
+                "timeout": "30s",
+            },
+            NotifyConfig(
+                master=("/bin/n", "master"),
+                backup=("/bin/n", "backup"),
+                fault=("/bin/n", "fault"),
+                stop=("/bin/n", "stop", ""),
+                timeout_cs=3000,
+            ),
+            id="every-state-script",
+        ),
+        pytest.param(
+            {"all": ["/usr/local/bin/notify-all.sh"]},
+            NotifyConfig(all=("/usr/local/bin/notify-all.sh",)),
+            id="catch-all-script",
+        ),
+        pytest.param(
+            {"webhook": {"url": WEBHOOK_URL}},
+            NotifyConfig(webhook=WebhookConfig(url=WEBHOOK_URL)),
+            id="webhook-defaults",
+        ),
+        pytest.param(
+            {
+                "webhook": {
+                    "url": "https://[fd00:77::9]:8443/hook?x=1",
+                    "timeout": "1.5s",
+                    "retries": 0,
+                }
+            },
+            NotifyConfig(
+                webhook=WebhookConfig(
+                    url="https://[fd00:77::9]:8443/hook?x=1", timeout_cs=150, retries=0
+                )
+            ),
+            id="webhook-everything",
+        ),
+        pytest.param(
+            {"email": EMAIL},
+            NotifyConfig(
+                email=EmailConfig(
+                    to=("ops@example.test",), sender="vrrp@example.test", smtp_host="127.0.0.1"
+                )
+            ),
+            id="email-defaults",
+        ),
+        pytest.param(
+            {
+                "email": {
+                    "to": ["ops@example.test", "oncall@example.test"],
+                    "from": "vrrp@node-a.example.test",
+                    "smtpServer": "smtp.example.test:2525",
+                    "connectTimeout": "5s",
+                }
+            },
+            NotifyConfig(
+                email=EmailConfig(
+                    to=("ops@example.test", "oncall@example.test"),
+                    sender="vrrp@node-a.example.test",
+                    smtp_host="smtp.example.test",
+                    smtp_port=2525,
+                    connect_timeout_cs=500,
+                )
+            ),
+            id="email-everything",
+        ),
+        pytest.param(
+            {"email": {**EMAIL, "smtpServer": "[fd00:77::25]:587"}},
+            NotifyConfig(
+                email=EmailConfig(
+                    to=("ops@example.test",),
+                    sender="vrrp@example.test",
+                    smtp_host="fd00:77::25",
+                    smtp_port=587,
+                )
+            ),
+            id="email-ipv6-server-with-port",
+        ),
+        pytest.param(
+            {"email": {**EMAIL, "smtpServer": "fd00:77::25"}},
+            NotifyConfig(
+                email=EmailConfig(
+                    to=("ops@example.test",), sender="vrrp@example.test", smtp_host="fd00:77::25"
+                )
+            ),
+            id="email-ipv6-server-default-port",
+        ),
+        pytest.param(
+            {
+                "all": ["/usr/local/bin/log"],
+                "webhook": {"url": WEBHOOK_URL},
+                "email": EMAIL,
+            },
+            NotifyConfig(
+                all=("/usr/local/bin/log",),
+                webhook=WebhookConfig(url=WEBHOOK_URL),
+                email=EmailConfig(
+                    to=("ops@example.test",), sender="vrrp@example.test", smtp_host="127.0.0.1"
+                ),
+            ),
+            id="all-together",
+        ),
+    ],
+)
+def test_notify_resolves(notify: dict[str, Any], expected: NotifyConfig) -> None:
+    vip = one({"notify": notify})
+    (inst,) = instances_for_node([vip], "node-a")
+    assert inst.notify == expected
+    data = vip.model_dump(mode="json", exclude_none=True)
+    assert load_manifests(yaml.safe_dump(data)) == [vip]
+
+
+def test_notify_dump_uses_manifest_names() -> None:
+    vip = one({"notify": {"timeout": "1500ms", "email": EMAIL}})
+    notify = vip.model_dump(mode="json", exclude_none=True)["spec"]["notify"]
+    assert notify == {
+        "timeout": "1500ms",
+        "email": {**EMAIL, "connectTimeout": "30s"},
+    }
+
+
+def test_instance_config_with_tracking_is_hashable_and_compares() -> None:
+    spec = {
+        "probes": [{**TCP_PROBE, "weight": -20}],
+        "trackInterfaces": ["eth1"],
+        "syncGroup": "edge",
+        "notify": {"all": ["/bin/n"], "email": EMAIL},
+    }
+    (first,) = instances_for_node([one(spec)], "node-a")
+    (again,) = instances_for_node([one(spec)], "node-a")
+    (changed,) = instances_for_node(
+        [one({**spec, "probes": [{**TCP_PROBE, "weight": -30}]})], "node-a"
+    )
+    assert first == again and hash(first) == hash(again)
+    assert first != changed
+    assert len({first, again, changed}) == 2
+
+
+def test_dump_round_trip_with_every_new_field() -> None:
+    vip = one(
+        {
+            "addresses": ["192.168.77.100/24", "fd00:77::100/64"],
+            "nodeSelector": {"matchLabels": {"role": "edge"}},
+            "serviceRef": {"name": "ingress"},
+            "readiness": "Master",
+            "trackInterfaces": ["eth1"],
+            "probes": [
+                {"name": "x", "exec": {"command": ["/bin/true"], "env": {"A": "1"}}},
+                {"name": "t", "tcp": {"port": 443}, "interval": "2s", "timeout": "1050ms"},
+                {"name": "h", "http": {"scheme": "https", "bodySha256": "F" * 64}},
+                {"name": "i", "icmp": {"host": "192.168.77.1"}},
+                {"name": "f", "file": {"path": "/run/m"}},
+                {"name": "n", "interface": {"name": "eth1"}, "weight": 10},
+            ],
+            "syncGroup": "edge",
+            "notify": {
+                "master": ["/bin/n", "master"],
+                "all": ["/bin/a"],
+                "webhook": {"url": WEBHOOK_URL, "retries": 5},
+                "email": {**EMAIL, "smtpServer": "[fd00::25]:25"},
+            },
+        }
+    )
+    data = vip.model_dump(mode="json", exclude_none=True)
+    spec = data["spec"]
+    assert spec["readiness"] == "Master"
+    assert spec["probes"][1]["timeout"] == "1050ms"
+    assert "timeout" not in spec["probes"][0]  # unset: the interval
+    assert spec["probes"][2]["http"]["bodySha256"] == "f" * 64
+    assert spec["notify"]["email"]["from"] == "vrrp@example.test"
+    assert load_manifests(yaml.safe_dump(data)) == [vip]
+    assert instances_for_node(load_manifests(yaml.safe_dump(data)), "n", {"role": "edge"}) == (
+        instances_for_node([vip], "n", {"role": "edge"})
+    )
+
+
 # --- cluster mode (what the operator validates) -----------------------------------------
 
 
@@ -1050,6 +1971,8 @@ def test_examples_present() -> None:
         "unicast-v3-fast.yaml",
         "keepalived-v2-auth.yaml",
         "dual-stack.yaml",
+        "tracked-haproxy.yaml",
+        "sync-group.yaml",
     } <= names
 
 
@@ -1092,6 +2015,48 @@ def test_keepalived_example_is_v2_pass() -> None:
 def test_dual_stack_example_has_both_families() -> None:
     vips = load_file(ROOT / "examples" / "dual-stack.yaml")
     assert [i.family for i in instances_for_node(vips, "node-a")] == [4, 6]
+
+
+def test_tracked_haproxy_example() -> None:
+    vips = load_file(ROOT / "examples" / "tracked-haproxy.yaml")
+    a, b = (instances_for_node(vips, n)[0] for n in ("node-a", "node-b"))
+    assert (a.priority, b.priority) == (150, 100)
+    assert a.probes == b.probes
+    tls, backends = a.probes
+    assert tls == ProbeConfig(
+        name="haproxy-tls",
+        check=TcpCheck(host="127.0.0.1", port=443),
+        interval_cs=200,
+        timeout_cs=100,
+        rise=2,
+        fall=2,
+        weight=-60,
+    )
+    assert backends.check == HttpCheck(scheme="http", host="127.0.0.1", port=8404, path="/healthz")
+    assert (backends.timeout_cs, backends.fall, backends.weight) == (200, 3, -60)
+    # what the header comment promises: one failing probe moves the VIP to node-b
+    assert a.priority + tls.weight < b.priority < a.priority
+    assert a.notify is not None and a.notify.webhook == WebhookConfig(
+        url="http://hooks.example.test/vrrp", timeout_cs=500, retries=3
+    )
+    assert a.notify.master == ("/usr/local/bin/vip-notify", "master")
+    assert a.notify.all == ("/usr/local/bin/vip-log",) and a.notify.stop == ()
+    assert a.notify.timeout_cs == 1000 and a.notify.email is None
+
+
+def test_sync_group_example() -> None:
+    vips = load_file(ROOT / "examples" / "sync-group.yaml")
+    for node in ("node-a", "node-b"):
+        outside, inside = instances_for_node(vips, node)
+        assert (outside.virtualip, inside.virtualip) == (
+            "default/gateway-outside",
+            "default/gateway-inside",
+        )
+        assert outside.sync_group == inside.sync_group == "default/edge"
+        assert outside.track_interfaces == inside.track_interfaces == ("eth0",)
+        assert outside.vrid != inside.vrid and outside.priority == inside.priority
+        assert outside.notify == NotifyConfig(all=("/usr/local/bin/gateway-notify",))
+        assert inside.notify is None
 
 
 # --- purity ------------------------------------------------------------------------------
