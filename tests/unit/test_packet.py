@@ -40,7 +40,8 @@ from vrrpd.vrrp.packet import (
     encode,
 )
 
-PCAPS = Path("/work/shared/testdata/pcap")
+# shared/ sits beside the checkout (as in CI); the captures are read in place.
+PCAPS = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "pcap"
 
 NODE1 = IPv4Address("192.168.77.11")
 NODE2 = IPv4Address("192.168.77.12")
