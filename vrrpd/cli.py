@@ -18,6 +18,7 @@ from vrrpd.model import ConfigError, InstanceConfig, instances_for_node, load_fi
 log = logging.getLogger("vrrpd")
 
 EXIT_CONFIG = 2  # invalid configuration: nothing on the host was changed
+DEFAULT_HTTP = "127.0.0.1:9655"
 
 
 class _JsonFormatter(logging.Formatter):
@@ -88,6 +89,7 @@ def _file_stamp(path: str) -> tuple[int, int, int] | None:
 
 async def _run(args: argparse.Namespace, instances: list[InstanceConfig]) -> int:
     from vrrpd.daemon import Daemon, StartupError
+    from vrrpd.httpd import HttpServer
 
     daemon = Daemon(_real_ports(), node=args.node)
     try:
@@ -96,6 +98,18 @@ async def _run(args: argparse.Namespace, instances: list[InstanceConfig]) -> int
         log.error("%s", exc)
         daemon.close()
         return EXIT_CONFIG
+    http: HttpServer | None = None
+    if args.http_address != "none":
+        host, port = _host_port(args.http_address)
+        http = HttpServer(
+            host, port, ready=daemon.readiness, metrics=daemon.metrics.render, status=daemon.status
+        )
+        try:
+            await http.start()
+            log.info("serving /healthz /readyz /metrics /status on %s:%d", *http.address)
+        except OSError as exc:
+            log.error("cannot serve HTTP on %s: %s; running without it", args.http_address, exc)
+            http = None
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     stop_task: asyncio.Task[None] | None = None
@@ -139,7 +153,33 @@ async def _run(args: argparse.Namespace, instances: list[InstanceConfig]) -> int
     watcher.cancel()
     if stop_task is not None:
         await asyncio.gather(stop_task, return_exceptions=True)
+    if http is not None:
+        await http.close()
     log.info("stopped")
+    return 0
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise SystemExit(f"vrrpd: --http-address {text!r}: use HOST:PORT, e.g. 127.0.0.1:9655")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from vrrpd.httpd import StatusFetchError, fetch_status, format_status_table
+
+    host, port = _host_port(args.address)
+    try:
+        status = asyncio.run(fetch_status(host, port))
+    except StatusFetchError as exc:
+        print(f"vrrpd status: {args.address}: {exc} (is vrrpd running with --http-address "
+              f"{args.address}?)", file=sys.stderr)  # fmt: skip
+        return 1
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        print(format_status_table(status), end="")
     return 0
 
 
@@ -199,6 +239,12 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return demo.main(args.nodes, args.scenario, args.interval)
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    from vrrpd.convert import cli
+
+    return cli(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vrrpd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -208,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--node", required=True, help="this node's name (nodePriorities, peers)")
     run.add_argument("--log-format", choices=("text", "json"), default="text")
     run.add_argument("--verbose", "-v", action="store_true", help="log dropped adverts too")
+    run.add_argument(
+        "--http-address", default=DEFAULT_HTTP,
+        help=f"HOST:PORT for /healthz /readyz /metrics /status (default {DEFAULT_HTTP}; none: off)",
+    )  # fmt: skip
     run.add_argument("--watch-interval", type=float, default=1.0, help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
 
@@ -215,6 +265,20 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("file")
     validate.add_argument("--node", help="also resolve it for this node")
     validate.set_defaults(func=cmd_validate)
+
+    status = sub.add_parser("status", help="show a running vrrpd's instances as a table")
+    status.add_argument("--address", default=DEFAULT_HTTP, help="the daemon's --http-address")
+    status.add_argument("--json", action="store_true", help="print /status as JSON")
+    status.set_defaults(func=cmd_status)
+
+    convert = sub.add_parser(
+        "convert",
+        help="print a keepalived.conf as VirtualIP YAML (warnings on stderr)",
+        add_help=False,
+    )
+    convert.add_argument("rest", nargs=argparse.REMAINDER,
+                         help="FILE|- [--node NAME] [--namespace NS]")  # fmt: skip
+    convert.set_defaults(func=cmd_convert)
 
     scan = sub.add_parser("scan", help="list the VRRP routers heard on an interface (root)")
     scan.add_argument("--interface", "-i", required=True)

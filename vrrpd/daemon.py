@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from ipaddress import ip_address
 from typing import Any
 
+from vrrpd.metrics import DaemonMetrics
 from vrrpd.model import InstanceConfig
+from vrrpd.notify import Notifier
 from vrrpd.ports import AdvertSocket, IPAddress, Packet, Ports
+from vrrpd.probes.runners import ProbeOutcome, probe_for, run_forever
+from vrrpd.probes.tracking import Fault, Pending, Priority, ProbeTracker, effective_priority
 from vrrpd.vrrp import packet
 from vrrpd.vrrp.fsm import (
     Action,
@@ -55,6 +60,19 @@ class Instance:
     last_reason: str = ""
     transitions: int = 0
     drops: dict[str, int] = field(default_factory=dict)
+    # Why the instance must be in FAULT, by source: "link", "interface <name>", "probes",
+    # "sync" (another member of its sync group is in FAULT). Empty: it may run.
+    faults: dict[str, str] = field(default_factory=dict)
+    trackers: dict[str, ProbeTracker] = field(default_factory=dict)
+    outcomes: dict[str, ProbeOutcome] = field(default_factory=dict)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    peers_seen: dict[str, tuple[int, float]] = field(default_factory=dict)
+    notifier: Notifier | None = None
+
+    @property
+    def labels(self) -> dict[str, Any]:
+        """keepalived-exporter's labels for this instance."""
+        return {"iname": self.config.name, "intf": self.ifname, "vrid": self.config.vrid}
 
     @property
     def key(self) -> SocketKey:
@@ -75,9 +93,12 @@ class ApplyResult:
 
 
 class Daemon:
-    def __init__(self, ports: Ports, *, node: str) -> None:
+    def __init__(self, ports: Ports, *, node: str, metrics: DaemonMetrics | None = None) -> None:
         self.ports = ports
         self.node = node
+        self.metrics = metrics or DaemonMetrics()
+        self.metrics.registry.add_collector(self._collect_priorities)
+        self._closing: set[asyncio.Task[None]] = set()  # notifiers delivering their last events
         self.instances: dict[str, Instance] = {}
         # Instances handing over (shutdown in progress) and the configs waiting for them.
         self._retiring: dict[str, Instance] = {}
@@ -164,6 +185,8 @@ class Daemon:
         waits = [i.stopped for i in self._retiring.values() if i.stopped is not None]
         if waits:
             await asyncio.gather(*waits)
+        if self._closing:  # the STOP notifications go out before we exit
+            await asyncio.gather(*self._closing, return_exceptions=True)
         self.close()
 
     def abort(self) -> None:
@@ -189,26 +212,70 @@ class Daemon:
 
     # ---------------------------------------------------------------- status
 
-    def status(self) -> list[dict[str, Any]]:
+    def _unix(self, loop_time: float) -> float:
+        return time.time() - (self.now() - loop_time)
+
+    def status(self) -> dict[str, Any]:
+        """The /status document: every instance with why it is where it is."""
         rows = []
         for inst in sorted(self.instances.values(), key=lambda i: i.config.name):
             master = inst.router.master_address
             rows.append(
                 {
                     "name": inst.config.name,
+                    "virtualip": inst.config.virtualip,
                     "vrid": inst.config.vrid,
                     "interface": inst.ifname,
+                    "addresses": [str(a) for a in inst.config.addresses],
                     "state": str(inst.state),
                     "priority": inst.config.priority,
                     "effectivePriority": inst.router.effective_priority,
                     "master": None if master is None else str(master),
-                    "since": inst.since,
+                    "since": self._unix(inst.since),
                     "reason": inst.last_reason,
+                    "faults": list(inst.faults.values()),
                     "transitions": inst.transitions,
+                    "probes": [
+                        {
+                            "name": name,
+                            "state": str(tracker.state),
+                            "weight": tracker.weight,
+                            "ok": None if (o := inst.outcomes.get(name)) is None else o.ok,
+                            "detail": None if o is None else o.detail,
+                            "latencySeconds": None if o is None else round(o.latency_s, 6),
+                        }
+                        for name, tracker in inst.trackers.items()
+                    ],
+                    "peers": [
+                        {"address": addr, "priority": prio, "lastSeen": self._unix(seen)}
+                        for addr, (prio, seen) in sorted(inst.peers_seen.items())
+                    ],
                     "drops": dict(inst.drops),
+                    "syncGroup": inst.config.sync_group,
+                    "readiness": inst.config.readiness,
                 }
             )
-        return rows
+        return {"node": self.node, "instances": rows}
+
+    def readiness(self) -> tuple[bool, str]:
+        """Pod readiness: this node is a healthy candidate (Healthy) or holds the VIP (Master)."""
+        if not self.instances:
+            return False, "no VRRP instance configured for this node"
+        for inst in self.instances.values():
+            if inst.state == State.FAULT:
+                return False, f"{inst.config.name} in FAULT: {'; '.join(inst.faults.values())}"
+            down = [n for n, t in inst.trackers.items() if str(t.state) != "up"]
+            if down:
+                return False, f"{inst.config.name}: probe {', '.join(down)} not passing"
+            if inst.config.readiness == "Master" and inst.state != State.MASTER:
+                return False, f"{inst.config.name} is {inst.state}, readiness Master"
+        return True, f"{len(self.instances)} instance(s) healthy"
+
+    def _collect_priorities(self) -> None:
+        for inst in self.instances.values():
+            self.metrics.effective_priority.set(
+                inst.router.effective_priority, iname=inst.config.name
+            )
 
     # ---------------------------------------------------------------- instances
 
@@ -265,6 +332,20 @@ class Daemon:
         )
         self._socket(key)
         self.instances[config.name] = inst
+        if config.notify is not None:
+            inst.notifier = Notifier(
+                config.notify, instance=config.name, group=config.sync_group, node=self.node
+            )
+        if not link_up:
+            inst.faults["link"] = f"link {ifname} down"
+        for name in config.track_interfaces:
+            if not self.ports.addresses.link_up(name):
+                inst.faults[f"interface {name}"] = f"tracked interface {name} down"
+        for probe in config.probes:
+            inst.trackers[probe.name] = ProbeTracker(
+                probe.name, probe.rise, probe.fall, probe.weight
+            )
+        self._assess_probes(inst)
         log.info(
             "instance %s: VRID %d v%d on %s from %s, priority %d, advert %d cs, %s",
             config.name,
@@ -276,7 +357,14 @@ class Daemon:
             config.advert_interval_cs,
             "unicast to " + ", ".join(map(str, config.peers)) if config.unicast else "multicast",
         )
-        self._run(inst, inst.router.start(self.now(), fault=not link_up))
+        self._run(inst, inst.router.start(self.now(), fault=bool(inst.faults)))
+        if inst.faults:
+            log.info(
+                "instance %s: waiting in FAULT: %s", config.name, "; ".join(inst.faults.values())
+            )
+        for probe in config.probes:
+            inst.tasks.append(asyncio.create_task(self._probe_loop(inst, probe.name)))
+        self._sync_faults(inst)
         return inst
 
     def _retire(self, inst: Instance, reason: str) -> None:
@@ -292,6 +380,12 @@ class Daemon:
         name = inst.config.name
         if self._retiring.get(name) is inst:
             del self._retiring[name]
+        if name not in self.instances and name not in self._pending:
+            self.metrics.forget_instance(name)
+        if inst.notifier is not None:
+            task = asyncio.create_task(inst.notifier.aclose(timeout=10.0))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
         if inst.stopped is not None and not inst.stopped.done():
             inst.stopped.set_result(None)
         self._drop_unused_sockets()
@@ -305,26 +399,16 @@ class Daemon:
     # ---------------------------------------------------------------- actions
 
     def _run(self, inst: Instance, actions: list[Action]) -> None:
+        moved: list[Transition] = []
+        stopped = False
         for action in actions:
             if isinstance(action, SendAdvertisement):
                 self._send(inst, action.advertisement)
             elif isinstance(action, Transition):
+                moved.append(action)
                 inst.since = self.now()
                 inst.last_reason = action.reason
                 inst.transitions += 1
-                log.info(
-                    "instance %s: %s -> %s (%s)",
-                    inst.config.name,
-                    action.old,
-                    action.new,
-                    action.reason,
-                    extra={
-                        "instance": inst.config.name,
-                        "state": str(action.new),
-                        "old_state": str(action.old),
-                        "reason": action.reason,
-                    },
-                )
                 if action.new != State.MASTER:
                     self._cancel_announcements(inst)
             elif isinstance(action, AddAddresses):
@@ -334,9 +418,36 @@ class Daemon:
             elif isinstance(action, Announce):
                 self._schedule_announcements(inst)
             elif isinstance(action, Stopped):
-                self._finish(inst)
-                return
-        self._rearm(inst)
+                stopped = True
+                break
+        else:
+            self._rearm(inst)
+        # Bookkeeping after the packets and addresses: a takeover is not slowed by logging.
+        for transition in moved:
+            self._record(inst, transition)
+        if stopped:
+            self._finish(inst)
+            return
+        for transition in moved:
+            self._sync_states(inst, transition)
+        if inst.config.sync_group is not None:
+            self._hold_group(inst)
+
+    def _record(self, inst: Instance, t: Transition) -> None:
+        name, intf, vrid = inst.config.name, inst.ifname, inst.config.vrid
+        self.metrics.record_transition(name, intf, vrid, t.old, t.new, time.time())
+        self.metrics.set_state(name, intf, vrid, (str(a) for a in inst.config.addresses), t.new)
+        if inst.notifier is not None:
+            inst.notifier.notify(t.new, inst.router.effective_priority, t.reason)
+        log.info(
+            "instance %s: %s -> %s (%s)",
+            name,
+            t.old,
+            t.new,
+            t.reason,
+            extra={"instance": name, "state": str(t.new), "old_state": str(t.old),
+                   "reason": t.reason},
+        )  # fmt: skip
 
     def _rearm(self, inst: Instance) -> None:
         if inst.timer is not None:
@@ -356,6 +467,9 @@ class Daemon:
             inst.timer.cancel()
             inst.timer = None
         self._cancel_announcements(inst)
+        for task in inst.tasks:
+            task.cancel()
+        inst.tasks.clear()
 
     def _send(self, inst: Instance, advert: packet.Advertisement) -> None:
         sock = self._sockets.get(inst.key)
@@ -371,6 +485,9 @@ class Daemon:
             try:
                 payload = packet.encode(advert, inst.primary, destination)
                 sock.send(payload, destination, inst.primary)
+                self.metrics.adverts_sent.inc(**inst.labels)
+                if advert.priority == 0:
+                    self.metrics.priority_zero_sent.inc(**inst.labels)
             except OSError as exc:  # link down, no route: the FSM learns of it from netlink
                 log.debug(
                     "instance %s: advert to %s not sent: %s", inst.config.name, destination, exc
@@ -519,11 +636,16 @@ class Daemon:
             if drop is not None:
                 self._count_drop(inst, drop.reason, f"from {pkt.source}: {drop.detail}")
                 continue
+            self.metrics.adverts_received.inc(**inst.labels)
+            if result.priority == 0:
+                self.metrics.priority_zero_received.inc(**inst.labels)
+            inst.peers_seen[str(pkt.source)] = (result.priority, self.now())
             self._run(inst, inst.router.receive(result, pkt.source, self.now()))
 
     def _count_drop(self, inst: Instance, reason: str, detail: str) -> None:
         first = reason not in inst.drops
         inst.drops[reason] = inst.drops.get(reason, 0) + 1
+        self.metrics.record_drop(inst.config.name, inst.ifname, inst.config.vrid, reason)
         # A misconfigured peer repeats every advert interval: warn once, then debug.
         log.log(
             logging.WARNING if first else logging.DEBUG,
@@ -538,17 +660,143 @@ class Daemon:
     def _on_link_events(self) -> None:
         assert self.ports.links is not None
         for event in self.ports.links.poll():
+            state = "up" if event.up else "down"
             for inst in [*self.instances.values(), *self._retiring.values()]:
-                if inst.ifname != event.ifname:
-                    continue
-                if event.up and inst.primary.is_unspecified:
-                    self._restart_with_primary(inst)
-                    continue
-                state = "up" if event.up else "down"
-                self._run(
-                    inst,
-                    inst.router.set_fault(not event.up, f"link {event.ifname} {state}", self.now()),
-                )
+                if inst.ifname == event.ifname:
+                    if event.up and inst.primary.is_unspecified:
+                        inst.faults.pop("link", None)
+                        self._restart_with_primary(inst)
+                        continue
+                    reason = None if event.up else f"link {event.ifname} down"
+                    self._set_fault(inst, "link", reason, f"link {event.ifname} {state}")
+                if event.ifname in inst.config.track_interfaces:
+                    source = f"interface {event.ifname}"
+                    reason = None if event.up else f"tracked interface {event.ifname} down"
+                    self._set_fault(inst, source, reason, f"tracked interface {event.ifname} up")
+
+    # ---------------------------------------------------------------- faults and probes
+
+    def _set_fault(self, inst: Instance, source: str, reason: str | None, cleared: str) -> None:
+        """Set (reason) or clear (None) one fault source, then let the FSM know."""
+        if reason is None:
+            if inst.faults.pop(source, None) is None:
+                return
+        elif inst.faults.get(source) == reason:
+            return
+        else:
+            inst.faults[source] = reason
+        self._apply_faults(inst, cleared)
+        if source != "sync":
+            self._sync_faults(inst)
+
+    def _apply_faults(self, inst: Instance, cleared: str) -> None:
+        reason = "; ".join(inst.faults.values()) if inst.faults else cleared
+        self._run(inst, inst.router.set_fault(bool(inst.faults), reason, self.now()))
+
+    def _assess_probes(self, inst: Instance) -> None:
+        """keepalived's arithmetic: weights move the priority; a failing weight-0 probe, or
+        one not heard from yet, holds the instance in FAULT.
+
+        In a sync group every member takes every member's weights (keepalived's group
+        track_script), so the members of one node always advertise in the same order and
+        the group's elections agree instead of splitting it across nodes.
+        """
+        members = [inst, *self._group(inst)]
+        weighted = [t for m in members for t in m.trackers.values() if t.weight != 0]
+        if not inst.trackers and not weighted:
+            return
+        own = effective_priority(inst.config.priority, inst.trackers.values())
+        if isinstance(own, Fault):
+            inst.faults["probes"] = "probe " + ", ".join(own.failing) + " failing"
+        elif isinstance(own, Pending):
+            inst.faults["probes"] = "waiting for probe " + ", ".join(own.awaiting)
+        else:
+            inst.faults.pop("probes", None)
+        shared = effective_priority(inst.config.priority, weighted)
+        if isinstance(shared, Priority):
+            self._run(inst, inst.router.set_priority(shared.value, self.now()))
+
+    async def _probe_loop(self, inst: Instance, name: str) -> None:
+        config = next(p for p in inst.config.probes if p.name == name)
+        probe = probe_for(config)
+        await run_forever(
+            probe.check, config.interval_cs / 100, lambda o: self._on_probe(inst, name, o)
+        )
+
+    def _on_probe(self, inst: Instance, name: str, outcome: ProbeOutcome) -> None:
+        if inst.router.state == State.STOPPED:
+            return
+        inst.outcomes[name] = outcome
+        self.metrics.record_probe(inst.config.name, name, outcome.ok, outcome.latency_s)
+        tracker = inst.trackers[name]
+        if not tracker.record(outcome.ok):
+            return
+        log.log(
+            logging.INFO if outcome.ok else logging.WARNING,
+            "instance %s: probe %s is %s (%s)",
+            inst.config.name,
+            name,
+            tracker.state,
+            outcome.detail,
+            extra={"instance": inst.config.name, "probe": name},
+        )
+        for member in [inst, *self._group(inst)]:
+            had = member.faults.get("probes")
+            self._assess_probes(member)
+            if member.faults.get("probes") != had:
+                self._apply_faults(member, f"probe {name} is {tracker.state}")
+        self._sync_faults(inst)
+
+    # ---------------------------------------------------------------- sync groups
+
+    def _group(self, inst: Instance) -> list[Instance]:
+        group = inst.config.sync_group
+        if group is None:
+            return []
+        return [
+            i for i in self.instances.values() if i is not inst and i.config.sync_group == group
+        ]
+
+    def _sync_faults(self, inst: Instance) -> None:
+        """A member with a fault of its own puts the whole group in FAULT (keepalived)."""
+        members = [inst, *self._group(inst)]
+        if len(members) < 2:
+            return
+        for member in members:
+            culprit = next(
+                (o for o in members if o is not member and any(k != "sync" for k in o.faults)),
+                None,
+            )
+            group = member.config.sync_group
+            reason = (
+                None if culprit is None else f"sync group {group}: {culprit.config.name} in FAULT"
+            )
+            self._set_fault(member, "sync", reason, f"sync group {group} clear")
+
+    def _hold_group(self, inst: Instance) -> None:
+        """While one member yields to a higher master, its siblings do not preempt."""
+        members = [inst, *self._group(inst)]
+        yielding = [
+            m
+            for m in members
+            if m.state == State.BACKUP
+            and (theirs := m.router.master_priority) is not None
+            and theirs > m.router.effective_priority
+        ]
+        for m in members:
+            m.router.inhibit_preempt(any(y is not m for y in yielding))
+
+    def _sync_states(self, inst: Instance, transition: Transition) -> None:
+        """Members follow one another into MASTER and back into BACKUP."""
+        group = inst.config.sync_group
+        now = self.now()
+        for member in self._group(inst):
+            if transition.new == State.MASTER:
+                why = f"sync group {group}: {inst.config.name} became MASTER"
+                self._run(member, member.router.sync_master(why, now))
+            elif transition.old == State.MASTER and transition.new == State.BACKUP:
+                why = f"sync group {group}: {inst.config.name} fell back to BACKUP"
+                self._run(member, member.router.sync_backup(why, now))
 
     def _restart_with_primary(self, inst: Instance) -> None:
         """An instance that started on a down link without an address learns it on link up."""

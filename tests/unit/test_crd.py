@@ -408,7 +408,7 @@ def _aliases(model: type[BaseModel], required_only: bool = False) -> set[str]:
 
 
 def test_spec_fields_are_the_models_fields() -> None:
-    # The model has the fields of docs/api-contract.md (probes, notify, ...) too.
+    # The model has the tracking, notify and operator fields (docs/virtualip.md) too.
     assert set(SPEC_SCHEMA["properties"]) == _aliases(VirtualIPSpec)
 
 

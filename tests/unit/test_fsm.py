@@ -124,7 +124,7 @@ class S:
 
 
 def takeover(reason: str, old: State = BACKUP, priority: int = 100) -> list[object]:
-    return [T(old, MASTER, reason), AddAddresses(), sent(priority), Announce()]
+    return [T(old, MASTER, reason), AddAddresses(), Announce(), sent(priority)]
 
 
 # Events: callables with a readable repr, so a failing step names itself.
@@ -646,7 +646,7 @@ def test_owner_start_actions_in_order() -> None:
     cfg = config(priority=255)
     r = VirtualRouter(cfg)
     actions = r.start(0.0)
-    assert actions[1:] == [AddAddresses(), sent(255, cfg), Announce()]
+    assert actions[1:] == [AddAddresses(), Announce(), sent(255, cfg)]
     assert r.master_address == PRIMARY
     assert r.master_since == 0.0
 
@@ -704,7 +704,7 @@ def test_sync_master_moves_a_backup_member_up_at_once() -> None:
     r.start(0.0)
     actions = r.sync_master("sync group edge: inside became MASTER", 1.0)
     assert actions[0] == T(BACKUP, MASTER, "sync group edge: inside became MASTER")
-    assert actions[1:] == [AddAddresses(), sent(100), Announce()]
+    assert actions[1:] == [AddAddresses(), Announce(), sent(100)]
     assert r.state == MASTER and r.next_deadline() == 2.0
     assert r.sync_master("again", 1.5) == []  # already master: nothing
 

@@ -29,6 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal, NoReturn, Protocol
 
+from vrrpd.model import (
+    ExecCheck,
+    FileCheck,
+    HttpCheck,
+    IcmpCheck,
+    ProbeConfig,
+    TcpCheck,
+)
+
 log = logging.getLogger(__name__)
 
 DETAIL_OUTPUT_BYTES = 256  # how much of a failing command's output goes into the detail
@@ -657,3 +666,24 @@ async def run_forever(
         now = loop.time()
         slot = max(slot + 1, math.floor((now - origin) / interval_s) + 1)
         await asyncio.sleep(origin + slot * interval_s - now)
+
+
+def probe_for(config: ProbeConfig) -> Probe:
+    """The runner for one probe of a VirtualIP, as the model resolved it."""
+    check, timeout_s = config.check, config.timeout_cs / 100
+    if isinstance(check, ExecCheck):
+        return ExecProbe(check.command, timeout_s, dict(check.env))
+    if isinstance(check, TcpCheck):
+        return TcpProbe(check.host, check.port, timeout_s)
+    if isinstance(check, HttpCheck):
+        return HttpProbe(
+            check.host, timeout_s, port=check.port, path=check.path,
+            tls=check.scheme == "https", tls_verify=check.verify_tls,
+            host_header=check.host_header, expected_status=check.expect_status,
+            body_contains=check.body_contains, body_sha256=check.body_sha256,
+        )  # fmt: skip
+    if isinstance(check, IcmpCheck):
+        return IcmpProbe(check.host, timeout_s)
+    if isinstance(check, FileCheck):
+        return FileProbe(check.path, timeout_s)
+    return InterfaceProbe(check.name, timeout_s)

@@ -176,6 +176,7 @@ class VirtualRouter:
         self._adver_timer: float | None = None  # RFC Adver_Timer (MASTER)
         self._master_down_timer: float | None = None  # RFC Master_Down_Timer (BACKUP)
         self._preempt_deadline: float | None = None  # Delay mode, BACKUP
+        self._preempt_inhibited = False
         self._handover_deadline: float | None = None  # shutdown, MASTER
         self._stopping = False
 
@@ -266,7 +267,7 @@ class VirtualRouter:
         if self._state is State.BACKUP:
             if self._preempt_deadline is not None and now >= self._preempt_deadline:
                 self._preempt_deadline = None
-                if self._master_is_lower():
+                if self._master_is_lower() and self._may_preempt():
                     return self._become_master(now, self._preempt_reason(delayed=True))
             if self._master_down_timer is not None and now >= self._master_down_timer:
                 return self._become_master(now, "master down timer expired")
@@ -320,6 +321,21 @@ class VirtualRouter:
         if self._state is State.MASTER and not self._stopping:
             return self._advertise(now)
         return []
+
+    @property
+    def master_priority(self) -> int | None:
+        """The priority the known master last advertised (None: unknown, or we are it)."""
+        return self._master_priority
+
+    def inhibit_preempt(self, inhibited: bool) -> None:
+        """Hold back preemption while a sync-group member yields to a higher master.
+
+        Without it, a group whose members prefer different nodes livelocks: one member
+        yields, its sibling steps down with it and at once preempts the other node's
+        sibling, which drags the first member back up. A master that stops advertising
+        is still taken over when Master_Down_Timer runs out.
+        """
+        self._preempt_inhibited = inhibited
 
     def sync_master(self, reason: str, now: float) -> list[Action]:
         """Another member of our sync group became MASTER on this node: a BACKUP follows.
@@ -488,11 +504,14 @@ class VirtualRouter:
         self._master_priority = None
         self._master_adver_interval_cs = self._config.advert_interval_cs
         self._adver_timer = now + _seconds(self._config.advert_interval_cs)
+        # The gratuitous ARP goes before the advertisement: a master handing over lets go
+        # of the addresses when it hears our advertisement, and by then the clients must
+        # already have been told where the addresses went (make before break).
         return [
             Transition(old, State.MASTER, reason),
             AddAddresses(),
-            SendAdvertisement(self._advertisement(self._effective_priority)),
             Announce(),
+            SendAdvertisement(self._advertisement(self._effective_priority)),
         ]
 
     def _enter_fault(self, reason: str) -> list[Action]:
@@ -554,7 +573,9 @@ class VirtualRouter:
     def _may_preempt(self) -> bool:
         # RFC 5798 §6.1 Preempt_Mode: "the VRRP Router that owns the IPvX address
         # associated with the VRID always preempts, independent of the setting".
-        return self._is_owner() or self._config.preempt is not PreemptMode.NEVER
+        if self._is_owner():
+            return True
+        return self._config.preempt is not PreemptMode.NEVER and not self._preempt_inhibited
 
     def _master_is_lower(self) -> bool:
         return (
