@@ -1,0 +1,1 @@
+"""Benchmarks against keepalived: failover outage and resource use (they print, never assert)."""
