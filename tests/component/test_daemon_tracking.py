@@ -225,3 +225,32 @@ async def test_a_sync_group_member_follows_another_into_master(
     await asyncio.sleep(5)
     assert [state(a, n) for n in (inside, outside)] == [State.MASTER, State.MASTER]
     assert [state(b, n) for n in (inside, outside)] == [State.BACKUP, State.BACKUP]
+
+
+async def test_preempt_never_keeps_a_demoted_master_but_a_fault_still_moves_the_vip(
+    wire: FakeWire, tmp_path: Path
+) -> None:
+    # keepalived's nopreempt question, answered: with preempt Never a backup never takes
+    # over from a live master, even one whose probes pulled it below the backup's priority.
+    # Only a master that stops advertising (FAULT, stop, crash, link down) loses the VIP.
+    weighted, fault = tmp_path / "weighted", tmp_path / "fault"
+    weighted.write_text("0")
+    fault.write_text("0")
+    never = "  preempt: {mode: Never}\n"
+    probes = (
+        "  probes:\n"
+        f"    - {{name: weighted, file: {{path: {weighted}}}, interval: 1s, weight: -60}}\n"
+        f"    - {{name: fatal, file: {{path: {fault}}}, interval: 1s, weight: 0}}\n"
+    )
+    a, b = start(wire, manifest("web", 51, VIP, never + probes), manifest("web", 51, VIP, never))
+    await asyncio.sleep(10)
+    assert (state(a), state(b)) == (State.MASTER, State.BACKUP)
+    weighted.write_text("1")
+    await asyncio.sleep(10)
+    assert a.daemon is not None
+    assert a.daemon.instances[WEB].router.effective_priority == 90  # below b's 100
+    assert (state(a), state(b)) == (State.MASTER, State.BACKUP)  # and still the master
+    fault.write_text("1")
+    await asyncio.sleep(2)
+    assert (state(a), state(b)) == (State.FAULT, State.MASTER)
+    assert b.holds(VIP) and not a.holds(VIP)
