@@ -39,6 +39,7 @@ PRIMARY = IPv4Address("192.168.77.10")
 LOWER_ADDR = IPv4Address("192.168.77.9")
 HIGHER_ADDR = IPv4Address("192.168.77.11")
 VIPS: tuple[IPAddress, ...] = (IPv4Address("192.168.77.100"),)
+RESIGNED = "master 192.168.77.11 resigned (priority 0)"
 
 INIT, BACKUP, MASTER, FAULT, STOPPED = (
     State.INITIALIZE,
@@ -256,7 +257,7 @@ SCENARIOS = [
             (0.0, Start(), [T(INIT, BACKUP)], BACKUP, MDI_100),
             (1.0, Recv(150), [], BACKUP, 1 + MDI_100),
             (1.5, Recv(0), [], BACKUP, 1.5 + 0.609375),
-            (2.109375, Timer(), takeover("master down timer expired"), MASTER, 3.109375),
+            (2.109375, Timer(), takeover(RESIGNED), MASTER, 3.109375),
         ],
     ),
     Scenario(
@@ -439,7 +440,7 @@ SCENARIOS = [
             (5.0, Recv(50), [], BACKUP, 5 + MDI_100),  # the master's priority dropped
             (6.0, Recv(50), [], BACKUP, 6 + MDI_100),
             (7.0, Recv(0), [], BACKUP, 7.609375),  # it resigns: now we take over
-            (7.609375, Timer(), takeover("master down timer expired"), MASTER, 8.609375),
+            (7.609375, Timer(), takeover(RESIGNED), MASTER, 8.609375),
         ],
         config(preempt=PreemptMode.NEVER),
     ),

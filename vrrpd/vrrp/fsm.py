@@ -177,6 +177,7 @@ class VirtualRouter:
         self._master_down_timer: float | None = None  # RFC Master_Down_Timer (BACKUP)
         self._preempt_deadline: float | None = None  # Delay mode, BACKUP
         self._preempt_inhibited = False
+        self._resigned: IPAddress | None = None  # who sent priority 0 (BACKUP)
         self._handover_deadline: float | None = None  # shutdown, MASTER
         self._stopping = False
 
@@ -270,7 +271,12 @@ class VirtualRouter:
                 if self._master_is_lower() and self._may_preempt():
                     return self._become_master(now, self._preempt_reason(delayed=True))
             if self._master_down_timer is not None and now >= self._master_down_timer:
-                return self._become_master(now, "master down timer expired")
+                if self._resigned is not None:
+                    # A planned handover, told apart from a dead master in the logs.
+                    reason = f"master {self._resigned} resigned (priority 0)"
+                else:
+                    reason = "master down timer expired"
+                return self._become_master(now, reason)
         return []
 
     def next_deadline(self) -> float | None:
@@ -402,6 +408,7 @@ class VirtualRouter:
             # shortest skew) takes over first, without waiting 3 intervals.
             self._master_down_timer = now + _seconds(self.skew_time_cs)
             self._preempt_deadline = None
+            self._resigned = source
             if self._master_address in (None, source):
                 self._master_address = None
                 self._master_priority = None
@@ -413,6 +420,7 @@ class VirtualRouter:
             self._master_adver_interval_cs = max(1, advert.advert_interval_cs)
         self._master_address = source
         self._master_priority = advert.priority
+        self._resigned = None
         if not self._may_preempt() or advert.priority >= self._effective_priority:
             # §6.4.2: "If Preempt_Mode is False, or if the Priority in the ADVERTISEMENT
             # is greater than or equal to the local Priority: ... Reset the
@@ -485,6 +493,7 @@ class VirtualRouter:
         # Master_Down_Timer to Master_Down_Interval; Transition to the {Backup} state".
         old = self._state
         self._state = State.BACKUP
+        self._resigned = None
         self._master_adver_interval_cs = self._config.advert_interval_cs
         self._master_address = None
         self._master_priority = None
@@ -498,6 +507,7 @@ class VirtualRouter:
         # and announcement attract finds them.
         old = self._state
         self._state = State.MASTER
+        self._resigned = None
         self._clear_timers()
         self._master_since = now
         self._master_address = self._config.primary_address
