@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any, Final
 
+from vrrpd.httpclient import ConnectError, describe, hostport, request
 from vrrpd.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 log = logging.getLogger("vrrpd.http")
@@ -273,38 +274,23 @@ async def fetch_status(host: str, port: int, *, timeout_s: float = 5.0) -> dict[
 
     A bare JSON list (one row per instance) comes back as {"instances": [...]}.
     """
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    where = hostport(host, port)
     try:
-        async with asyncio.timeout(timeout_s):
-            reader, writer = await asyncio.open_connection(host, port)
-            try:
-                writer.write(
-                    f"GET /status HTTP/1.1\r\nHost: {where}\r\nAccept: application/json\r\n"
-                    "Connection: close\r\n\r\n".encode("latin-1")
-                )
-                await writer.drain()
-                response = b""
-                while len(response) <= MAX_RESPONSE_BYTES and (chunk := await reader.read(65536)):
-                    response += chunk
-            finally:
-                writer.close()
-                with contextlib.suppress(Exception):
-                    await writer.wait_closed()
+        response = await request(
+            "GET", host, port, "/status", headers={"Accept": "application/json"},
+            timeout_s=timeout_s, max_body_bytes=MAX_RESPONSE_BYTES,
+        )  # fmt: skip
     except TimeoutError:
         raise StatusFetchError(f"no answer from {where} within {timeout_s:g}s") from None
+    except ConnectError as exc:
+        raise StatusFetchError(f"cannot reach the daemon at {where}: {exc.reason}") from None
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise StatusFetchError(f"cannot reach the daemon at {where}: {reason}") from None
-    if len(response) > MAX_RESPONSE_BYTES:
-        raise StatusFetchError(f"{where}: /status answer larger than {MAX_RESPONSE_BYTES} bytes")
-    head, sep, body = response.partition(b"\r\n\r\n")
-    status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
-    parts = status_line.split(" ", 2)
-    if not sep or len(parts) < 2 or not parts[0].startswith("HTTP/1."):
-        raise StatusFetchError(f"{where} did not answer HTTP: {status_line[:80]!r}")
-    if parts[1] != "200":
+        raise StatusFetchError(f"{where}/status: {describe(exc)}") from None
+    body = response.body
+    if response.status != 200:
         text = body.decode("utf-8", "replace").strip()[:200]
-        raise StatusFetchError(f"{where}/status answered {' '.join(parts[1:])}: {text}")
+        answer = f"{response.status} {response.reason}".strip()
+        raise StatusFetchError(f"{where}/status answered {answer}: {text}")
     try:
         document = json.loads(body)
     except ValueError as exc:

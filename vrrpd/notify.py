@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any, BinaryIO, Final
-from urllib.parse import unquote, urlsplit
 
+from vrrpd import httpclient
 from vrrpd.model import NotifyConfig
 
 log = logging.getLogger("vrrpd.notify")
@@ -429,28 +429,38 @@ class Notifier:
         assert config is not None and config.webhook is not None
         hook = config.webhook
         try:
-            target = _HttpTarget.parse(hook.url)
+            scheme, host, port, target, userinfo = httpclient.split_url(hook.url)
         except ValueError as exc:
             log.error("%s: webhook not sent: %s", self.instance, exc, extra=self._extra)
             return
+        shown = f"{scheme}://{httpclient.hostport(host, port)}{target.partition('?')[0]}"
+        headers = {"Content-Type": "application/json"}
+        if userinfo is not None:
+            headers["Authorization"] = "Basic " + base64.b64encode(userinfo.encode()).decode()
+        tls = (self.ssl_context or httpclient.tls_context()) if scheme == "https" else None
         body = json.dumps(event.to_json()).encode()
         timeout_s = hook.timeout_cs / 100
         attempts = 1 + max(0, hook.retries)
         delay = self.backoff_s
         for attempt in range(1, attempts + 1):
             try:
-                async with asyncio.timeout(timeout_s):
-                    status = await target.post(body, self._ssl())
+                response = await httpclient.request(
+                    "POST", host, port, target, headers=headers, body=body,
+                    tls=tls, timeout_s=timeout_s, read_body=False,
+                )  # fmt: skip
             except TimeoutError:
                 problem = f"no answer within {timeout_s:g}s"
-            except (OSError, EOFError, ValueError) as exc:  # ssl.SSLError is an OSError
-                problem = _describe(exc)
+            except httpclient.ConnectError as exc:
+                problem = exc.reason  # the log line names the URL already
+            except OSError as exc:
+                problem = httpclient.describe(exc)
             else:
+                status = response.status
                 if 200 <= status < 300:
                     log.info(
                         "%s: webhook %s: %s delivered (HTTP %d)",
                         self.instance,
-                        target.display,
+                        shown,
                         event.state,
                         status,
                         extra=self._extra,
@@ -461,7 +471,7 @@ class Notifier:
                     log.error(
                         "%s: webhook %s rejected %s with HTTP %d; not retrying",
                         self.instance,
-                        target.display,
+                        shown,
                         event.state,
                         status,
                         extra=self._extra,
@@ -472,7 +482,7 @@ class Notifier:
                 log.error(
                     "%s: webhook %s: %s not delivered after %d attempts: %s",
                     self.instance,
-                    target.display,
+                    shown,
                     event.state,
                     attempts,
                     problem,
@@ -482,7 +492,7 @@ class Notifier:
             log.warning(
                 "%s: webhook %s: attempt %d/%d failed (%s); retrying in %gs",
                 self.instance,
-                target.display,
+                shown,
                 attempt,
                 attempts,
                 problem,
@@ -491,11 +501,6 @@ class Notifier:
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF_S)
-
-    def _ssl(self) -> ssl.SSLContext:
-        if self.ssl_context is None:
-            self.ssl_context = ssl.create_default_context()
-        return self.ssl_context
 
     # --- email --------------------------------------------------------------------------------
 
@@ -517,8 +522,10 @@ class Notifier:
             )
         except TimeoutError:
             problem = f"no answer within {mail.connect_timeout_cs / 100:g}s"
-        except (OSError, EOFError, ValueError, SmtpError) as exc:
-            problem = _describe(exc)
+        except (SmtpError, ValueError) as exc:
+            problem = str(exc)
+        except (OSError, EOFError) as exc:
+            problem = httpclient.describe(exc)
         else:
             log.info(
                 "%s: mail about %s sent through %s",
@@ -553,87 +560,6 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
     # called while the script is unreaped, so the group id cannot belong to someone else.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve host: {exc.strerror or exc}"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate not accepted: {exc.verify_message or exc}"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS error: {exc.reason or exc}"
-    if isinstance(exc, asyncio.IncompleteReadError | EOFError):
-        return "connection closed before the answer was complete"
-    if isinstance(exc, OSError) and exc.errno:
-        return os.strerror(exc.errno).lower()
-    return str(exc) or type(exc).__name__
-
-
-# --- a minimal HTTP/1.1 POST (stdlib asyncio streams only) ------------------------------------
-
-
-@dataclass(frozen=True)
-class _HttpTarget:
-    scheme: str
-    host: str
-    port: int
-    path: str  # with its query
-    host_header: str
-    authorization: str | None  # from user:password@ in the URL
-    display: str  # the URL without credentials, for logs
-
-    @classmethod
-    def parse(cls, url: str) -> _HttpTarget:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise ValueError(f"webhook URL {url!r}: scheme must be http or https")
-        if not parts.hostname:
-            raise ValueError(f"webhook URL {url!r} has no host")
-        port = parts.port or (443 if parts.scheme == "https" else 80)  # ValueError if bad
-        host_header = parts.netloc.rsplit("@", 1)[-1]
-        if any(c in host_header + parts.path + parts.query for c in "\r\n "):
-            raise ValueError("webhook URL contains whitespace")
-        authorization = None
-        if parts.username is not None:
-            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-            authorization = "Basic " + base64.b64encode(pair.encode()).decode()
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        display = f"{parts.scheme}://{host_header}{parts.path or '/'}"
-        return cls(parts.scheme, parts.hostname, port, path, host_header, authorization, display)
-
-    async def post(self, body: bytes, context: ssl.SSLContext) -> int:
-        """POST a JSON body; return the response status code. The caller bounds the time."""
-        tls = self.scheme == "https"
-        reader, writer = await asyncio.open_connection(
-            self.host,
-            self.port,
-            ssl=context if tls else None,
-            server_hostname=self.host if tls else None,
-        )
-        try:
-            head = [
-                f"POST {self.path} HTTP/1.1",
-                f"Host: {self.host_header}",
-                "User-Agent: vrrpd",
-                "Content-Type: application/json",
-                f"Content-Length: {len(body)}",
-                "Connection: close",
-            ]
-            if self.authorization:
-                head.append(f"Authorization: {self.authorization}")
-            writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
-            await writer.drain()
-            status_line = await reader.readline()
-            parts = status_line.decode("latin-1").split(" ", 2)
-            if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-                if not status_line:
-                    raise EOFError
-                raise ValueError(f"not an HTTP answer: {status_line[:60]!r}")
-            return int(parts[1])
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
 
 
 # --- email: keepalived's smtp_alert, over a tiny asyncio SMTP client --------------------------

@@ -8,10 +8,8 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import signal
 import ssl
-import subprocess
 import textwrap
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.component.test_httpclient import self_signed, server_context
 from vrrpd import notify
 from vrrpd.model import EmailConfig, NotifyConfig, WebhookConfig
 from vrrpd.notify import Event, Notifier, build_email, normalize_state
@@ -495,20 +494,8 @@ async def test_webhook_credentials_go_in_a_header_not_the_log(
 @pytest.fixture
 def tls_pair(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A self-signed certificate for 127.0.0.1: (server context, client context)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a test certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(cert, key)
-    client = ssl.create_default_context(cafile=str(cert))
-    return server, client
+    cert, key = self_signed(tmp_path)
+    return server_context(cert, key), ssl.create_default_context(cafile=str(cert))
 
 
 async def test_webhook_over_https(

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import hashlib
 import ipaddress
 import os
-import shutil
 import socket
-import ssl
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
+from tests.component.test_httpclient import BODY, HttpServer, self_signed, serve, server_context
 from vrrpd.probes.runners import (
     ExecProbe,
     FileProbe,
@@ -188,70 +185,17 @@ async def test_bad_timeout_fails_without_running(timeout: float) -> None:
 
 # --- http / https -----------------------------------------------------------------------------
 
-BODY = b"<html>all systems nominal</html>"
-
-
-class HttpServer:
-    """A tiny HTTP/1.1 server: each path is a canned response; requests are recorded."""
-
-    def __init__(self) -> None:
-        self.requests: list[bytes] = []
-        self.port = 0
-        self.writers: list[asyncio.StreamWriter] = []
-
-    def close_connections(self) -> None:
-        # Server.close() in 3.11 leaves accepted connections open (the /hang one, say).
-        for writer in self.writers:
-            writer.transport.abort()
-
-    def response(self, path: str) -> bytes:
-        if path == "/ok":
-            return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY), BODY)
-        if path == "/down":
-            return b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\ndown"
-        if path == "/chunked":
-            return (
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                b"6\r\n<html>\r\n1a;ext=1\r\nall systems nominal</html>\r\n0\r\n\r\n"
-            )
-        if path == "/until-close":
-            return b"HTTP/1.1 200 OK\r\n\r\n" + BODY
-        if path == "/continue":
-            return b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"
-        if path == "/big":
-            return b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000
-        if path == "/short":
-            return b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this"
-        if path == "/badlen":
-            return b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n"
-        if path == "/garbage":
-            return b"SSH-2.0-OpenSSH_9.2\r\n"
-        return b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.writers.append(writer)
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()  # the client gave up, e.g. on a failed TLS handshake
-            return
-        self.requests.append(head)
-        path = head.split(b" ")[1].decode()
-        if path == "/hang":
-            await asyncio.sleep(30)
-        writer.write(self.response(path))
-        await writer.drain()
-        writer.close()
-
 
 @pytest.fixture
 async def http_server() -> AsyncIterator[HttpServer]:
-    server = HttpServer()
-    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
-    server.port = listener.sockets[0].getsockname()[1]
-    async with listener:
+    async with serve() as server:
         yield server
-        server.close_connections()
+
+
+@pytest.fixture
+async def https_server(tmp_path: Path) -> AsyncIterator[HttpServer]:
+    async with serve(server_context(*self_signed(tmp_path))) as server:
+        yield server
 
 
 def _http(server: HttpServer, path: str, **kw: object) -> HttpProbe:
@@ -288,10 +232,6 @@ async def test_http_expected_status_list(http_server: HttpServer) -> None:
     assert outcome.detail == "status 404, expected 200, 204"
 
 
-async def test_http_skips_interim_1xx(http_server: HttpServer) -> None:
-    assert (await _http(http_server, "/continue", expected_status=(204,)).check()).ok
-
-
 @pytest.mark.parametrize("path", ["/ok", "/chunked", "/until-close"])
 async def test_http_body_match_and_digest(http_server: HttpServer, path: str) -> None:
     digest = hashlib.sha256(BODY).hexdigest()
@@ -318,25 +258,6 @@ async def test_http_body_is_bounded(http_server: HttpServer) -> None:
     assert (outcome.ok, outcome.detail) == (False, "body larger than 1000 bytes")
 
 
-async def test_http_truncated_body(http_server: HttpServer) -> None:
-    outcome = await _http(http_server, "/short", body_contains="only").check()
-    assert (outcome.ok, outcome.detail) == (
-        False,
-        "connection closed before the response was complete",
-    )
-
-
-async def test_http_bad_content_length(http_server: HttpServer) -> None:
-    outcome = await _http(http_server, "/badlen", body_contains="x").check()
-    assert (outcome.ok, outcome.detail) == (False, "bad Content-Length '-5'")
-
-
-async def test_http_not_http(http_server: HttpServer) -> None:
-    outcome = await _http(http_server, "/garbage").check()
-    assert not outcome.ok
-    assert outcome.detail.startswith("not an HTTP/1.x response: b'SSH-2.0")
-
-
 async def test_http_timeout(http_server: HttpServer) -> None:
     outcome = await HttpProbe("127.0.0.1", 0.3, port=http_server.port, path="/hang").check()
     assert (outcome.ok, outcome.detail) == (False, "timed out after 0.3s")
@@ -347,73 +268,6 @@ async def test_http_refused() -> None:
     port = _closed_port()
     outcome = await HttpProbe("127.0.0.1", 2, port=port).check()
     assert (outcome.ok, outcome.detail) == (False, f"127.0.0.1:{port}: connection refused")
-
-
-async def test_http_rejects_header_injection(http_server: HttpServer) -> None:
-    outcome = await _http(http_server, "/ok", host_header="a\r\nX-Evil: 1").check()
-    assert not outcome.ok
-    assert http_server.requests == []
-
-
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    try:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-    except ImportError:
-        if not shutil.which("openssl"):
-            pytest.skip("https test needs the `cryptography` package or the `openssl` binary")
-        # fmt: off
-        command = [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-nodes", "-days", "1", "-subj", "/CN=probe.test", "-keyout", str(key),
-            "-out", str(cert), "-addext", "subjectAltName=DNS:probe.test",
-        ]
-        # fmt: on
-        subprocess.run(
-            command,
-            check=True,
-            capture_output=True,
-        )
-        return cert, key
-    private = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "probe.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(private.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("probe.test")]), critical=False)
-        .sign(private, hashes.SHA256())
-    )
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key.write_bytes(
-        private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert, key
-
-
-@pytest.fixture
-async def https_server(tmp_path: Path) -> AsyncIterator[HttpServer]:
-    cert, key = _self_signed(tmp_path)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    server = HttpServer()
-    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, ssl=context)
-    server.port = listener.sockets[0].getsockname()[1]
-    async with listener:
-        yield server
-        server.close_connections()
 
 
 async def test_https_verify_off_accepts_self_signed(https_server: HttpServer) -> None:
@@ -428,18 +282,6 @@ async def test_https_verify_on_rejects_self_signed(https_server: HttpServer) -> 
     assert not outcome.ok
     assert outcome.detail.startswith("TLS certificate not accepted: "), outcome.detail
     assert https_server.requests == []
-
-
-async def test_https_to_plain_http_server_fails_clearly() -> None:
-    async def plain(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-        writer.close()
-
-    async with await asyncio.start_server(plain, "127.0.0.1", 0) as listener:
-        port = listener.sockets[0].getsockname()[1]
-        outcome = await HttpProbe("127.0.0.1", 2, port=port, tls=True, tls_verify=False).check()
-    assert not outcome.ok
-    assert outcome.detail.startswith("TLS error: "), outcome.detail
 
 
 # --- icmp -------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
 import ipaddress
 import itertools
@@ -20,7 +19,6 @@ import math
 import os
 import signal
 import socket
-import ssl
 import struct
 import subprocess
 import tempfile
@@ -29,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal, NoReturn, Protocol
 
+from vrrpd import httpclient
+from vrrpd.httpclient import describe
 from vrrpd.model import (
     ExecCheck,
     FileCheck,
@@ -60,24 +60,6 @@ class _Failed(Exception):
     """A check found the probe failing; the message is the outcome's detail."""
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, _Failed):
-        return str(exc)
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve host: {exc.strerror or exc}"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate not accepted: {exc.verify_message or exc}"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS error: {exc.reason or exc}"
-    if isinstance(exc, asyncio.IncompleteReadError):
-        return "connection closed before the response was complete"
-    if isinstance(exc, OSError) and (exc.errno or exc.strerror):
-        # asyncio rewrites strerror ("Connect call failed ..."); errno keeps the plain reason.
-        text = os.strerror(exc.errno) if exc.errno else str(exc.strerror)
-        return text[0].lower() + text[1:]
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
 async def _measure(
     timeout_s: float | None, body: Callable[[], Awaitable[tuple[bool, str, int | None]]]
 ) -> ProbeOutcome:
@@ -90,7 +72,8 @@ async def _measure(
     except TimeoutError:
         return ProbeOutcome(False, f"timed out after {timeout_s:g}s", loop.time() - start)
     except Exception as exc:  # a probe's failure is data, never a crash of the daemon
-        return ProbeOutcome(False, _describe(exc), loop.time() - start)
+        detail = str(exc) if isinstance(exc, _Failed) else describe(exc)
+        return ProbeOutcome(False, detail, loop.time() - start)
     return ProbeOutcome(ok, detail, loop.time() - start, number)
 
 
@@ -128,7 +111,7 @@ class ExecProbe:
         try:
             detail, ok = await self._run(start)
         except Exception as exc:
-            detail, ok = _describe(exc), False
+            detail, ok = describe(exc), False
         return ProbeOutcome(ok, detail, loop.time() - start)
 
     async def _run(self, start: float) -> tuple[str, bool]:
@@ -197,20 +180,6 @@ def _tail(output: IO[bytes]) -> str:
 # --- tcp --------------------------------------------------------------------------------------
 
 
-def _check_port(port: int) -> None:
-    if not 1 <= port <= 65535:
-        raise _Failed(f"port must be in 1..65535, not {port}")
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    try:
-        async with asyncio.timeout(0.5):
-            await writer.wait_closed()
-    except Exception:  # the peer's manners are not the probe's result
-        writer.transport.abort()
-
-
 @dataclass(frozen=True)
 class TcpProbe:
     """Connect to host:port; an established connection is success."""
@@ -224,58 +193,21 @@ class TcpProbe:
             return bad
 
         async def body() -> tuple[bool, str, None]:
-            _check_port(self.port)
-            try:
-                _, writer = await asyncio.open_connection(self.host, self.port)
-            except socket.gaierror as exc:
-                raise _Failed(f"cannot resolve host {self.host!r}: {exc.strerror}") from exc
-            except OSError as exc:
-                raise _Failed(f"{_hostport(self.host, self.port)}: {_describe(exc)}") from exc
-            await _close(writer)
-            return True, f"connected to {_hostport(self.host, self.port)}", None
+            _, writer = await httpclient.connect(self.host, self.port)
+            await httpclient.close(writer)
+            return True, f"connected to {httpclient.hostport(self.host, self.port)}", None
 
         return await _measure(self.timeout_s, body)
 
 
-def _bracket(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
-def _hostport(host: str, port: int) -> str:
-    return f"{_bracket(host)}:{port}"
-
-
-def _host_of(authority: str) -> str:
-    """The host part of "host", "host:port", "[v6]" or "[v6]:port"."""
-    if authority.startswith("["):
-        return authority[1:].partition("]")[0]
-    if authority.count(":") == 1:
-        return authority.partition(":")[0]
-    return authority  # a bare IPv6 address
-
-
 # --- http / https -----------------------------------------------------------------------------
-
-MAX_HEADER_LINES = 100
-MAX_LINE_BYTES = 8192
-
-
-@functools.lru_cache(maxsize=2)
-def _ssl_context(verify: bool) -> ssl.SSLContext:
-    # Built once per setting: loading the CA store reads files and costs milliseconds.
-    context = ssl.create_default_context()
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 @dataclass(frozen=True)
 class HttpProbe:
     """GET a path over HTTP/1.1 (optionally TLS); success is an expected status and body.
 
-    A minimal client on asyncio streams: one request, ``Connection: close``, Content-Length,
-    chunked or read-to-close bodies. The body is read only when a body check asks for it, and
+    The body is read (through ``vrrpd.httpclient``) only when a body check asks for it, and
     never more than ``max_body_bytes``.
     """
 
@@ -296,58 +228,28 @@ class HttpProbe:
             return bad
         return await _measure(self.timeout_s, self._get)
 
-    def _request(self, port: int) -> bytes:
-        host = self.host_header
-        if host is None:
-            host = _hostport(self.host, port) if port != self._default_port else _bracket(self.host)
-        path = self.path if self.path.startswith("/") else "/" + self.path
-        lines = [
-            f"GET {path} HTTP/1.1",
-            f"Host: {host}",
-            "User-Agent: kube-vrrp-probe",
-            "Accept: */*",
-            "Connection: close",
-        ]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-    @property
-    def _default_port(self) -> int:
-        return 443 if self.tls else 80
-
     async def _get(self) -> tuple[bool, str, None]:
-        port = self.port if self.port is not None else self._default_port
-        _check_port(port)
-        if any(c in self.path + (self.host_header or "") for c in "\r\n "):
-            raise _Failed("path and Host header must not contain spaces or line breaks")
-        context = _ssl_context(self.tls_verify) if self.tls else None
-        # SNI and certificate checks follow the Host header: the name the service answers to.
-        server_hostname = _host_of(self.host_header or self.host) if context else None
-        try:
-            reader, writer = await asyncio.open_connection(
-                self.host,
-                port,
-                ssl=context,
-                server_hostname=server_hostname,
-                limit=MAX_LINE_BYTES,
-            )
-        except socket.gaierror as exc:
-            raise _Failed(f"cannot resolve host {self.host!r}: {exc.strerror}") from exc
-        except ssl.SSLError:
-            raise  # an OSError too, but _describe words it better than errno can
-        except OSError as exc:
-            raise _Failed(f"{_hostport(self.host, port)}: {_describe(exc)}") from exc
-        try:
-            writer.write(self._request(port))
-            await writer.drain()
-            status, headers = await _read_head(reader)
-            if status not in self.expected_status:
-                wanted = ", ".join(str(s) for s in self.expected_status)
-                raise _Failed(f"status {status}, expected {wanted}")
-            if self.body_contains is None and self.body_sha256 is None:
-                return True, f"status {status}", None
-            body = await _read_body(reader, headers, self.max_body_bytes)
-        finally:
-            await _close(writer)
+        check_body = self.body_contains is not None or self.body_sha256 is not None
+        headers = {"User-Agent": "kube-vrrp-probe"}  # services filter their access logs by it
+        if self.host_header is not None:
+            headers["Host"] = self.host_header
+        response = await httpclient.request(
+            "GET",
+            self.host,
+            self.port if self.port is not None else 443 if self.tls else 80,
+            self.path if self.path.startswith("/") else "/" + self.path,
+            headers=headers,
+            tls=httpclient.tls_context(self.tls_verify) if self.tls else None,
+            timeout_s=self.timeout_s,
+            max_body_bytes=self.max_body_bytes,
+            read_body=check_body,
+        )
+        status, body = response.status, response.body
+        if status not in self.expected_status:
+            wanted = ", ".join(str(s) for s in self.expected_status)
+            raise _Failed(f"status {status}, expected {wanted}")
+        if not check_body:
+            return True, f"status {status}", None
         if self.body_contains is not None and self.body_contains.encode() not in body:
             raise _Failed(f"status {status} but the body does not contain {self.body_contains!r}")
         if self.body_sha256 is not None:
@@ -355,69 +257,6 @@ class HttpProbe:
             if digest != self.body_sha256.lower():
                 raise _Failed(f"status {status} but body sha256 is {digest}")
         return True, f"status {status}, body matched", None
-
-
-async def _read_line(reader: asyncio.StreamReader) -> bytes:
-    try:
-        line = await reader.readuntil(b"\n")
-    except asyncio.LimitOverrunError as exc:
-        raise _Failed(f"response line longer than {MAX_LINE_BYTES} bytes") from exc
-    except asyncio.IncompleteReadError as exc:
-        raise _Failed("connection closed before the response was complete") from exc
-    return line.rstrip(b"\r\n")
-
-
-async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
-    while True:
-        line = await _read_line(reader)
-        parts = line.split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-            raise _Failed(f"not an HTTP/1.x response: {line[:80]!r}")
-        status = int(parts[1])
-        headers: dict[str, str] = {}
-        for _ in range(MAX_HEADER_LINES):
-            line = await _read_line(reader)
-            if not line:
-                break
-            name, _, val = line.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = val.strip()
-        else:
-            raise _Failed(f"more than {MAX_HEADER_LINES} header lines")
-        # 1xx are interim responses; the real one follows (101 would switch protocols).
-        if not 100 <= status < 200 or status == 101:
-            return status, headers
-
-
-async def _read_body(reader: asyncio.StreamReader, headers: Mapping[str, str], limit: int) -> bytes:
-    too_big = _Failed(f"body larger than {limit} bytes")
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        chunks = bytearray()
-        while True:
-            size_line = (await _read_line(reader)).split(b";", 1)[0].strip()
-            try:
-                size = int(size_line, 16)
-            except ValueError as exc:
-                raise _Failed(f"bad chunk size {size_line[:20]!r}") from exc
-            if size == 0:
-                return bytes(chunks)  # trailers are not needed
-            if len(chunks) + size > limit:
-                raise too_big
-            chunks += await reader.readexactly(size)
-            await _read_line(reader)
-    if "content-length" in headers:
-        text = headers["content-length"]
-        if not text.isdigit():
-            raise _Failed(f"bad Content-Length {text[:20]!r}")
-        length = int(text)
-        if length > limit:
-            raise too_big
-        return await reader.readexactly(length)
-    body = await reader.read(limit + 1)
-    while len(body) <= limit and (more := await reader.read(limit + 1 - len(body))):
-        body += more
-    if len(body) > limit:
-        raise too_big
-    return body
 
 
 # --- icmp -------------------------------------------------------------------------------------
@@ -507,7 +346,7 @@ def _icmp_socket(af: int) -> tuple[socket.socket, bool]:
             sock, raw = socket.socket(af, socket.SOCK_DGRAM, proto), False
         except OSError as exc:
             raise _Failed(
-                f"no ICMP socket: needs CAP_NET_RAW or net.ipv4.ping_group_range ({_describe(exc)})"
+                f"no ICMP socket: needs CAP_NET_RAW or net.ipv4.ping_group_range ({describe(exc)})"
             ) from exc
     sock.setblocking(False)
     return sock, raw
@@ -566,7 +405,7 @@ class FileProbe:
         except FileNotFoundError as exc:
             raise _Failed(f"no such file: {self.path}") from exc
         except OSError as exc:
-            raise _Failed(f"cannot read {self.path}: {_describe(exc)}") from exc
+            raise _Failed(f"cannot read {self.path}: {describe(exc)}") from exc
         number = _strtol(data.decode("latin-1")) or 0
         if not -(2**31) <= number <= 2**31:  # keepalived's own bounds
             raise _Failed(f"{self.path} holds {number}, out of the 32-bit range")
@@ -658,7 +497,7 @@ async def run_forever(
         try:
             outcome = await check()
         except Exception as exc:  # checks here never raise; a foreign one might
-            outcome = ProbeOutcome(False, _describe(exc), 0.0)
+            outcome = ProbeOutcome(False, describe(exc), 0.0)
         try:
             on_result(outcome)
         except Exception:
