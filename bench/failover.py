@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
+from bench.common import align_columns, fmt_ms, median, no_nan, percentile
 from vrrpd.lab.daemons import VrrpdProcess
 from vrrpd.lab.keepalived import (
     KeepalivedProcess,
@@ -133,8 +134,18 @@ def render_vrrpd_config(advert_s: float, count: int = 1) -> str:
     return "---\n".join(docs)
 
 
-def render_keepalived_config(advert_s: float, priority: int, count: int = 1) -> str:
-    """keepalived.conf with one vrrp_instance (VI_1, VI_2, ...) per instance, VRRPv3."""
+def render_keepalived_config(
+    advert_s: float,
+    priority: int,
+    count: int = 1,
+    *,
+    global_extra: Sequence[str] = (),
+    instance_extra: Sequence[str] = (),
+) -> str:
+    """keepalived.conf with one vrrp_instance (VI_1, VI_2, ...) per instance, VRRPv3.
+
+    `global_extra` / `instance_extra`: raw lines for global_defs / every instance.
+    """
     parts = []
     for k, (_, vrid, cidr) in enumerate(instance_specs(count), 1):
         text = render_keepalived_conf(
@@ -144,6 +155,8 @@ def render_keepalived_config(advert_s: float, priority: int, count: int = 1) -> 
             version=3,
             advert_interval=advert_s,
             vips=[cidr],
+            global_extra=global_extra,
+            instance_extra=instance_extra,
         )
         # Only the first keeps its global_defs block.
         parts.append(text if k == 1 else text[text.index("vrrp_instance") :])
@@ -151,7 +164,11 @@ def render_keepalived_config(advert_s: float, priority: int, count: int = 1) -> 
 
 
 class Pair:
-    """One implementation on nodes n1 (priority 150) and n2 (priority 100) of a lab."""
+    """One implementation on nodes n1 (priority 150) and n2 (priority 100) of a lab.
+
+    What each node loads comes from `vrrpd_config(i)` / `keepalived_config(i)`; a
+    subclass overrides them to add, say, a health probe on one node.
+    """
 
     def __init__(
         self, lab: Lab, impl: str, advert_s: float, *, count: int = 1, respawn: bool = True
@@ -165,9 +182,6 @@ class Pair:
         self.respawn = respawn
         self.daemons: dict[int, VrrpdProcess | KeepalivedProcess] = {}
         self._popens: list[subprocess.Popen[Any]] = []
-        self._config_path = lab.workdir / "vips.yaml"
-        if impl == "vrrpd":
-            self._config_path.write_text(render_vrrpd_config(advert_s, count))
 
     @property
     def instances(self) -> list[str]:
@@ -175,6 +189,14 @@ class Pair:
         if self.impl == "vrrpd":
             return [f"default/{name}/ipv4" for name, _, _ in instance_specs(self.count)]
         return [f"VI_{k}" for k in range(1, self.count + 1)]
+
+    def vrrpd_config(self, i: int) -> str:
+        """The VirtualIP file node i loads: here the same for both nodes."""
+        return render_vrrpd_config(self.advert_s, self.count)
+
+    def keepalived_config(self, i: int) -> str:
+        """Node i's keepalived.conf."""
+        return render_keepalived_config(self.advert_s, PRIORITY[i], self.count)
 
     def start(self) -> Pair:
         for i in (MASTER, BACKUP):
@@ -184,11 +206,13 @@ class Pair:
     def start_node(self, i: int) -> None:
         daemon: VrrpdProcess | KeepalivedProcess
         if self.impl == "vrrpd":
-            daemon = VrrpdProcess(self.lab, i, self._config_path).start()
+            path = self.lab.workdir / f"vips-n{i}.yaml"
+            path.write_text(self.vrrpd_config(i))
+            daemon = VrrpdProcess(self.lab, i, path).start()
             assert daemon.proc is not None
             self._popens.append(daemon.proc)
         else:
-            conf = render_keepalived_config(self.advert_s, PRIORITY[i], self.count)
+            conf = self.keepalived_config(i)
             daemon = start_keepalived(self.lab, i, conf, respawn=self.respawn)
             self._popens.append(daemon)
         self.daemons[i] = daemon
@@ -453,7 +477,7 @@ class Run:
     error: str = ""
 
 
-def _clean_window(lab: Lab, timeout: float = 15.0) -> bool:
+def clean_window(lab: Lab, timeout: float = 15.0) -> bool:
     """Probe in windows of CLEAN_WINDOW until one sees no loss (True) or `timeout` passes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -480,7 +504,7 @@ def _gap_probes(gap: float) -> int:
     return max(1, round(gap / PROBE_INTERVAL))
 
 
-def _score_probes(run: Run, result: ProbeResult, fault_offset: float, backup_mac: str) -> None:
+def score_probes(run: Run, result: ProbeResult, fault_offset: float, backup_mac: str) -> None:
     """Split the client's gaps into before / after the fault; find the switch to the backup."""
     after: list[float] = []
     for start, gap in zip(result.gap_starts, result.gaps, strict=True):
@@ -519,7 +543,7 @@ def run_once(impl: str, case: str, advert: str, index: int, *, random_phase: boo
                     f"VIP on {sorted(watch.holders())}"
                 )
                 return run
-            if not _clean_window(lab):
+            if not clean_window(lab):
                 run.error = f"the client never saw {CLEAN_WINDOW} s without loss"
                 return run
             prober = Prober(lab, VIP, PROBE_INTERVAL).start()
@@ -544,7 +568,7 @@ def run_once(impl: str, case: str, advert: str, index: int, *, random_phase: boo
             time.sleep(SETTLE)
             result = prober.stop()
             t_end = time.monotonic()
-            _score_probes(run, result, t_fault - origin, lab.node(BACKUP).mac)
+            score_probes(run, result, t_fault - origin, lab.node(BACKUP).mac)
             if case == "kill-9":
                 pair.wait_gone(MASTER)
                 t_restart = time.monotonic()
@@ -575,21 +599,6 @@ def run_once(impl: str, case: str, advert: str, index: int, *, random_phase: boo
 
 
 # -- statistics and the table -----------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100), linear between closest ranks (numpy's default)."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low = math.floor(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
-def _median(values: Sequence[float]) -> float:
-    return percentile(values, 50)
 
 
 @dataclass
@@ -635,14 +644,14 @@ def summarize_runs(runs: Sequence[Run]) -> list[Row]:
                     impl=impl,
                     runs=len(mine),
                     failed=sum(1 for r in mine if r.error),
-                    outage_median_ms=_median(outages),
+                    outage_median_ms=median(outages),
                     outage_p95_ms=percentile(outages, 95),
-                    lost_median=_median(lost),
+                    lost_median=median(lost),
                     lost_max=max(lost, default=math.nan),
-                    takeover_median_ms=_median(_values(mine, "takeover_ms")),
-                    both_held_median_ms=_median(_values(mine, "both_held_ms")),
-                    client_switch_median_ms=_median(_values(mine, "client_switch_ms")),
-                    restart_cleanup_median_ms=_median(_values(mine, "restart_cleanup_ms")),
+                    takeover_median_ms=median(_values(mine, "takeover_ms")),
+                    both_held_median_ms=median(_values(mine, "both_held_ms")),
+                    client_switch_median_ms=median(_values(mine, "client_switch_ms")),
+                    restart_cleanup_median_ms=median(_values(mine, "restart_cleanup_ms")),
                     exit_codes=[r.exit_code for r in mine if r.case == "sigterm"],
                 )
             ours, theirs = group.get("vrrpd"), group.get("keepalived")
@@ -672,10 +681,6 @@ def _target(row: Row, advert_s: float) -> str:
     return ""
 
 
-def _ms(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.0f}"
-
-
 def format_table(rows: Sequence[Row], *, random_phase: bool = False) -> str:
     header = (
         "case",
@@ -701,28 +706,18 @@ def format_table(rows: Sequence[Row], *, random_phase: bool = False) -> str:
                 row.advert,
                 row.impl,
                 runs,
-                _ms(row.outage_median_ms),
-                _ms(row.outage_p95_ms),
+                fmt_ms(row.outage_median_ms),
+                fmt_ms(row.outage_p95_ms),
                 "-" if math.isnan(row.lost_median) else f"{row.lost_median:g}",
-                _ms(row.takeover_median_ms),
-                _ms(row.both_held_median_ms),
-                _ms(row.client_switch_median_ms),
-                _ms(row.restart_cleanup_median_ms),
+                fmt_ms(row.takeover_median_ms),
+                fmt_ms(row.both_held_median_ms),
+                fmt_ms(row.client_switch_median_ms),
+                fmt_ms(row.restart_cleanup_median_ms),
                 "" if row.ratio is None else f"{row.ratio:.2f}",
                 row.target,
             )
         )
-    widths = [max(len(line[k]) for line in lines) for k in range(len(header))]
-    numeric = {3, 4, 5, 6, 7, 8, 9, 10, 11}
-    out = []
-    for n, line in enumerate(lines):
-        cells = [
-            cell.rjust(widths[k]) if k in numeric and n else cell.ljust(widths[k])
-            for k, cell in enumerate(line)
-        ]
-        out.append("  ".join(cells).rstrip())
-        if n == 0:
-            out.append("  ".join("-" * w for w in widths))
+    out = align_columns(lines, numeric=range(3, 12))
     bounds = ", ".join(
         f"{name}: {1000 * master_down_interval(s):.0f} ms" for name, s in ADVERTS.items()
     )
@@ -880,7 +875,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
                     "machine": info,
                     "random_phase": args.random_phase,
                     "runs": [asdict(r) for r in runs],
-                    "summary": [_no_nan(asdict(r)) for r in rows],
+                    "summary": [no_nan(asdict(r)) for r in rows],
                 },
                 f,
                 indent=1,
@@ -898,11 +893,6 @@ def report(runs: Sequence[Run], info: dict[str, Any], random_phase: bool, out: T
         if r.error:
             print(f"FAILED {r.case} {r.advert} {r.impl} #{r.run}: {r.error}", file=out)
     return rows
-
-
-def _no_nan(row: dict[str, Any]) -> dict[str, Any]:
-    # JSON has no NaN: a statistic over no values is null.
-    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
 
 
 def _progress(run: Run, elapsed: float) -> str:

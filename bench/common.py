@@ -1,0 +1,47 @@
+"""Statistics and table helpers shared by the benchmarks (pure: no lab, no root)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Sequence
+from typing import Any
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100), linear between closest ranks (numpy's default)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def median(values: Sequence[float]) -> float:
+    return percentile(values, 50)
+
+
+def fmt_ms(value: float) -> str:
+    """A figure in whole ms; "-" for NaN (a statistic over no values)."""
+    return "-" if math.isnan(value) else f"{value:.0f}"
+
+
+def no_nan(row: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN: a statistic over no values is written as null."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+
+
+def align_columns(lines: Sequence[Sequence[str]], numeric: Collection[int]) -> list[str]:
+    """A text table: `lines[0]` is the header, underlined; columns in `numeric` right-aligned."""
+    widths = [max(len(line[k]) for line in lines) for k in range(len(lines[0]))]
+    out = []
+    for n, line in enumerate(lines):
+        cells = [
+            cell.rjust(widths[k]) if k in numeric and n else cell.ljust(widths[k])
+            for k, cell in enumerate(line)
+        ]
+        out.append("  ".join(cells).rstrip())
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return out
