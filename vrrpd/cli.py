@@ -87,7 +87,108 @@ def _file_stamp(path: str) -> tuple[int, int, int] | None:
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-async def _run(args: argparse.Namespace, instances: list[InstanceConfig]) -> int:
+class FileSource:
+    """Standalone mode: the VirtualIP file, reloaded on SIGHUP or when it changes."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.path, self.node, self.interval = args.config, args.node, args.watch_interval
+        self.stamp = _file_stamp(self.path)
+
+    def reload(self, daemon: Any, why: str) -> None:
+        self.stamp = _file_stamp(self.path)
+        try:
+            new = _load(self.path, self.node)
+        except ConfigError as exc:
+            log.error("%s: %s; keeping the running configuration:\n%s", why, self.path, exc)
+            return
+        log.info("%s: reloading %s", why, self.path)
+        daemon.apply(new)
+
+    async def follow(self, daemon: Any) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            if _file_stamp(self.path) != self.stamp:
+                self.reload(daemon, "configuration file changed")
+
+
+class KubeSource:
+    """Cluster mode: the node's ConfigMap through the API, the last good copy on the host."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from vrrpd.kube import ApiServer, KubeConfig
+
+        api = (
+            ApiServer.from_url(args.kube_api, token_file=args.kube_token_file)
+            if args.kube_api
+            else ApiServer.in_cluster()
+        )
+        self.config = KubeConfig(
+            api, node=args.node, namespace=args.namespace,
+            configmap=args.configmap or f"vrrpd-{args.node}",
+            pod=args.pod, secrets_dir=args.secrets_dir, state_dir=args.state_dir,
+        )  # fmt: skip
+        self.interval = args.watch_interval
+        self.api_down = False
+
+    async def initial(self) -> list[InstanceConfig]:
+        """The ConfigMap if the API answers, else the last good copy: VRRP starts anyway."""
+        from vrrpd.kube import ApiError
+
+        try:
+            text = await self.config.fetch()
+        except ApiError as exc:
+            text = self.config.last_good()
+            log.warning("API server unavailable (%s); starting from the last good "
+                        "configuration%s", exc, "" if text else ": none kept yet")  # fmt: skip
+        if text is None:
+            return []
+        try:
+            instances = self.config.parse(text)
+        except ConfigError as exc:
+            self.config.error = str(exc)
+            log.error("configuration refused, waiting for a good one:\n%s", exc)
+            return []
+        self.config.applied = text
+        self.config.keep(text)
+        return instances
+
+    def reload(self, daemon: Any, why: str) -> None:
+        log.info("%s: the configuration is re-read from the API every %g s", why, self.interval)
+
+    async def follow(self, daemon: Any) -> None:
+        from vrrpd.kube import ApiError
+
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                text = await self.config.fetch()
+                if text is not None and text != self.config.applied:
+                    self._apply(daemon, text)
+                await self.config.report(daemon.status(), daemon.health())
+                if self.api_down:
+                    log.info("API server reachable again")
+                self.api_down = False
+            except ApiError as exc:
+                if not self.api_down:  # once per outage: VRRP goes on regardless
+                    log.warning("API server unavailable, VRRP goes on unchanged: %s", exc)
+                self.api_down = True
+
+    def _apply(self, daemon: Any, text: str) -> None:
+        try:
+            instances = self.config.parse(text)
+        except ConfigError as exc:
+            if self.config.error != str(exc):
+                log.error("new configuration refused; keeping the running one:\n%s", exc)
+            self.config.error = str(exc)
+            return
+        self.config.error = None
+        self.config.applied = text
+        self.config.keep(text)
+        daemon.apply(instances)
+
+
+async def _run(args: argparse.Namespace, source: FileSource | KubeSource,
+               instances: list[InstanceConfig]) -> int:  # fmt: skip
     from vrrpd.daemon import Daemon, StartupError
     from vrrpd.httpd import HttpServer
 
@@ -113,11 +214,13 @@ async def _run(args: argparse.Namespace, instances: list[InstanceConfig]) -> int
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     stop_task: asyncio.Task[None] | None = None
+    follower = asyncio.create_task(source.follow(daemon))
 
     def on_stop(signame: str) -> None:
         nonlocal stop_task
         if stop_task is None:
             log.info("%s: handing over and stopping (send it again to stop at once)", signame)
+            follower.cancel()
             stop_task = asyncio.create_task(daemon.shutdown())
             stop_task.add_done_callback(lambda _: done.set())
         else:
@@ -125,32 +228,11 @@ async def _run(args: argparse.Namespace, instances: list[InstanceConfig]) -> int
             daemon.abort()
             done.set()
 
-    stamp = _file_stamp(args.config)
-
-    def reload(why: str) -> None:
-        nonlocal stamp
-        stamp = _file_stamp(args.config)
-        try:
-            new = _load(args.config, args.node)
-        except ConfigError as exc:
-            log.error("%s: %s; keeping the running configuration:\n%s", why, args.config, exc)
-            return
-        log.info("%s: reloading %s", why, args.config)
-        daemon.apply(new)
-
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_stop, sig.name)
-    loop.add_signal_handler(signal.SIGHUP, reload, "SIGHUP")
-
-    async def watch() -> None:
-        while True:
-            await asyncio.sleep(args.watch_interval)
-            if stop_task is None and _file_stamp(args.config) != stamp:
-                reload("configuration file changed")
-
-    watcher = asyncio.create_task(watch())
+    loop.add_signal_handler(signal.SIGHUP, source.reload, daemon, "SIGHUP")
     await done.wait()
-    watcher.cancel()
+    follower.cancel()
     if stop_task is not None:
         await asyncio.gather(stop_task, return_exceptions=True)
     if http is not None:
@@ -185,6 +267,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     _setup_logging(args.node, args.log_format, args.verbose)
+    if args.kube:
+        return asyncio.run(_run_kube(args))
+    if not args.config:
+        print("vrrpd run: give --config FILE (standalone) or --kube (cluster)", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         instances = _load(args.config, args.node)
     except ConfigError as exc:
@@ -193,7 +280,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not instances:
         print(f"vrrpd: {args.config} has no VirtualIP for node {args.node}", file=sys.stderr)
         return EXIT_CONFIG
-    return asyncio.run(_run(args, instances))
+    return asyncio.run(_run(args, FileSource(args), instances))
+
+
+async def _run_kube(args: argparse.Namespace) -> int:
+    from vrrpd.kube import ApiError
+
+    try:
+        source = KubeSource(args)
+    except ApiError as exc:
+        log.error("%s", exc)
+        return EXIT_CONFIG
+    return await _run(args, source, await source.initial())
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -249,13 +347,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vrrpd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the VRRP daemon from a VirtualIP file")
-    run.add_argument("--config", required=True, help="VirtualIP manifest (one or more documents)")
+    run = sub.add_parser("run", help="run the VRRP daemon from a VirtualIP file or ConfigMap")
+    run.add_argument("--config", help="VirtualIP manifest (one or more documents)")
     run.add_argument("--node", required=True, help="this node's name (nodePriorities, peers)")
-    run.add_argument("--log-format", choices=("text", "json"), default="text")
+    env = os.environ.get
+    kube = run.add_argument_group("cluster mode (the operator's pods set these)")
+    kube.add_argument("--kube", action="store_true", help="read the node's ConfigMap via the API")
+    kube.add_argument("--kube-api", help="API server URL (default: in-cluster service account)")
+    kube.add_argument("--kube-token-file", help="bearer token file for --kube-api")
+    kube.add_argument("--namespace", default=env("POD_NAMESPACE", "kube-vrrp"))
+    kube.add_argument("--pod", default=env("POD_NAME"), help="this pod, for status reports")
+    kube.add_argument("--configmap", default=env("VRRPD_CONFIGMAP"),
+                      help="default vrrpd-<node>")  # fmt: skip
+    kube.add_argument("--secrets-dir", default=env("VRRPD_SECRETS_DIR", "/etc/kube-vrrp/secrets"))
+    kube.add_argument("--state-dir", default=env("VRRPD_STATE_DIR", "/var/lib/kube-vrrp"),
+                      help="where the last good configuration is kept")  # fmt: skip
+    run.add_argument("--log-format", choices=("text", "json"),
+                     default=env("VRRPD_LOG_FORMAT", "text"))  # fmt: skip
     run.add_argument("--verbose", "-v", action="store_true", help="log dropped adverts too")
     run.add_argument(
-        "--http-address", default=DEFAULT_HTTP,
+        "--http-address",
+        default=f"0.0.0.0:{env('VRRPD_HTTP_PORT')}" if env("VRRPD_HTTP_PORT") else DEFAULT_HTTP,
         help=f"HOST:PORT for /healthz /readyz /metrics /status (default {DEFAULT_HTTP}; none: off)",
     )  # fmt: skip
     run.add_argument("--watch-interval", type=float, default=1.0, help=argparse.SUPPRESS)

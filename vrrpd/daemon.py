@@ -21,7 +21,14 @@ from vrrpd.model import InstanceConfig
 from vrrpd.notify import Notifier
 from vrrpd.ports import AdvertSocket, IPAddress, Packet, Ports
 from vrrpd.probes.runners import ProbeOutcome, probe_for, run_forever
-from vrrpd.probes.tracking import Fault, Pending, Priority, ProbeTracker, effective_priority
+from vrrpd.probes.tracking import (
+    Fault,
+    Pending,
+    Priority,
+    ProbeState,
+    ProbeTracker,
+    effective_priority,
+)
 from vrrpd.vrrp import packet
 from vrrpd.vrrp.fsm import (
     Action,
@@ -257,16 +264,23 @@ class Daemon:
             )
         return {"node": self.node, "instances": rows}
 
+    def _unhealthy(self, inst: Instance) -> str | None:
+        """Why this node is not a healthy candidate for the instance, or None."""
+        if inst.state == State.FAULT:
+            return f"in FAULT: {'; '.join(inst.faults.values())}"
+        down = [n for n, t in inst.trackers.items() if t.state != ProbeState.UP]
+        return f"probe {', '.join(down)} not passing" if down else None
+
+    def health(self) -> dict[str, bool]:
+        return {name: self._unhealthy(inst) is None for name, inst in self.instances.items()}
+
     def readiness(self) -> tuple[bool, str]:
         """Pod readiness: this node is a healthy candidate (Healthy) or holds the VIP (Master)."""
         if not self.instances:
             return False, "no VRRP instance configured for this node"
         for inst in self.instances.values():
-            if inst.state == State.FAULT:
-                return False, f"{inst.config.name} in FAULT: {'; '.join(inst.faults.values())}"
-            down = [n for n, t in inst.trackers.items() if str(t.state) != "up"]
-            if down:
-                return False, f"{inst.config.name}: probe {', '.join(down)} not passing"
+            if (why := self._unhealthy(inst)) is not None:
+                return False, f"{inst.config.name}: {why}"
             if inst.config.readiness == "Master" and inst.state != State.MASTER:
                 return False, f"{inst.config.name} is {inst.state}, readiness Master"
         return True, f"{len(self.instances)} instance(s) healthy"
