@@ -1,0 +1,478 @@
+"""kopf handlers: thin glue between watch events and the pure core (render, plan, status).
+
+One reconcile renders every VirtualIP over every node and applies the difference; any event
+that can change the result (a VirtualIP, a Node, a daemon Pod) requests it, and concurrent
+requests coalesce into one run (`Reconciler`). kopf indexes hold the cluster state, so a
+reconcile reads no VirtualIP or Node from the API; kopf fills them before any handler runs,
+so the first reconcile already sees every object. Daemon ConfigMaps, Secrets and Pods are
+listed in the operator's namespace on each run (never stale, and no cluster-wide watch on
+Secrets). Each VirtualIP's timer aggregates its status from the daemon pods' reports.
+
+All writes happen inside kopf handlers, so kopf peering pauses them: of two replicas, only
+the one with the highest priority acts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from vrrp_operator.kube import ApiError, KubeClient
+from vrrp_operator.manifests import manifests
+from vrrp_operator.objects import (
+    DAEMON_LABELS,
+    GROUP,
+    Node,
+    PodInfo,
+    is_daemon_object,
+    node_from_object,
+    pod_from_object,
+)
+from vrrp_operator.render import (
+    Rendered,
+    allocated_vrids,
+    object_key,
+    render,
+    secret_refs,
+)
+from vrrp_operator.rollout import Create, Delete, Existing, Patch, plan
+from vrrp_operator.services import ingress_patch, release_patch, service_ingress
+from vrrp_operator.settings import OperatorSettings
+from vrrp_operator.status import (
+    aggregate_status,
+    events,
+    masters,
+    reports_from_pods,
+    status_patch,
+)
+
+VERSION = "v1alpha1"
+PLURAL = "virtualips"
+FINALIZER = f"{GROUP}/finalizer"
+LABEL_SELECTOR = ",".join(f"{k}={v}" for k, v in DAEMON_LABELS.items())
+FAILED_POD_BACKOFF_S = (5.0, 300.0)  # first and longest wait before recreating a failed pod
+
+log = logging.getLogger("vrrp_operator")
+
+
+def plain(value: Any) -> Any:
+    """A deep copy of a kopf body (read-only views) as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def _values(index: Any) -> list[Any]:
+    """Every value of a kopf index whose keys are unique per object."""
+    if index is None:
+        return []
+    return [value for key in list(index) for value in index.get(key, ())]
+
+
+class Reconciler:
+    """Runs the reconcile once for any number of concurrent requests.
+
+    A request waits for the run that starts after it (that run reads the indexes as they
+    are by then); runs never overlap. A run that fails leaves the requests pending, so the
+    next waiter runs again, and the error reaches the caller (kopf retries VirtualIP
+    handlers).
+    """
+
+    def __init__(self, run: Callable[[], Awaitable[None]]) -> None:
+        self._run = run
+        self._lock = asyncio.Lock()
+        self._requested = 0
+        self._done = 0
+        self.last_success: float | None = None
+        self.runs = 0
+
+    async def request(self, *, max_age: float | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        if (
+            max_age is not None
+            and self.last_success is not None
+            and loop.time() - self.last_success < max_age
+        ):
+            return
+        self._requested += 1
+        ticket = self._requested
+        async with self._lock:
+            if self._done >= ticket:
+                return
+            covered = self._requested
+            self.runs += 1
+            await self._run()
+            self._done = covered
+            self.last_success = loop.time()
+
+
+@dataclass
+class Runtime:
+    """The operator's state between handler calls (one per operator process)."""
+
+    settings: OperatorSettings
+    client: KubeClient
+    rendered: Rendered | None = None
+    indexes: dict[str, Any] = field(default_factory=dict)  # kopf indexes, kept live
+    deleting: set[str] = field(default_factory=set)  # VirtualIPs whose finalizer runs
+    nodes_seen: dict[str, Node] = field(default_factory=dict)
+    pods_seen: dict[str, PodInfo] = field(default_factory=dict)
+    failed_pods: dict[str, tuple[int, float]] = field(default_factory=dict)  # node -> (n, t)
+    reconciler: Reconciler = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reconciler = Reconciler(self._reconcile)
+
+    def remember(self, kwargs: Mapping[str, Any]) -> None:
+        """Keep the kopf indexes passed to a handler (the same live objects every time)."""
+        for name in ("vip_index", "node_index", "daemon_pod_index", "lb_service_index"):
+            if name in kwargs:
+                self.indexes[name] = kwargs[name]
+
+    # --- reading the indexes -------------------------------------------------------------
+
+    def virtualips(self) -> list[dict[str, Any]]:
+        return [
+            v for v in _values(self.indexes.get("vip_index")) if object_key(v) not in self.deleting
+        ]
+
+    def nodes(self) -> list[Node]:
+        return _values(self.indexes.get("node_index"))
+
+    def daemon_pods(self) -> list[PodInfo]:
+        return _values(self.indexes.get("daemon_pod_index"))
+
+    def lb_services(self) -> list[dict[str, Any]]:
+        return _values(self.indexes.get("lb_service_index"))
+
+    # --- reconcile -----------------------------------------------------------------------
+
+    async def _secrets(
+        self, vips: Iterable[Mapping[str, Any]]
+    ) -> dict[tuple[str, str], dict[str, bytes]]:
+        out: dict[tuple[str, str], dict[str, bytes]] = {}
+        for namespace, name in sorted(secret_refs(vips)):
+            obj = await self.client.get("Secret", namespace, name)
+            if obj is None:
+                continue
+            data: dict[str, bytes] = {}
+            for key, value in (obj.get("data") or {}).items():
+                try:
+                    data[key] = base64.b64decode(value, validate=True)
+                except (binascii.Error, TypeError):
+                    continue
+            out[(namespace, name)] = data
+        return out
+
+    async def _reconcile(self) -> None:
+        settings = self.settings
+        vips = self.virtualips()
+        nodes = self.nodes()
+        secrets = await self._secrets(vips)
+        rendered = render(vips, nodes, secrets, allocated_vrids(vips), options=settings.render)
+        self.rendered = rendered
+        await self._record_vrids(vips, rendered)
+
+        desired = {n: manifests(c, settings.daemon) for n, c in rendered.nodes.items()}
+        namespace = settings.namespace
+
+        async def listed(kind: str) -> dict[str, dict[str, Any]]:
+            objs = await self.client.list(kind, namespace, LABEL_SELECTOR)
+            # kmock ignores labelSelector; a real server does not, and this costs nothing.
+            return {o["metadata"]["name"]: o for o in objs if is_daemon_object(o)}
+
+        existing = Existing(
+            config_maps=await listed("ConfigMap"),
+            secrets=await listed("Secret"),
+            pods=await listed("Pod"),
+        )
+        reports = reports_from_pods(pod_from_object(p) for p in existing.pods.values())
+        now = asyncio.get_running_loop().time()
+        hold = {
+            node
+            for node, (count, when) in self.failed_pods.items()
+            if now < when + min(FAILED_POD_BACKOFF_S[0] * 2 ** (count - 1), FAILED_POD_BACKOFF_S[1])
+        }
+        the_plan = plan(
+            desired,
+            existing,
+            reports,
+            masters(reports),
+            hold=hold,
+            unreachable={n.name for n in nodes if not n.ready},
+        )
+        for why in the_plan.waiting:
+            log.debug("waiting: %s", why)
+        for action in the_plan.actions:
+            await self._apply(action, existing)
+        await self._publish_services(rendered)
+
+    async def _record_vrids(self, vips: list[dict[str, Any]], rendered: Rendered) -> None:
+        """status.vrid keeps an allocation across restarts: write it before it is used."""
+        by_key = {object_key(v): v for v in vips}
+        for key, placement in rendered.placements.items():
+            obj = by_key.get(key)
+            if obj is None or not placement.allocated or placement.vrid is None:
+                continue
+            if (obj.get("status") or {}).get("vrid") == placement.vrid:
+                continue
+            namespace, name = key.split("/", 1)
+            try:
+                await self.client.patch(
+                    "VirtualIP",
+                    namespace,
+                    name,
+                    {"status": {"vrid": placement.vrid}},
+                    subresource="status",
+                )
+            except ApiError as exc:
+                if exc.status != 404:  # deleted meanwhile: nothing to record
+                    raise
+
+    async def _apply(self, action: Create | Patch | Delete, existing: Existing) -> None:
+        if isinstance(action, Create):
+            log.info("create %s %s: %s", action.kind, action.name, action.reason)
+            try:
+                await self.client.create(action.obj)
+            except ApiError as exc:
+                if exc.status != 409:  # created meanwhile: the next run compares it
+                    raise
+        elif isinstance(action, Patch):
+            log.info("patch %s %s: %s", action.kind, action.name, action.reason)
+            try:
+                await self.client.patch(action.kind, action.namespace, action.name, action.patch)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+        else:
+            log.info("delete %s %s: %s", action.kind, action.name, action.reason)
+            if action.kind == "Pod" and "recreate" in action.reason:
+                node = str((existing.pods[action.name].get("spec") or {}).get("nodeName", ""))
+                count, _ = self.failed_pods.get(node, (0, 0.0))
+                self.failed_pods[node] = (count + 1, asyncio.get_running_loop().time())
+            await self.client.delete(action.kind, action.namespace, action.name)
+
+    async def _publish_services(self, rendered: Rendered) -> None:
+        for service in self.lb_services():
+            await self.publish_service(service, rendered)
+
+    async def publish_service(self, service: Mapping[str, Any], rendered: Rendered) -> None:
+        wanted = service_ingress(service, rendered.placements)
+        if wanted is None:
+            return
+        patch = ingress_patch(service, wanted)
+        if patch is None:
+            return
+        meta = service["metadata"]
+        log.info("service %s/%s ingress -> %s", meta.get("namespace"), meta["name"], wanted)
+        try:
+            await self.client.patch(
+                "Service", meta.get("namespace"), meta["name"], patch, subresource="status"
+            )
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
+    async def release_service(self, namespace: str | None, name: str, addresses: list[str]) -> None:
+        """A VirtualIP no longer points at a class-less Service: take its addresses out."""
+        service = await self.client.get("Service", namespace, name)
+        if service is None or (service.get("spec") or {}).get("loadBalancerClass") is not None:
+            return  # a kubevrrp.io/vrrp Service is kept up to date by the reconcile
+        patch = release_patch(service, addresses)
+        if patch is not None:
+            await self.client.patch("Service", namespace, name, patch, subresource="status")
+
+    def still_reported(self, key: str) -> list[str]:
+        """Nodes whose running daemon still reports an instance of the VirtualIP."""
+        reports = reports_from_pods(self.daemon_pods())
+        prefix = f"{key}/"
+        return sorted(
+            node
+            for node, report in reports.items()
+            if report.pod_running and any(name.startswith(prefix) for name in report.instances)
+        )
+
+
+def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
+    """Attach every handler to `registry`; handlers share `runtime`."""
+    settings = runtime.settings
+
+    def ours(namespace: str | None, **_: Any) -> bool:
+        return namespace == settings.namespace
+
+    @kopf.on.startup(registry=registry)
+    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.finalizer = FINALIZER
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=GROUP, key="last-handled-configuration"
+        )
+        # kopf posts its own log lines as Events from INFO up; ours are chosen (events()).
+        settings.posting.level = logging.WARNING
+        settings.peering.name = runtime.settings.peering_name
+        settings.peering.clusterwide = True
+        settings.peering.mandatory = runtime.settings.peering == "mandatory"
+        settings.peering.standalone = runtime.settings.peering == "standalone"
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+
+    # --- indexes: the cluster state a reconcile reads ------------------------------------
+
+    # Explicit ids: kopf passes each index to every handler as a keyword argument named
+    # after its id, and the default id of a nested function is "register.<locals>.name".
+    @kopf.index(GROUP, VERSION, PLURAL, id="vip_index", registry=registry)
+    def vip_index(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+        return {object_key(body): plain(body)}
+
+    @kopf.index("", "v1", "nodes", id="node_index", registry=registry)
+    def node_index(body: kopf.Body, **_: Any) -> dict[str, Node]:
+        node = node_from_object(body)
+        return {node.name: node}
+
+    @kopf.index(
+        "",
+        "v1",
+        "pods",
+        labels=dict(DAEMON_LABELS),
+        when=ours,
+        id="daemon_pod_index",
+        registry=registry,
+    )
+    def daemon_pod_index(body: kopf.Body, **_: Any) -> dict[str, PodInfo]:
+        pod = pod_from_object(body)
+        return {pod.name: pod}
+
+    @kopf.index(
+        "",
+        "v1",
+        "services",
+        field="spec.type",
+        value="LoadBalancer",
+        id="lb_service_index",
+        registry=registry,
+    )
+    def lb_service_index(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+        return {object_key(body): plain(body)}
+
+    # --- VirtualIPs ----------------------------------------------------------------------
+
+    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
+    async def virtualip_changed(**kwargs: Any) -> None:
+        runtime.remember(kwargs)
+        await runtime.reconciler.request()
+
+    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
+    async def virtualip_updated(old: Any, new: Any, namespace: str | None, **kwargs: Any) -> None:
+        runtime.remember(kwargs)
+        await runtime.reconciler.request()
+        before = ((old.get("spec") or {}).get("serviceRef") or {}).get("name")
+        after = ((new.get("spec") or {}).get("serviceRef") or {}).get("name")
+        if before and before != after:
+            await runtime.release_service(
+                namespace, before, list((old.get("spec") or {}).get("addresses") or [])
+            )
+
+    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
+    async def virtualip_deleted(body: kopf.Body, namespace: str | None, **kwargs: Any) -> None:
+        runtime.remember(kwargs)
+        key = object_key(body)
+        runtime.deleting.add(key)
+        await runtime.reconciler.request()
+        # The ConfigMaps no longer hold it; wait (bounded) until the daemons dropped it, so
+        # the object disappears only when its VIPs did.
+        elapsed = kwargs.get("runtime")  # kopf: time since this handler first ran
+        waited = elapsed.total_seconds() if elapsed is not None else 0.0
+        holders = runtime.still_reported(key)
+        if holders and waited < settings.delete_timeout_s:
+            raise kopf.TemporaryError(f"waiting for {', '.join(holders)} to drop the VIP", delay=1)
+        if holders:
+            kopf.warn(body, reason="DeleteTimeout", message=f"{', '.join(holders)} still report it")
+        ref = ((body.get("spec") or {}).get("serviceRef") or {}).get("name")
+        if ref:
+            await runtime.release_service(
+                namespace, ref, list((body.get("spec") or {}).get("addresses") or [])
+            )
+        runtime.deleting.discard(key)
+
+    @kopf.timer(GROUP, VERSION, PLURAL, interval=settings.status_interval_s, registry=registry)
+    async def virtualip_status(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+        runtime.remember(kwargs)
+        # The timers double as the periodic resync (Secret rotation, missed events).
+        await runtime.reconciler.request(max_age=settings.resync_interval_s)
+        rendered = runtime.rendered
+        # Stopping (operator exit, peering pause): a status patch now would race the exit.
+        stopped = kwargs.get("stopped")  # kopf's DaemonStopped flag
+        if rendered is None or stopped or body.get("metadata", {}).get("deletionTimestamp"):
+            return
+        obj = plain(body)
+        key = object_key(obj)
+        reports = reports_from_pods(runtime.daemon_pods())
+        now = datetime.now(UTC)
+        new = aggregate_status(
+            obj,
+            reports,
+            now,
+            placement=rendered.placements.get(key),
+            findings=rendered.findings(key),
+        )
+        old = obj.get("status") or {}
+        changes = status_patch(old, new)
+        for name, value in changes.items():
+            patch.status[name] = value
+        for reason, kind, message in events(old, new):
+            kopf.event(body, type=kind, reason=reason, message=message)
+
+    # --- what else changes the rendering -------------------------------------------------
+
+    @kopf.on.event("", "v1", "nodes", registry=registry)
+    async def node_event(event: Mapping[str, Any], body: kopf.Body, **kwargs: Any) -> None:
+        runtime.remember(kwargs)
+        node = node_from_object(body)
+        if event.get("type") == "DELETED":
+            runtime.nodes_seen.pop(node.name, None)
+        elif runtime.nodes_seen.get(node.name) == node:
+            return  # a heartbeat: nothing render reads changed
+        else:
+            runtime.nodes_seen[node.name] = node
+        await _quietly(runtime.reconciler.request())
+
+    @kopf.on.event("", "v1", "pods", labels=dict(DAEMON_LABELS), when=ours, registry=registry)
+    async def daemon_pod_event(event: Mapping[str, Any], body: kopf.Body, **kwargs: Any) -> None:
+        runtime.remember(kwargs)
+        pod = pod_from_object(body).without_report()
+        if event.get("type") == "DELETED":
+            runtime.pods_seen.pop(pod.name, None)
+        elif runtime.pods_seen.get(pod.name) == pod:
+            return  # only the daemon's report changed: the status timers read it
+        else:
+            runtime.pods_seen[pod.name] = pod
+            if pod.running:
+                runtime.failed_pods.pop(pod.node, None)
+        await _quietly(runtime.reconciler.request())
+
+    @kopf.on.event("", "v1", "services", field="spec.type", value="LoadBalancer", registry=registry)
+    async def lb_service_event(event: Mapping[str, Any], body: kopf.Body, **kwargs: Any) -> None:
+        runtime.remember(kwargs)
+        if runtime.rendered is None or event.get("type") == "DELETED":
+            return
+        await _quietly(runtime.publish_service(plain(body), runtime.rendered))
+
+
+async def _quietly(work: Awaitable[None]) -> None:
+    """Event handlers are not retried by kopf: log the failure, the next event or the
+    resync tries again."""
+    try:
+        await work
+    except (ApiError, OSError) as exc:
+        log.warning("reconcile failed, retried on the next event or resync: %s", exc)

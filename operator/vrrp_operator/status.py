@@ -1,0 +1,474 @@
+"""Status: the daemons' reports -> VirtualIP.status, and status changes -> Events (pure).
+
+Each daemon writes one JSON report on its own pod (annotation kubevrrp.io/status, format in
+docs/operator.md). `aggregate_status` folds the reports of every node into the status of one
+VirtualIP: vrid, master, nodes[] and the conditions Ready, Degraded, SplitBrain and
+VRIDConflict. `events` compares two statuses and names what a person should hear about.
+Time is an argument (`now`), never read from a clock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from vrrp_operator.objects import PodInfo
+from vrrp_operator.render import (
+    INVALID_SPEC,
+    NO_ADDRESS,
+    NO_FREE_VRID,
+    NODE_EXCLUDED,
+    VRID_CONFLICT,
+    Finding,
+    Placement,
+    object_key,
+)
+
+REPORT_VERSION = 1
+STATES = ("INITIALIZE", "BACKUP", "MASTER", "FAULT", "STOPPED")
+UNKNOWN = "Unknown"
+# When one node shows several families in different states, the one that matters most.
+_STATE_WEIGHT = {"FAULT": 5, "MASTER": 4, "BACKUP": 3, "INITIALIZE": 2, "STOPPED": 1, UNKNOWN: 0}
+CONDITION_TYPES = ("Ready", "Degraded", "SplitBrain", "VRIDConflict")
+STATUS_FIELDS = ("vrid", "master", "nodes", "conditions", "transitions", "observedGeneration")
+SPLIT_BRAIN_ADVERTS = 2  # two MASTER reports overlapping longer than this many adverts
+
+
+# --- time ----------------------------------------------------------------------------------
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# --- reports -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceReport:
+    """One VRRP instance as its daemon reports it."""
+
+    name: str  # "<namespace>/<virtualip>/ipv4" | ".../ipv6"
+    state: str
+    priority: int | None = None  # base priority (after nodePriorities)
+    effective_priority: int | None = None  # after probe weights
+    healthy: bool = True
+    since: datetime | None = None  # when it entered `state`
+    reason: str | None = None
+    vrid: int | None = None
+
+    @property
+    def family(self) -> int:
+        return 6 if self.name.endswith("/ipv6") else 4
+
+
+@dataclass(frozen=True, slots=True)
+class NodeReport:
+    node: str
+    instances: Mapping[str, InstanceReport] = field(default_factory=dict)
+    config_hash: str | None = None  # the ConfigMap hash the daemon runs
+    config_error: str | None = None  # why it refused the latest ConfigMap, if it did
+    updated: datetime | None = None
+    pod_running: bool = True  # False: terminating or not Running (its MASTER may be stale)
+
+
+def parse_report(node: str, text: str | None, *, pod_running: bool = True) -> NodeReport:
+    """A NodeReport from the annotation text; an unreadable report is a report of nothing."""
+    if not text:
+        return NodeReport(node, pod_running=pod_running)
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        return NodeReport(
+            node, config_error=f"unreadable status report: {exc}", pod_running=pod_running
+        )
+    if not isinstance(data, Mapping):
+        return NodeReport(
+            node, config_error="status report is not a JSON object", pod_running=pod_running
+        )
+    instances: dict[str, InstanceReport] = {}
+    for row in data.get("instances") or ():
+        if not isinstance(row, Mapping) or not isinstance(row.get("name"), str):
+            continue
+        state = row.get("state") if row.get("state") in STATES else UNKNOWN
+        healthy = row.get("healthy")
+        instances[row["name"]] = InstanceReport(
+            name=row["name"],
+            state=str(state),
+            priority=_int(row.get("priority")),
+            effective_priority=_int(row.get("effectivePriority")),
+            healthy=bool(healthy) if isinstance(healthy, bool) else state != "FAULT",
+            since=parse_time(row.get("since")),
+            reason=str(row["reason"]) if row.get("reason") else None,
+            vrid=_int(row.get("vrid")),
+        )
+    error = data.get("configError")
+    config_hash = data.get("configHash")
+    return NodeReport(
+        node=node,
+        instances=instances,
+        config_hash=config_hash if isinstance(config_hash, str) else None,
+        config_error=str(error) if error else None,
+        updated=parse_time(data.get("updated")),
+        pod_running=pod_running,
+    )
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def reports_from_pods(pods: Iterable[PodInfo]) -> dict[str, NodeReport]:
+    """One report per node from its daemon pod (the newest pod when a node has two)."""
+    out: dict[str, NodeReport] = {}
+    for p in sorted(pods, key=lambda p: p.terminating, reverse=True):
+        out[p.node] = parse_report(p.node, p.report, pod_running=p.running)
+    return out
+
+
+def masters(reports: Mapping[str, NodeReport]) -> set[str]:
+    """Nodes that hold at least one VIP now (the rollout replaces them last)."""
+    return {
+        node
+        for node, report in reports.items()
+        if report.pod_running and any(i.state == "MASTER" for i in report.instances.values())
+    }
+
+
+# --- aggregation ---------------------------------------------------------------------------
+
+
+def aggregate_status(
+    virtualip: Mapping[str, Any],
+    reports: Mapping[str, NodeReport],
+    now: datetime,
+    *,
+    placement: Placement | None = None,
+    findings: Sequence[Finding] = (),
+) -> dict[str, Any]:
+    """The status of one VirtualIP object from every node's report.
+
+    `placement` is what render decided for it (None: not valid, see `findings`); the old
+    status (in `virtualip`) keeps condition transition times and the transition count.
+    """
+    key = object_key(virtualip)
+    old: Mapping[str, Any] = virtualip.get("status") or {}
+    interval_cs = placement.advert_interval_cs if placement is not None else 100
+    families = _families(placement)
+    expected = set(placement.nodes) if placement is not None else set()
+
+    per_node: dict[str, list[InstanceReport]] = {}
+    for node, report in reports.items():
+        for family in families:
+            inst = report.instances.get(f"{key}/ipv{family}")
+            if inst is not None:
+                per_node.setdefault(node, []).append(inst)
+
+    nodes: list[dict[str, Any]] = []
+    for node in sorted(expected | set(per_node)):
+        nodes.append(
+            _node_entry(
+                node, per_node.get(node, []), reports.get(node), placement, node in expected
+            )
+        )
+
+    masters_by_family = {
+        f: sorted(
+            n
+            for n, insts in per_node.items()
+            for i in insts
+            if i.family == f and i.state == "MASTER"
+        )
+        for f in families
+    }
+    all_masters = sorted({n for ms in masters_by_family.values() for n in ms})
+    split = _split_brain(per_node, masters_by_family, now, interval_cs)
+
+    master: str | None = ",".join(all_masters) or None
+    status: dict[str, Any] = {
+        "vrid": placement.vrid if placement is not None else None,
+        "master": master,
+        "nodes": nodes,
+    }
+    one_master = bool(families) and all(len(masters_by_family[f]) == 1 for f in families)
+    conditions = [
+        _ready(placement, findings, split, one_master, all_masters, families),
+        _degraded(nodes, findings, expected),
+        _split_condition(split),
+        _conflict_condition(placement, findings),
+    ]
+    status["conditions"] = _stamp(conditions, old.get("conditions") or (), now)
+    transitions = _int(old.get("transitions")) or 0
+    if master is not None and master != old.get("master"):
+        transitions += 1
+    status["transitions"] = transitions
+    generation = (virtualip.get("metadata") or {}).get("generation")
+    if isinstance(generation, int):
+        status["observedGeneration"] = generation
+    return status
+
+
+def _families(placement: Placement | None) -> tuple[int, ...]:
+    if placement is None:
+        return ()
+    found = {6 if ":" in a else 4 for a in placement.addresses}
+    return tuple(sorted(found))
+
+
+def _node_entry(
+    node: str,
+    insts: list[InstanceReport],
+    report: NodeReport | None,
+    placement: Placement | None,
+    expected: bool,
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": node}
+    base = placement.priorities.get(node) if placement is not None else None
+    if not insts:
+        entry["state"] = UNKNOWN
+        entry["healthy"] = False
+        if base is not None:
+            entry["basePriority"] = base
+        entry["reason"] = _why_no_report(node, report)
+        return entry
+    insts = sorted(insts, key=lambda i: i.family)
+    state = max((i.state for i in insts), key=lambda s: _STATE_WEIGHT.get(s, 0))
+    entry["state"] = state
+    priorities = [i.priority for i in insts if i.priority is not None]
+    if priorities or base is not None:
+        entry["basePriority"] = min(priorities) if priorities else base
+    effective = [i.effective_priority for i in insts if i.effective_priority is not None]
+    if effective:
+        entry["effectivePriority"] = min(effective)
+    entry["healthy"] = all(i.healthy for i in insts) and (report is None or report.pod_running)
+    sinces = [i.since for i in insts if i.since is not None]
+    if sinces:
+        entry["since"] = format_time(max(sinces))
+    reasons: list[str] = []
+    if len({i.state for i in insts}) > 1:
+        reasons.append(", ".join(f"IPv{i.family} {i.state}" for i in insts))
+    reasons.extend(i.reason for i in insts if i.reason)
+    if report is not None and not report.pod_running:
+        reasons.append("daemon pod is stopping")
+    if not expected:
+        reasons.append("leaving: this node no longer runs the VirtualIP")
+    if reasons:
+        entry["reason"] = "; ".join(dict.fromkeys(reasons))[:1024]
+    return entry
+
+
+def _why_no_report(node: str, report: NodeReport | None) -> str:
+    if report is None:
+        return f"no running vrrpd pod on {node}"
+    if report.config_error:
+        return f"vrrpd refused its configuration: {report.config_error}"[:1024]
+    if not report.pod_running:
+        return "vrrpd pod is not running"
+    return "vrrpd has not reported this VirtualIP yet (configuration not applied)"
+
+
+@dataclass(frozen=True, slots=True)
+class _Split:
+    family: int
+    nodes: tuple[str, ...]
+    for_s: float
+
+
+def _split_brain(
+    per_node: Mapping[str, list[InstanceReport]],
+    masters_by_family: Mapping[int, list[str]],
+    now: datetime,
+    interval_cs: int,
+) -> list[_Split]:
+    """Families where two or more nodes have been MASTER together longer than two adverts.
+
+    Two masters for a moment are normal (a preempting node and the old master overlap for
+    up to one advert), so only an overlap longer than SPLIT_BRAIN_ADVERTS adverts counts.
+    """
+    limit = timedelta(milliseconds=10 * interval_cs * SPLIT_BRAIN_ADVERTS)
+    out: list[_Split] = []
+    for family, nodes in sorted(masters_by_family.items()):
+        if len(nodes) < 2:
+            continue
+        sinces = [
+            i.since or now
+            for n in nodes
+            for i in per_node[n]
+            if i.family == family and i.state == "MASTER"
+        ]
+        overlap = now - max(sinces)
+        if overlap > limit:
+            out.append(_Split(family, tuple(nodes), overlap.total_seconds()))
+    return out
+
+
+def _condition(kind: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
+    return {"type": kind, "status": "True" if ok else "False", "reason": reason, "message": message}
+
+
+def _blocking(findings: Sequence[Finding]) -> Finding | None:
+    """The VirtualIP-wide finding that keeps it from running, if any."""
+    return next((f for f in findings if f.node is None), None)
+
+
+def _ready(
+    placement: Placement | None,
+    findings: Sequence[Finding],
+    split: list[_Split],
+    one_master: bool,
+    all_masters: list[str],
+    families: tuple[int, ...],
+) -> dict[str, Any]:
+    blocking = _blocking(findings)
+    if placement is None or not placement.rendered:
+        if blocking is not None:
+            return _condition("Ready", False, blocking.reason, blocking.message)
+        return _condition("Ready", False, "NotRendered", "the operator has not placed it yet")
+    if split:
+        return _condition("Ready", False, "SplitBrain", _split_text(split))
+    if one_master:
+        holder = all_masters[0] if len(all_masters) == 1 else ", ".join(all_masters)
+        return _condition(
+            "Ready", True, "MasterElected", f"{holder} holds {', '.join(placement.addresses)}"
+        )
+    missing = [f"IPv{f}" for f in families]
+    return _condition(
+        "Ready", False, "NoMaster", f"no node reports MASTER for {' and '.join(missing)} yet"
+    )
+
+
+def _degraded(
+    nodes: list[dict[str, Any]], findings: Sequence[Finding], expected: set[str]
+) -> dict[str, Any]:
+    problems: list[str] = []
+    reason = ""
+    unhealthy = [n for n in nodes if n["name"] in expected and not n.get("healthy", False)]
+    for n in unhealthy:
+        problems.append(f"{n['name']}: {n.get('reason') or n.get('state', UNKNOWN)}")
+    if unhealthy:
+        reason = "NoReport" if all(n["state"] == UNKNOWN for n in unhealthy) else "NodeUnhealthy"
+    excluded = [
+        f for f in findings if f.node is not None and f.reason in (NODE_EXCLUDED, NO_ADDRESS)
+    ]
+    problems.extend(f.message for f in excluded)
+    if excluded and not reason:
+        reason = "NodesExcluded"
+    if not problems:
+        return _condition("Degraded", False, "AllHealthy", "every node that runs it is healthy")
+    return _condition("Degraded", True, reason, "; ".join(problems)[:32768])
+
+
+def _split_text(split: list[_Split]) -> str:
+    return "; ".join(
+        f"{', '.join(s.nodes)} all MASTER for IPv{s.family} for {s.for_s:.1f}s "
+        f"(> {SPLIT_BRAIN_ADVERTS} adverts): check that they hear each other's adverts"
+        for s in split
+    )
+
+
+def _split_condition(split: list[_Split]) -> dict[str, Any]:
+    if split:
+        return _condition("SplitBrain", True, "SplitBrain", _split_text(split))
+    return _condition("SplitBrain", False, "SingleMaster", "no two nodes hold the VIP")
+
+
+def _conflict_condition(placement: Placement | None, findings: Sequence[Finding]) -> dict[str, Any]:
+    conflict = next((f for f in findings if f.reason in (VRID_CONFLICT, NO_FREE_VRID)), None)
+    if conflict is not None:
+        return _condition("VRIDConflict", True, conflict.reason, conflict.message)
+    if placement is None:
+        invalid = next((f for f in findings if f.reason == INVALID_SPEC), None)
+        message = "not checked: the spec is invalid" if invalid else "not checked yet"
+        return _condition("VRIDConflict", False, "NotChecked", message)
+    return _condition(
+        "VRIDConflict",
+        False,
+        "Unique",
+        f"VRID {placement.vrid} is used by no other VirtualIP on its segment or nodes",
+    )
+
+
+def _stamp(
+    conditions: list[dict[str, Any]], old: Iterable[Mapping[str, Any]], now: datetime
+) -> list[dict[str, Any]]:
+    """Keep lastTransitionTime while a condition's status stays the same."""
+    before = {c.get("type"): c for c in old if isinstance(c, Mapping)}
+    for c in conditions:
+        prev = before.get(c["type"])
+        same = (
+            prev is not None
+            and prev.get("status") == c["status"]
+            and prev.get("lastTransitionTime")
+        )
+        c["lastTransitionTime"] = prev["lastTransitionTime"] if same and prev else format_time(now)
+    return conditions
+
+
+# --- events --------------------------------------------------------------------------------
+
+Event = tuple[str, str, str]  # (reason, type Normal|Warning, message)
+
+
+def _conditions(status: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
+    return {
+        c.get("type", ""): c
+        for c in (status or {}).get("conditions") or ()
+        if isinstance(c, Mapping)
+    }
+
+
+def _is_true(conditions: Mapping[str, Mapping[str, Any]], kind: str) -> bool:
+    return conditions.get(kind, {}).get("status") == "True"
+
+
+def events(old_status: Mapping[str, Any] | None, new_status: Mapping[str, Any]) -> list[Event]:
+    """What changed that a person should hear about: MasterChanged, ProbeFailed, SplitBrain,
+    VRIDConflict. Only edges: a condition that stays True says nothing again."""
+    old_status = old_status or {}
+    out: list[Event] = []
+    before, after = old_status.get("master"), new_status.get("master")
+    if before != after:
+        if after:
+            was = f" (was {before})" if before else ""
+            out.append(("MasterChanged", "Normal", f"{after} is now MASTER{was}"))
+        else:
+            out.append(("MasterChanged", "Warning", f"no node is MASTER any more (was {before})"))
+    old_nodes = {n.get("name"): n for n in old_status.get("nodes") or () if isinstance(n, Mapping)}
+    for n in new_status.get("nodes") or ():
+        if n.get("healthy", True) or n.get("state") == UNKNOWN:
+            continue  # Unknown = no report: a missing pod, not a failing probe
+        prev = old_nodes.get(n["name"])
+        if prev is None or prev.get("healthy", True) or prev.get("state") == UNKNOWN:
+            why = n.get("reason") or f"state {n.get('state')}"
+            out.append(("ProbeFailed", "Warning", f"{n['name']}: {why}"))
+    old_c, new_c = _conditions(old_status), _conditions(new_status)
+    for kind in ("SplitBrain", "VRIDConflict"):
+        if _is_true(new_c, kind) and not _is_true(old_c, kind):
+            out.append((kind, "Warning", str(new_c[kind].get("message", ""))))
+    return out
+
+
+def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch turning `old` status into `new` (None deletes a field).
+
+    Only the fields aggregate_status owns are deleted; anything else in status (another
+    tool's) is left alone.
+    """
+    patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
+    for k in STATUS_FIELDS:
+        if k in old and k not in new:
+            patch[k] = None
+    return patch

@@ -1,0 +1,389 @@
+"""Status aggregation from daemon reports, and the Events that status changes produce."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from vrrp_operator.objects import PodInfo
+from vrrp_operator.render import Finding, Placement, render
+from vrrp_operator.status import (
+    NodeReport,
+    aggregate_status,
+    events,
+    masters,
+    parse_report,
+    reports_from_pods,
+    status_patch,
+)
+
+from tests.operator.builders import edge_nodes, vip
+
+NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
+KEY = "default/web"
+
+
+def ago(seconds: float) -> str:
+    return (NOW - timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def report(node: str, *rows: dict[str, Any], **extra: Any) -> NodeReport:
+    text = json.dumps({"node": node, "configHash": "sha256:x", "instances": list(rows), **extra})
+    return parse_report(node, text)
+
+
+def row(state: str, *, family: int = 4, key: str = KEY, **kw: Any) -> dict[str, Any]:
+    return {
+        "name": f"{key}/ipv{family}",
+        "state": state,
+        "priority": 100,
+        "effectivePriority": 100,
+        "since": ago(60),
+        **kw,
+    }
+
+
+def placed(obj: dict[str, Any] | None = None, nodes: int = 3) -> tuple[dict[str, Any], Placement]:
+    obj = obj or vip("web")
+    r = render([obj], edge_nodes(nodes), {})
+    return obj, r.placements[object_key(obj)]
+
+
+def object_key(obj: dict[str, Any]) -> str:
+    return f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
+
+
+def cond(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == kind)
+
+
+# --- reports -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "instances", "error"),
+    [
+        (None, 0, None),
+        ("", 0, None),
+        ("not json", 0, "unreadable status report"),
+        ("[1, 2]", 0, "not a JSON object"),
+        (
+            json.dumps({"instances": [{"name": "a/b/ipv4", "state": "MASTER"}, {"state": "x"}, 3]}),
+            1,
+            None,
+        ),
+        (json.dumps({"configError": "spec.vrid: ...", "instances": []}), 0, "spec.vrid"),
+    ],
+)
+def test_parse_report_is_lenient(text: str | None, instances: int, error: str | None) -> None:
+    r = parse_report("node-1", text)
+    assert len(r.instances) == instances
+    assert (r.config_error is None) if error is None else (error in (r.config_error or ""))
+
+
+def test_report_fields() -> None:
+    r = report(
+        "node-1", row("FAULT", reason="probe haproxy failed", effectivePriority=80), updated=ago(1)
+    )
+    inst = r.instances[f"{KEY}/ipv4"]
+    assert inst.state == "FAULT" and inst.healthy is False  # no "healthy": FAULT is unhealthy
+    assert inst.effective_priority == 80 and inst.reason == "probe haproxy failed"
+    assert inst.since == NOW - timedelta(seconds=60)
+    assert r.config_hash == "sha256:x" and r.updated == NOW - timedelta(seconds=1)
+    unknown = report("node-1", row("DANCING")).instances[f"{KEY}/ipv4"]
+    assert unknown.state == "Unknown"
+
+
+def test_reports_from_pods_and_masters() -> None:
+    master = json.dumps({"instances": [row("MASTER")]})
+    pods = [
+        PodInfo("vrrpd-node-1", "node-1", "Running", True, report=master),
+        PodInfo("vrrpd-node-2", "node-2", "Running", True, terminating=True, report=master),
+        PodInfo(
+            "vrrpd-node-3",
+            "node-3",
+            "Running",
+            True,
+            report=json.dumps({"instances": [row("BACKUP")]}),
+        ),
+    ]
+    reports = reports_from_pods(pods)
+    assert reports["node-2"].pod_running is False
+    assert masters(reports) == {"node-1"}  # a terminating master is handing over
+
+
+# --- aggregation ---------------------------------------------------------------------------
+
+
+def test_one_master_is_ready() -> None:
+    obj, p = placed()
+    reports = {
+        "node-1": report("node-1", row("MASTER", priority=150, effectivePriority=150)),
+        "node-2": report("node-2", row("BACKUP")),
+        "node-3": report("node-3", row("BACKUP")),
+    }
+    s = aggregate_status(obj, reports, NOW, placement=p)
+    assert s["vrid"] == 1 and s["master"] == "node-1" and s["transitions"] == 1
+    assert s["nodes"][0] == {
+        "name": "node-1",
+        "state": "MASTER",
+        "basePriority": 150,
+        "effectivePriority": 150,
+        "healthy": True,
+        "since": "2025-06-01T11:59:00Z",
+    }
+    assert [c["type"] for c in s["conditions"]] == [
+        "Ready",
+        "Degraded",
+        "SplitBrain",
+        "VRIDConflict",
+    ]
+    assert (cond(s, "Ready")["status"], cond(s, "Ready")["reason"]) == ("True", "MasterElected")
+    assert "192.168.77.100/24" in cond(s, "Ready")["message"]
+    assert cond(s, "Degraded")["status"] == "False"
+    assert cond(s, "SplitBrain")["status"] == "False"
+    assert (cond(s, "VRIDConflict")["status"], cond(s, "VRIDConflict")["reason"]) == (
+        "False",
+        "Unique",
+    )
+    assert all(c["lastTransitionTime"] == "2025-06-01T12:00:00Z" for c in s["conditions"])
+
+
+def test_transition_times_and_count_carry_over() -> None:
+    obj, p = placed()
+    reports = {"node-1": report("node-1", row("MASTER")), "node-2": report("node-2", row("BACKUP"))}
+    first = aggregate_status(obj, reports, NOW, placement=p)
+    obj["status"] = first
+    later = NOW + timedelta(minutes=5)
+    same = aggregate_status(obj, reports, later, placement=p)
+    assert same["transitions"] == 1
+    assert cond(same, "Ready")["lastTransitionTime"] == "2025-06-01T12:00:00Z"
+    moved = {"node-1": report("node-1", row("BACKUP")), "node-2": report("node-2", row("MASTER"))}
+    obj["status"] = same
+    after = aggregate_status(obj, moved, later, placement=p)
+    assert after["master"] == "node-2" and after["transitions"] == 2
+    assert cond(after, "Ready")["lastTransitionTime"] == "2025-06-01T12:00:00Z"  # still True
+
+
+def test_no_reports_is_unknown_and_degraded() -> None:
+    obj, p = placed()
+    s = aggregate_status(obj, {}, NOW, placement=p)
+    assert s["master"] is None and s["transitions"] == 0
+    assert [n["state"] for n in s["nodes"]] == ["Unknown"] * 3
+    assert s["nodes"][0]["basePriority"] == 100
+    assert "no running vrrpd pod" in s["nodes"][0]["reason"]
+    assert (cond(s, "Ready")["status"], cond(s, "Ready")["reason"]) == ("False", "NoMaster")
+    assert (cond(s, "Degraded")["status"], cond(s, "Degraded")["reason"]) == ("True", "NoReport")
+
+
+def test_config_not_applied_or_refused_is_explained() -> None:
+    obj, p = placed(nodes=2)
+    reports = {
+        "node-1": report("node-1"),
+        "node-2": report("node-2", configError="spec.vrid: 300 is out of range"),
+    }
+    s = aggregate_status(obj, reports, NOW, placement=p)
+    assert "not reported this VirtualIP yet" in s["nodes"][0]["reason"]
+    assert "refused its configuration: spec.vrid" in s["nodes"][1]["reason"]
+
+
+def test_probe_failure_degrades() -> None:
+    obj, p = placed(nodes=2)
+    reports = {
+        "node-1": report("node-1", row("MASTER")),
+        "node-2": report(
+            "node-2",
+            row(
+                "BACKUP",
+                healthy=False,
+                effectivePriority=80,
+                reason="probe haproxy: connection refused",
+            ),
+        ),
+    }
+    s = aggregate_status(obj, reports, NOW, placement=p)
+    assert cond(s, "Ready")["status"] == "True"
+    d = cond(s, "Degraded")
+    assert (d["status"], d["reason"]) == ("True", "NodeUnhealthy")
+    assert "node-2: probe haproxy: connection refused" in d["message"]
+    assert s["nodes"][1]["effectivePriority"] == 80
+
+
+@pytest.mark.parametrize(
+    ("overlap_s", "interval", "split"),
+    [
+        (1.5, "1s", False),  # a preemption overlaps briefly
+        (2.0, "1s", False),
+        (2.5, "1s", True),
+        (0.3, "100ms", True),
+        (0.1, "100ms", False),
+    ],
+)
+def test_split_brain_after_two_adverts(overlap_s: float, interval: str, split: bool) -> None:
+    obj, p = placed(vip("web", advertInterval=interval), nodes=2)
+    reports = {
+        "node-1": report("node-1", row("MASTER", since=ago(600))),
+        "node-2": report("node-2", row("MASTER", since=ago(overlap_s))),
+    }
+    s = aggregate_status(obj, reports, NOW, placement=p)
+    assert s["master"] == "node-1,node-2"
+    assert (cond(s, "SplitBrain")["status"] == "True") is split
+    assert (cond(s, "Ready")["reason"] == "SplitBrain") is split
+    if split:
+        assert "node-1, node-2 all MASTER for IPv4" in cond(s, "SplitBrain")["message"]
+
+
+def test_dual_stack_node_entry_combines_families() -> None:
+    obj, p = placed(vip("web", "192.168.77.100/24", "fd00:77::100/64"), nodes=2)
+    reports = {
+        "node-1": report("node-1", row("MASTER"), row("BACKUP", family=6, effectivePriority=90)),
+        "node-2": report("node-2", row("BACKUP"), row("MASTER", family=6)),
+    }
+    s = aggregate_status(obj, reports, NOW, placement=p)
+    assert s["master"] == "node-1,node-2"
+    assert s["nodes"][0]["state"] == "MASTER" and s["nodes"][0]["effectivePriority"] == 90
+    assert s["nodes"][0]["reason"] == "IPv4 MASTER, IPv6 BACKUP"
+    assert cond(s, "Ready")["status"] == "True"  # one master per family
+    assert cond(s, "SplitBrain")["status"] == "False"
+
+
+def test_leaving_node_is_shown() -> None:
+    obj, p = placed(nodes=2)
+    reports = {"node-1": report("node-1", row("MASTER")), "node-9": report("node-9", row("BACKUP"))}
+    s = aggregate_status(obj, reports, NOW, placement=p)
+    assert [n["name"] for n in s["nodes"]] == ["node-1", "node-2", "node-9"]
+    assert "leaving" in s["nodes"][2]["reason"]
+
+
+def test_conflict_is_not_ready() -> None:
+    older = vip("old", vrid=9, created="2025-01-01T00:00:00Z")
+    obj = vip("web", "192.168.77.101/24", vrid=9, created="2025-02-01T00:00:00Z")
+    r = render([older, obj], edge_nodes(), {})
+    s = aggregate_status(obj, {}, NOW, placement=r.placements[KEY], findings=r.findings(KEY))
+    assert s["vrid"] is None
+    assert (cond(s, "VRIDConflict")["status"], cond(s, "VRIDConflict")["reason"]) == (
+        "True",
+        "VRIDConflict",
+    )
+    assert cond(s, "Ready")["reason"] == "VRIDConflict"
+    assert s["nodes"] == []
+
+
+def test_invalid_spec_is_not_ready() -> None:
+    obj = vip("web", priority=0)
+    r = render([obj], edge_nodes(), {})
+    s = aggregate_status(obj, {}, NOW, placement=None, findings=r.findings(KEY))
+    assert (cond(s, "Ready")["status"], cond(s, "Ready")["reason"]) == ("False", "InvalidSpec")
+    assert cond(s, "VRIDConflict")["reason"] == "NotChecked"
+
+
+def test_excluded_nodes_degrade() -> None:
+    obj, p = placed(nodes=2)
+    excluded = [Finding(KEY, "NodeExcluded", "node node-3 is cordoned", "node-3")]
+    reports = {"node-1": report("node-1", row("MASTER")), "node-2": report("node-2", row("BACKUP"))}
+    s = aggregate_status(obj, reports, NOW, placement=p, findings=excluded)
+    assert (cond(s, "Degraded")["status"], cond(s, "Degraded")["reason"]) == (
+        "True",
+        "NodesExcluded",
+    )
+
+
+def test_observed_generation() -> None:
+    obj, p = placed()
+    obj["metadata"]["generation"] = 4
+    assert aggregate_status(obj, {}, NOW, placement=p)["observedGeneration"] == 4
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+def status(
+    master: str | None = None, nodes: list[dict[str, Any]] | None = None, **conditions: str
+) -> dict[str, Any]:
+    return {
+        "master": master,
+        "nodes": nodes or [],
+        "conditions": [
+            {"type": k, "status": v, "message": f"{k} message"} for k, v in conditions.items()
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (status(), status(), []),
+        (status(), status("node-1"), [("MasterChanged", "Normal", "node-1 is now MASTER")]),
+        (
+            status("node-1"),
+            status("node-2"),
+            [("MasterChanged", "Normal", "node-2 is now MASTER (was node-1)")],
+        ),
+        (
+            status("node-1"),
+            status(None),
+            [("MasterChanged", "Warning", "no node is MASTER any more (was node-1)")],
+        ),
+        (status("node-1"), status("node-1"), []),
+        (None, status(SplitBrain="True"), [("SplitBrain", "Warning", "SplitBrain message")]),
+        (status(SplitBrain="True"), status(SplitBrain="True"), []),
+        (
+            status(VRIDConflict="False"),
+            status(VRIDConflict="True"),
+            [("VRIDConflict", "Warning", "VRIDConflict message")],
+        ),
+        (
+            status(nodes=[{"name": "node-1", "healthy": True}]),
+            status(
+                nodes=[
+                    {
+                        "name": "node-1",
+                        "healthy": False,
+                        "state": "BACKUP",
+                        "reason": "probe x failed",
+                    }
+                ]
+            ),
+            [("ProbeFailed", "Warning", "node-1: probe x failed")],
+        ),
+        (
+            status(nodes=[{"name": "node-1", "healthy": False, "state": "FAULT"}]),
+            status(nodes=[{"name": "node-1", "healthy": False, "state": "FAULT"}]),
+            [],
+        ),
+        (  # a pod going away is not a failing probe
+            status(nodes=[{"name": "node-1", "healthy": True}]),
+            status(nodes=[{"name": "node-1", "healthy": False, "state": "Unknown"}]),
+            [],
+        ),
+    ],
+)
+def test_events(
+    old: dict[str, Any] | None, new: dict[str, Any], expected: list[tuple[str, str, str]]
+) -> None:
+    assert events(old, new) == expected
+
+
+def test_events_from_aggregated_statuses() -> None:
+    obj, p = placed(nodes=2)
+    up = {"node-1": report("node-1", row("MASTER")), "node-2": report("node-2", row("BACKUP"))}
+    first = aggregate_status(obj, up, NOW, placement=p)
+    obj["status"] = first
+    moved = {
+        "node-1": report("node-1", row("FAULT", reason="probe haproxy failed")),
+        "node-2": report("node-2", row("MASTER")),
+    }
+    second = aggregate_status(obj, moved, NOW, placement=p)
+    assert events(first, second) == [
+        ("MasterChanged", "Normal", "node-2 is now MASTER (was node-1)"),
+        ("ProbeFailed", "Warning", "node-1: probe haproxy failed"),
+    ]
+
+
+def test_status_patch() -> None:
+    old = {"vrid": 3, "master": "a", "transitions": 1, "other": "kept"}
+    new = {"vrid": None, "master": "b", "transitions": 1}
+    assert status_patch(old, new) == {"vrid": None, "master": "b"}
+    assert status_patch(new, new) == {}
