@@ -19,6 +19,7 @@ log = logging.getLogger("vrrpd")
 
 EXIT_CONFIG = 2  # invalid configuration: nothing on the host was changed
 DEFAULT_HTTP = "127.0.0.1:9655"
+REPORT_S = 0.1  # cluster mode: how soon a state change reaches the pod's annotation
 
 
 class _JsonFormatter(logging.Formatter):
@@ -110,6 +111,9 @@ class FileSource:
             if _file_stamp(self.path) != self.stamp:
                 self.reload(daemon, "configuration file changed")
 
+    async def finish(self, daemon: Any) -> None:
+        pass
+
 
 class KubeSource:
     """Cluster mode: the node's ConfigMap through the API, the last good copy on the host."""
@@ -156,22 +160,37 @@ class KubeSource:
         log.info("%s: the configuration is re-read from the API every %g s", why, self.interval)
 
     async def follow(self, daemon: Any) -> None:
+        """Fetch the ConfigMap every interval; report state changes within REPORT_S."""
         from vrrpd.kube import ApiError
 
+        loop = asyncio.get_running_loop()
+        next_fetch = loop.time() + self.interval
         while True:
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(REPORT_S)
             try:
-                text = await self.config.fetch()
-                if text is not None and text != self.config.applied:
-                    self._apply(daemon, text)
-                await self.config.report(daemon.status(), daemon.health())
-                if self.api_down:
-                    log.info("API server reachable again")
-                self.api_down = False
+                if loop.time() >= next_fetch:
+                    next_fetch = loop.time() + self.interval
+                    text = await self.config.fetch()
+                    if text is not None and text != self.config.applied:
+                        self._apply(daemon, text)
+                    if self.api_down:
+                        log.info("API server reachable again")
+                    self.api_down = False
+                if not self.api_down:  # during an outage only the fetches knock
+                    await self.config.report(daemon.status(), daemon.health())
             except ApiError as exc:
                 if not self.api_down:  # once per outage: VRRP goes on regardless
                     log.warning("API server unavailable, VRRP goes on unchanged: %s", exc)
                 self.api_down = True
+            except Exception:  # a bug here must not silence config and reports for good
+                log.exception("cluster-mode loop failed; retrying")
+
+    async def finish(self, daemon: Any) -> None:
+        """One last report after the handover, so the operator sees this node let go."""
+        try:
+            await asyncio.wait_for(self.config.report(daemon.status(), daemon.health()), 2.0)
+        except Exception as exc:
+            log.warning("final status report not sent: %s", exc)
 
     def _apply(self, daemon: Any, text: str) -> None:
         try:
@@ -235,6 +254,7 @@ async def _run(args: argparse.Namespace, source: FileSource | KubeSource,
     follower.cancel()
     if stop_task is not None:
         await asyncio.gather(stop_task, return_exceptions=True)
+        await source.finish(daemon)
     if http is not None:
         await http.close()
     log.info("stopped")

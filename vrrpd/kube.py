@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,7 +24,13 @@ from typing import Any
 import yaml
 
 from vrrpd import httpclient
-from vrrpd.model import ConfigError, InstanceConfig, instances_for_node, load_manifests
+from vrrpd.model import (
+    ConfigError,
+    InstanceConfig,
+    _parse_yaml,  # the loader standalone files use: same errors, duplicate keys refused
+    instances_for_node,
+    load_manifests,
+)
 
 log = logging.getLogger("vrrpd")
 
@@ -31,6 +38,7 @@ CONFIG_KEY = "virtualips.yaml"
 STATUS_ANNOTATION = "kubevrrp.io/status"
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 LAST_GOOD = "virtualips.yaml"
+_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")  # what Kubernetes allows: no path separators
 
 
 class ApiError(Exception):
@@ -48,7 +56,10 @@ class ApiServer:
     def from_url(
         cls, url: str, *, token_file: str | None = None, ca_file: str | None = None
     ) -> ApiServer:
-        scheme, host, port, _, _ = httpclient.split_url(url)
+        try:
+            scheme, host, port, _, _ = httpclient.split_url(url)
+        except ValueError as exc:
+            raise ApiError(f"--kube-api {url!r}: {exc}") from None
         tls = httpclient.tls_context(ca_file=ca_file) if scheme == "https" else None
         return cls(host, port, tls, token_file)
 
@@ -70,7 +81,11 @@ class ApiServer:
     ) -> tuple[int, Any]:
         headers = {"Accept": "application/json"}
         if self.token_file:
-            headers["Authorization"] = "Bearer " + Path(self.token_file).read_text().strip()
+            try:
+                token = Path(self.token_file).read_text().strip()
+            except (OSError, UnicodeDecodeError) as exc:  # a projected token mid-rotation
+                raise ApiError(f"{method} {path}: token {self.token_file}: {exc}") from None
+            headers["Authorization"] = "Bearer " + token
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -139,30 +154,44 @@ class KubeConfig:
         return text
 
     def parse(self, text: str) -> list[InstanceConfig]:
-        """Validate a rendered configuration, resolving secretRefs from the mounted Secret."""
-        documents = [d for d in yaml.safe_load_all(text) if d]
+        """Validate a rendered configuration, resolving secretRefs from the mounted Secret.
+
+        Raises ConfigError for anything wrong with the text (YAML syntax, documents of the
+        wrong shape, unreadable secrets): the caller keeps the running configuration.
+        """
+        source = f"ConfigMap {self.configmap}"
+        documents = [d for d in _parse_yaml(text, source) if d is not None]
         problems: list[str] = []
         for doc in documents:
-            auth = (doc.get("spec") or {}).get("authentication") or {}
-            ref = auth.get("secretRef")
-            if ref is None:
-                continue
-            key_file = self.secrets_dir / str(ref.get("key"))
-            try:
-                password = key_file.read_text()
-            except OSError as exc:
+            spec = doc.get("spec") if isinstance(doc, dict) else None
+            auth = spec.get("authentication") if isinstance(spec, dict) else None
+            ref = auth.get("secretRef") if isinstance(auth, dict) else None
+            if not isinstance(ref, Mapping):
+                continue  # no secretRef, or a shape the validation below reports
+            assert isinstance(doc, dict) and isinstance(spec, dict)
+            meta = doc.get("metadata")
+            name = meta.get("name") if isinstance(meta, dict) else None
+            key = ref.get("key")
+            if not isinstance(key, str) or not _SECRET_KEY.fullmatch(key) or key in (".", ".."):
                 problems.append(
-                    f"{doc.get('metadata', {}).get('name')}: authentication.secretRef "
-                    f"{ref}: cannot read {key_file}: {exc.strerror}"
+                    f"{name}: authentication.secretRef.key {key!r} is not a Secret key "
+                    "(letters, digits, '-', '_', '.')"
                 )
                 continue
-            doc["spec"]["authentication"] = {"password": password}
+            key_file = self.secrets_dir / key
+            try:
+                password = key_file.read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                problems.append(
+                    f"{name}: authentication.secretRef {dict(ref)}: cannot read {key_file}: {why}"
+                )
+                continue
+            spec["authentication"] = {"password": password}
         if problems:
             raise ConfigError(problems)
         rendered = yaml.safe_dump_all(documents, sort_keys=False)
-        return instances_for_node(
-            load_manifests(rendered, source=f"ConfigMap {self.configmap}"), self.node
-        )
+        return instances_for_node(load_manifests(rendered, source=source), self.node)
 
     def last_good(self) -> str | None:
         try:

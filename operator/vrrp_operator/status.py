@@ -185,17 +185,30 @@ def aggregate_status(
             )
         )
 
-    masters_by_family = {
-        f: sorted(
+    def running(node: str) -> bool:
+        report = reports.get(node)
+        return report is None or report.pod_running
+
+    def masters_of(family: int) -> list[str]:
+        found = [
             n
             for n, insts in per_node.items()
             for i in insts
-            if i.family == f and i.state == "MASTER"
-        )
-        for f in families
-    }
+            if i.family == family and i.state == "MASTER"
+        ]
+        # A stopping pod's last report says MASTER until its handover is done: it counts
+        # only while no running pod has taken over, so a planned stop is no split brain.
+        live = [n for n in found if running(n)]
+        return sorted(live or found)
+
+    masters_by_family = {f: masters_of(f) for f in families}
     all_masters = sorted({n for ms in masters_by_family.values() for n in ms})
-    split = _split_brain(per_node, masters_by_family, now, interval_cs)
+    split = _split_brain(
+        {n: insts for n, insts in per_node.items() if running(n)},
+        masters_by_family,
+        now,
+        interval_cs,
+    )
 
     master: str | None = ",".join(all_masters) or None
     status: dict[str, Any] = {
@@ -253,7 +266,7 @@ def _node_entry(
     effective = [i.effective_priority for i in insts if i.effective_priority is not None]
     if effective:
         entry["effectivePriority"] = min(effective)
-    entry["healthy"] = all(i.healthy for i in insts) and (report is None or report.pod_running)
+    entry["healthy"] = all(i.healthy for i in insts)
     sinces = [i.since for i in insts if i.since is not None]
     if sinces:
         entry["since"] = format_time(max(sinces))
