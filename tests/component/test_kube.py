@@ -146,3 +146,22 @@ async def test_the_report_patches_the_pod_once_per_change(
     assert report["configHash"].startswith("sha256:") and report["node"] == "n1"
     (row,) = report["instances"]
     assert (row["state"], row["healthy"], row["since"]) == ("MASTER", True, "2023-11-14T22:13:20Z")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a: [", "line"),
+        ("just a string", "expected a VirtualIP"),
+        (CONFIG.replace("key: default.auth.password", "key: ../../etc/shadow"), "secretRef"),
+    ],
+)
+def test_bad_rendered_text_is_a_config_error_never_a_crash(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    config = KubeConfig(
+        ApiServer("127.0.0.1", 1), node="n1", namespace="ns", configmap="c", pod=None,
+        secrets_dir=str(tmp_path), state_dir=str(tmp_path / "state"),
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=expected):
+        config.parse(text)
