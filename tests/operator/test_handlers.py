@@ -15,7 +15,7 @@ import asyncio
 import base64
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import kmock
@@ -25,6 +25,8 @@ from vrrp_operator.handlers import Runtime, register
 from vrrp_operator.kube import KubeClient
 from vrrp_operator.manifests import DaemonSettings
 from vrrp_operator.settings import OperatorSettings
+
+from tests.operator.harness import HarnessTasks, running_operator
 
 
 class UidEmulator(kmock.KubernetesEmulator):
@@ -129,51 +131,12 @@ async def cluster(kmock: kmock.KubernetesEmulator) -> kmock.KubernetesEmulator:
     return kmock
 
 
-class HarnessTasks(Collection[asyncio.Task[Any]]):
-    """The tasks kopf must leave alone when it stops.
-
-    On exit kopf cancels every task created after its start ("hung tasks"), assuming it
-    owns the loop; here the test's own teardown is such a task. Only tasks running kopf's
-    or the operator's code are kopf's to cancel.
-    """
-
-    def __contains__(self, task: object) -> bool:
-        coro = task.get_coro() if isinstance(task, asyncio.Task) else None
-        filename = getattr(getattr(coro, "cr_code", None), "co_filename", "")
-        return "kopf" not in filename and "vrrp_operator" not in filename
-
-    def __iter__(self) -> Iterator[asyncio.Task[Any]]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-
 @pytest.fixture
 async def operator(cluster: kmock.KubernetesEmulator) -> AsyncIterator[Runtime]:
-    settings = OperatorSettings(
-        daemon=DaemonSettings(namespace=NS, image="kube-vrrp/vrrpd:test"),
-        status_interval_s=1.0,
-        peering="standalone",
-        liveness_endpoint=None,
-    )
-    runtime = Runtime(settings, KubeClient.for_host(str(cluster.url)))
-    registry = kopf.OperatorRegistry()
-
-    @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(server=str(cluster.url))
-
-    register(registry, runtime)
-    stop = asyncio.Event()
-    root = await kopf.spawn_tasks(
-        registry=registry, clusterwide=True, standalone=True, stop_flag=stop
-    )
-    task = asyncio.create_task(kopf.run_tasks(root, ignored=HarnessTasks()))
-    await asyncio.sleep(1)  # the initial listings fill the indexes
-    yield runtime
-    stop.set()
-    await asyncio.wait_for(task, timeout=60)
+    async with running_operator(
+        str(cluster.url), namespace=NS, image="kube-vrrp/vrrpd:test", status_interval_s=1.0
+    ) as runtime:
+        yield runtime
     await asyncio.sleep(1)
 
 

@@ -42,8 +42,8 @@ if str(OPERATOR_DIR) not in sys.path:
     sys.path.insert(0, str(OPERATOR_DIR))
 
 import kmock  # noqa: E402
-import kopf  # noqa: E402
 
+from tests.operator.harness import running_operator  # noqa: E402
 from tests.system.kubelet import KUBELET_FINALIZER, Kubelet  # noqa: E402
 from vrrpd.lab.netns import Lab  # noqa: E402
 
@@ -213,59 +213,13 @@ def node_api(lab: Lab, api_socket: Path, workdir: Path) -> str:
 # --- the operator ------------------------------------------------------------------------------
 
 
-class HarnessTasks:
-    """The tasks kopf must leave alone when it stops.
-
-    On exit kopf cancels every task created after its start, assuming it owns the loop: here
-    the kubelet, the relay and the test's own teardown are such tasks. Only tasks running
-    kopf's or the operator's code are kopf's to cancel.
-    """
-
-    def __contains__(self, task: object) -> bool:
-        coro = task.get_coro() if isinstance(task, asyncio.Task) else None
-        filename = getattr(getattr(coro, "cr_code", None), "co_filename", "")
-        return "kopf" not in filename and "vrrp_operator" not in filename
-
-    def __iter__(self) -> Iterator[asyncio.Task[Any]]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-
 @pytest.fixture
 async def operator(cluster: kmock.KubernetesEmulator) -> AsyncIterator[Any]:
-    """The operator's handlers in kopf, cluster-wide (kmock cannot list namespaces)."""
-    from vrrp_operator.handlers import Runtime, register
-    from vrrp_operator.kube import KubeClient
-    from vrrp_operator.manifests import DaemonSettings
-    from vrrp_operator.settings import OperatorSettings
-
-    settings = OperatorSettings(
-        daemon=DaemonSettings(namespace=NS, image="kube-vrrp/vrrpd:system-test"),
+    async with running_operator(
+        str(cluster.url), namespace=NS, image="kube-vrrp/vrrpd:system-test",
         status_interval_s=0.5,
-        peering="standalone",
-        liveness_endpoint=None,
-    )
-    runtime = Runtime(settings, KubeClient.for_host(str(cluster.url)))
-    registry = kopf.OperatorRegistry()
-
-    @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(server=str(cluster.url))
-
-    register(registry, runtime)
-    stop = asyncio.Event()
-    root = await kopf.spawn_tasks(
-        registry=registry, clusterwide=True, standalone=True, stop_flag=stop
-    )
-    task = asyncio.create_task(kopf.run_tasks(root, ignored=HarnessTasks()))  # type: ignore[arg-type]
-    await asyncio.sleep(1)  # the initial listings fill the indexes
-    try:
+    ) as runtime:  # fmt: skip
         yield runtime
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=60)
 
 
 @pytest.fixture
