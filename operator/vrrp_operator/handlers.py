@@ -161,8 +161,9 @@ class Runtime:
         self, vips: Iterable[Mapping[str, Any]]
     ) -> dict[tuple[str, str], dict[str, bytes]]:
         out: dict[tuple[str, str], dict[str, bytes]] = {}
-        for namespace, name in sorted(secret_refs(vips)):
-            obj = await self.client.get("Secret", namespace, name)
+        refs = sorted(secret_refs(vips))
+        objs = await asyncio.gather(*(self.client.get("Secret", ns, name) for ns, name in refs))
+        for (namespace, name), obj in zip(refs, objs, strict=True):
             if obj is None:
                 continue
             data: dict[str, bytes] = {}
@@ -175,6 +176,7 @@ class Runtime:
         return out
 
     async def _reconcile(self) -> None:
+        started = asyncio.get_running_loop().time()
         settings = self.settings
         vips = self.virtualips()
         nodes = self.nodes()
@@ -191,11 +193,10 @@ class Runtime:
             # kmock ignores labelSelector; a real server does not, and this costs nothing.
             return {o["metadata"]["name"]: o for o in objs if is_daemon_object(o)}
 
-        existing = Existing(
-            config_maps=await listed("ConfigMap"),
-            secrets=await listed("Secret"),
-            pods=await listed("Pod"),
+        config_maps, secrets_, pods = await asyncio.gather(
+            listed("ConfigMap"), listed("Secret"), listed("Pod")
         )
+        existing = Existing(config_maps=config_maps, secrets=secrets_, pods=pods)
         reports = reports_from_pods(pod_from_object(p) for p in existing.pods.values())
         now = asyncio.get_running_loop().time()
         hold = {
@@ -213,9 +214,19 @@ class Runtime:
         )
         for why in the_plan.waiting:
             log.debug("waiting: %s", why)
-        for action in the_plan.actions:
-            await self._apply(action, existing)
+        # The plan's order matters between kinds (Secrets, ConfigMaps, Pods, deletions), not
+        # within one: each group goes out concurrently, the groups one after the other.
+        for group in _groups(the_plan.actions):
+            await asyncio.gather(*(self._apply(a, existing) for a in group))
         await self._publish_services(rendered)
+        log.info(
+            "reconciled %d VirtualIPs over %d nodes: %d actions, %d waiting, %.3f s",
+            len(vips),
+            len(nodes),
+            len(the_plan.actions),
+            len(the_plan.waiting),
+            asyncio.get_running_loop().time() - started,
+        )
 
     async def _record_vrids(self, vips: list[dict[str, Any]], rendered: Rendered) -> None:
         """status.vrid keeps an allocation across restarts: write it before it is used."""
@@ -467,6 +478,17 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         if runtime.rendered is None or event.get("type") == "DELETED":
             return
         await _quietly(runtime.publish_service(plain(body), runtime.rendered))
+
+
+def _groups(actions: list[Create | Patch | Delete]) -> list[list[Create | Patch | Delete]]:
+    """Consecutive actions of one kind and verb, in plan order."""
+    groups: list[list[Create | Patch | Delete]] = []
+    for action in actions:
+        if groups and (type(groups[-1][0]), groups[-1][0].kind) == (type(action), action.kind):
+            groups[-1].append(action)
+        else:
+            groups.append([action])
+    return groups
 
 
 async def _quietly(work: Awaitable[None]) -> None:
