@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import collections
 import json
 import os
 import subprocess
@@ -110,6 +111,7 @@ def virtualip_objects(count: int, nodes: int) -> list[dict[str, Any]]:
     return out
 
 
+REQUESTS: collections.Counter[str] = collections.Counter()  # method + path without the name
 SECRETS = {(f"team-{t}", "vrrp-auth"): {"password": b"s3cret"} for t in range(7)}
 
 
@@ -185,6 +187,8 @@ async def bench_apply(vips: int, nodes: int, applies: int, timeout: float) -> di
         # hundred requests), so the log is trimmed; in-flight requests are far fewer than
         # the part kept.
         async def _handle(self, request: Any) -> Any:
+            path = "/".join(p for p in str(request.url.path).split("/")[:-1] if p)
+            REQUESTS[f"{request.method} {path}"] += 1
             if len(self._requests) > 100:
                 del self._requests[:-50]
                 for payload in self._payloads:
@@ -322,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--skip-apply", action="store_true", help="render only (no kmock)")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--requests", action="store_true", help="print the API requests seen")
     args = parser.parse_args(argv)
     if args.nodes % RACKS:
         parser.error(f"--nodes must be a multiple of {RACKS}")
@@ -357,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
             f"rss      operator {a['rss_start_mib']:.0f} MiB idle, {a['rss_end_mib']:.0f} MiB with "
             f"{args.virtualips} VirtualIPs, peak {a['rss_peak_mib']:.0f} MiB"
         )
+    if args.requests:
+        for what, count in REQUESTS.most_common(15):
+            print(f"  {count:7d}  {what}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0

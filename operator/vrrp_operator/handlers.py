@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
+import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -47,9 +49,11 @@ from vrrp_operator.rollout import Create, Delete, Existing, Patch, plan
 from vrrp_operator.services import ingress_patch, release_patch, service_ingress
 from vrrp_operator.settings import OperatorSettings
 from vrrp_operator.status import (
+    NodeReport,
     aggregate_status,
     events,
     masters,
+    parse_report,
     reports_from_pods,
     status_patch,
 )
@@ -70,6 +74,12 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_report(node: str, text: str | None, *, pod_running: bool = True) -> NodeReport:
+    # Every status timer reads every node's report; they change far less often.
+    return parse_report(node, text, pod_running=pod_running)
 
 
 def _values(index: Any) -> list[Any]:
@@ -109,6 +119,11 @@ class Reconciler:
         async with self._lock:
             if self._done >= ticket:
                 return
+            fresh = self.last_success is not None and loop.time() - self.last_success < (
+                max_age or 0.0
+            )
+            if max_age is not None and fresh:
+                return  # a resync ran while this one waited
             covered = self._requested
             self.runs += 1
             await self._run()
@@ -128,7 +143,14 @@ class Runtime:
     nodes_seen: dict[str, Node] = field(default_factory=dict)
     pods_seen: dict[str, PodInfo] = field(default_factory=dict)
     failed_pods: dict[str, tuple[int, float]] = field(default_factory=dict)  # node -> (n, t)
+    # What this process last wrote, per VirtualIP: the body kopf hands a timer may not show
+    # our own last patch yet, and re-sending it under load feeds a storm of watch events.
+    written_status: dict[str, tuple[dict[str, Any], float]] = field(default_factory=dict)
+    written_vrids: dict[str, int] = field(default_factory=dict)
     reconciler: Reconciler = field(init=False)
+    _rendered_for: tuple[str, Rendered, dict[str, list[dict[str, Any]]]] | None = field(
+        default=None, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self._reconcile)
@@ -154,6 +176,9 @@ class Runtime:
 
     def lb_services(self) -> list[dict[str, Any]]:
         return _values(self.indexes.get("lb_service_index"))
+
+    def reports(self) -> dict[str, NodeReport]:
+        return reports_from_pods(self.daemon_pods(), parse=_parse_report)
 
     # --- reconcile -----------------------------------------------------------------------
 
@@ -181,11 +206,19 @@ class Runtime:
         vips = self.virtualips()
         nodes = self.nodes()
         secrets = await self._secrets(vips)
-        rendered = render(vips, nodes, secrets, allocated_vrids(vips), options=settings.render)
+        allocated = allocated_vrids(vips)
+        # Most runs follow an event that changed nothing render reads (kopf re-running a
+        # handler, a pod event, a resync): reuse the last rendering when its inputs match.
+        inputs = _render_inputs(vips, nodes, secrets, allocated)
+        if self._rendered_for is not None and self._rendered_for[0] == inputs:
+            rendered, desired = self._rendered_for[1], self._rendered_for[2]
+        else:
+            rendered = render(vips, nodes, secrets, allocated, options=settings.render)
+            desired = {n: manifests(c, settings.daemon) for n, c in rendered.nodes.items()}
+            self._rendered_for = (inputs, rendered, desired)
         self.rendered = rendered
         await self._record_vrids(vips, rendered)
 
-        desired = {n: manifests(c, settings.daemon) for n, c in rendered.nodes.items()}
         namespace = settings.namespace
 
         async def listed(kind: str) -> dict[str, dict[str, Any]]:
@@ -197,7 +230,9 @@ class Runtime:
             listed("ConfigMap"), listed("Secret"), listed("Pod")
         )
         existing = Existing(config_maps=config_maps, secrets=secrets_, pods=pods)
-        reports = reports_from_pods(pod_from_object(p) for p in existing.pods.values())
+        reports = reports_from_pods(
+            (pod_from_object(p) for p in existing.pods.values()), parse=_parse_report
+        )
         now = asyncio.get_running_loop().time()
         hold = {
             node
@@ -235,7 +270,10 @@ class Runtime:
             obj = by_key.get(key)
             if obj is None or not placement.allocated or placement.vrid is None:
                 continue
-            if (obj.get("status") or {}).get("vrid") == placement.vrid:
+            if placement.vrid in (
+                (obj.get("status") or {}).get("vrid"),
+                self.written_vrids.get(key),
+            ):
                 continue
             namespace, name = key.split("/", 1)
             try:
@@ -305,7 +343,7 @@ class Runtime:
 
     def still_reported(self, key: str) -> list[str]:
         """Nodes whose running daemon still reports an instance of the VirtualIP."""
-        reports = reports_from_pods(self.daemon_pods())
+        reports = self.reports()
         prefix = f"{key}/"
         return sorted(
             node
@@ -415,6 +453,8 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                 namespace, ref, list((body.get("spec") or {}).get("addresses") or [])
             )
         runtime.deleting.discard(key)
+        runtime.written_status.pop(key, None)
+        runtime.written_vrids.pop(key, None)
 
     @kopf.timer(GROUP, VERSION, PLURAL, interval=settings.status_interval_s, registry=registry)
     async def virtualip_status(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
@@ -428,19 +468,28 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             return
         obj = plain(body)
         key = object_key(obj)
-        reports = reports_from_pods(runtime.daemon_pods())
+        seen = obj.get("status") or {}
+        written, written_at = runtime.written_status.get(key, (None, 0.0))
+        old = written if written is not None else seen
+        obj["status"] = old  # transition times and counts continue from what we wrote
         now = datetime.now(UTC)
         new = aggregate_status(
             obj,
-            reports,
+            runtime.reports(),
             now,
             placement=rendered.placements.get(key),
             findings=rendered.findings(key),
         )
-        old = obj.get("status") or {}
         changes = status_patch(old, new)
+        # Re-assert what we wrote when the object still disagrees after a resync interval
+        # (someone else changed status); sooner, the body is merely behind our own patch.
+        stale = now.timestamp() - written_at > settings.resync_interval_s
+        if not changes and stale and status_patch(seen, new):
+            changes = status_patch(seen, new)
         for name, value in changes.items():
             patch.status[name] = value
+        if changes or written is None:
+            runtime.written_status[key] = (new, now.timestamp())
         for reason, kind, message in events(old, new):
             kopf.event(body, type=kind, reason=reason, message=message)
 
@@ -478,6 +527,34 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         if runtime.rendered is None or event.get("type") == "DELETED":
             return
         await _quietly(runtime.publish_service(plain(body), runtime.rendered))
+
+
+def _render_inputs(
+    vips: list[dict[str, Any]],
+    nodes: list[Node],
+    secrets: Mapping[tuple[str, str], Mapping[str, bytes]],
+    allocated: Mapping[str, int],
+) -> str:
+    """Everything render reads, as one comparable string (status aside from the VRID)."""
+    parts = [
+        (
+            object_key(v),
+            (v.get("metadata") or {}).get("creationTimestamp"),
+            (v.get("metadata") or {}).get("deletionTimestamp"),
+            v.get("spec"),
+        )
+        for v in vips
+    ]
+    return json.dumps(
+        [
+            sorted(parts, key=lambda p: p[0]),
+            sorted(repr(n) for n in nodes),
+            sorted((f"{ns}/{name}", sorted(d.items())) for (ns, name), d in secrets.items()),
+            sorted(allocated.items()),
+        ],
+        sort_keys=True,
+        default=repr,
+    )
 
 
 def _groups(actions: list[Create | Patch | Delete]) -> list[list[Create | Patch | Delete]]:

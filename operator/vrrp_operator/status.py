@@ -10,7 +10,7 @@ Time is an argument (`now`), never read from a clock.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -131,11 +131,16 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def reports_from_pods(pods: Iterable[PodInfo]) -> dict[str, NodeReport]:
-    """One report per node from its daemon pod (the newest pod when a node has two)."""
+def reports_from_pods(
+    pods: Iterable[PodInfo], parse: Callable[..., NodeReport] = parse_report
+) -> dict[str, NodeReport]:
+    """One report per node from its daemon pod (the newest pod when a node has two).
+
+    `parse` may be a caching wrapper of parse_report (reports are read far more often than
+    they change)."""
     out: dict[str, NodeReport] = {}
     for p in sorted(pods, key=lambda p: p.terminating, reverse=True):
-        out[p.node] = parse_report(p.node, p.report, pod_running=p.running)
+        out[p.node] = parse(p.node, p.report, pod_running=p.running)
     return out
 
 
