@@ -121,8 +121,13 @@ def test_kill_9_then_restart_never_leaves_two_holders(lab: Lab) -> None:
 
 
 def test_preempt_never_keeps_the_running_master(lab: Lab) -> None:
-    d = start_all(lab, write(lab, manifest(extra="  preempt: {mode: Never}\n")))
+    config = write(lab, manifest(extra="  preempt: {mode: Never}\n"))
+    # Under Never whoever is master first stays master, so n1 starts alone: if n2's
+    # daemon won the start-up race, n1 would rightly never take over.
+    d = [VrrpdProcess(lab, 1, config).start()]
     assert d[0].wait_state(WEB, "MASTER", 15)
+    d.append(VrrpdProcess(lab, 2, config).start())
+    assert d[1].wait_state(WEB, "BACKUP", 15)
     lab.link_down(1)
     assert d[1].wait_state(WEB, "MASTER", 15)
     lab.link_up(1)
