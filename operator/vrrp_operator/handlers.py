@@ -39,6 +39,7 @@ from vrrp_operator.objects import (
     pod_from_object,
 )
 from vrrp_operator.render import (
+    NodeConfig,
     Rendered,
     allocated_vrids,
     object_key,
@@ -148,9 +149,25 @@ class Runtime:
     written_status: dict[str, tuple[dict[str, Any], float]] = field(default_factory=dict)
     written_vrids: dict[str, int] = field(default_factory=dict)
     reconciler: Reconciler = field(init=False)
-    _rendered_for: tuple[str, Rendered, dict[str, list[dict[str, Any]]]] | None = field(
-        default=None, init=False, repr=False
+    _rendered_for: tuple[str, Rendered] | None = field(default=None, init=False, repr=False)
+    _manifests_for: dict[str, tuple[str, list[dict[str, Any]]]] = field(
+        default_factory=dict, init=False, repr=False
     )
+
+    def _node_manifests(self, config: NodeConfig) -> list[dict[str, Any]]:
+        """manifests() for one node, reused while its configuration is the same (dumping the
+        YAML of every node on every run is most of a reconcile's CPU)."""
+        key = json.dumps(
+            [config.documents, sorted(config.secret_data.items()), config.node_uid,
+             config.advert_intervals_cs],
+            default=str,
+        )  # fmt: skip
+        cached = self._manifests_for.get(config.node)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        objs = manifests(config, self.settings.daemon)
+        self._manifests_for[config.node] = (key, objs)
+        return objs
 
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self._reconcile)
@@ -208,14 +225,16 @@ class Runtime:
         secrets = await self._secrets(vips)
         allocated = allocated_vrids(vips)
         # Most runs follow an event that changed nothing render reads (kopf re-running a
-        # handler, a pod event, a resync): reuse the last rendering when its inputs match.
-        inputs = _render_inputs(vips, nodes, secrets, allocated)
-        if self._rendered_for is not None and self._rendered_for[0] == inputs:
-            rendered, desired = self._rendered_for[1], self._rendered_for[2]
+        # handler, a pod event, our own status.vrid arriving, a resync): reuse the last
+        # rendering when its inputs match, and each node's manifests when its config does.
+        inputs = _render_inputs(vips, nodes, secrets)
+        last = self._rendered_for
+        if last is not None and last[0] == inputs and _agrees(allocated, last[1]):
+            rendered = last[1]
         else:
             rendered = render(vips, nodes, secrets, allocated, options=settings.render)
-            desired = {n: manifests(c, settings.daemon) for n, c in rendered.nodes.items()}
-            self._rendered_for = (inputs, rendered, desired)
+            self._rendered_for = (inputs, rendered)
+        desired = {n: self._node_manifests(c) for n, c in rendered.nodes.items()}
         self.rendered = rendered
         await self._record_vrids(vips, rendered)
 
@@ -529,13 +548,21 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         await _quietly(runtime.publish_service(plain(body), runtime.rendered))
 
 
+def _agrees(allocated: Mapping[str, int], rendered: Rendered) -> bool:
+    """The recorded VRIDs are the ones `rendered` used (typically: it chose them)."""
+    for key, vrid in allocated.items():
+        placement = rendered.placements.get(key)
+        if placement is None or placement.vrid != vrid:
+            return False
+    return True
+
+
 def _render_inputs(
     vips: list[dict[str, Any]],
     nodes: list[Node],
     secrets: Mapping[tuple[str, str], Mapping[str, bytes]],
-    allocated: Mapping[str, int],
 ) -> str:
-    """Everything render reads, as one comparable string (status aside from the VRID)."""
+    """Everything render reads but the recorded VRIDs (see `_agrees`), as one string."""
     parts = [
         (
             object_key(v),
@@ -550,7 +577,6 @@ def _render_inputs(
             sorted(parts, key=lambda p: p[0]),
             sorted(repr(n) for n in nodes),
             sorted((f"{ns}/{name}", sorted(d.items())) for (ns, name), d in secrets.items()),
-            sorted(allocated.items()),
         ],
         sort_keys=True,
         default=repr,
