@@ -29,11 +29,11 @@ from vrrpd.convert import (
 from vrrpd.model import instances_for_node, load_manifests
 from vrrpd.vrrp.fsm import PreemptMode
 
-# The shared keepalived configurations, read in place (KEEPALIVED_TESTDATA overrides).
+# Production-shaped keepalived configurations carried by the repository (tests/data/README.md);
+# KEEPALIVED_TESTDATA points at another folder of them.
 TESTDATA = Path(
     os.environ.get(
-        "KEEPALIVED_TESTDATA",
-        Path(__file__).resolve().parents[3] / "shared" / "testdata" / "keepalived-conf",
+        "KEEPALIVED_TESTDATA", Path(__file__).resolve().parents[1] / "data" / "keepalived-conf"
     )
 )
 FILES = sorted(TESTDATA.glob("*.conf"))
@@ -74,7 +74,7 @@ def find(
     return found[0]
 
 
-# --- the shared keepalived configurations, field by field -----------------------------------
+# --- the keepalived configurations of tests/data, field by field ----------------------------
 
 # (file, node) -> {document index: {path: expected}}; a path absent from the table must be
 # absent from the document (checked by EXPECTED_KEYS below).
@@ -343,7 +343,7 @@ def test_sync_group_members_share_the_group() -> None:
     assert {i.preempt for i in instances} == {PreemptMode.DELAY}
 
 
-# --- the shared configurations' warnings ------------------------------------------------------
+# --- the configurations' warnings ------------------------------------------------------
 
 WARNINGS: dict[str, set[tuple[int, str, str]]] = {
     # (line, directive, severity) of every warning

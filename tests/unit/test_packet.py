@@ -40,8 +40,9 @@ from vrrpd.vrrp.packet import (
     encode,
 )
 
-# shared/ sits beside the checkout (as in CI); the captures are read in place.
-PCAPS = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "pcap"
+# keepalived's own captures, carried by the repository (tests/data/README.md says how they
+# were made).
+PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcap"
 
 NODE1 = IPv4Address("192.168.77.11")
 NODE2 = IPv4Address("192.168.77.12")
