@@ -76,10 +76,12 @@ def version_schema(crd: Mapping[str, Any], version: str) -> dict[str, Any]:
     raise KeyError(f"the CRD has no version {version}")
 
 
-def validate(obj: Any, schema: Schema) -> list[Violation]:
+def validate(obj: Any, schema: Schema, *, defaulting: bool = True) -> list[Violation]:
     """Every violation the API server would report for `obj` (a whole object), in order:
-    structural, schema, then CEL. `obj` is not changed."""
-    value = normalize(obj, schema)
+    structural, schema, then CEL. `obj` is not changed. `defaulting=False` checks `obj` as
+    it is, as the API server checks a schema's `default` values (nested defaults unfilled).
+    """
+    value = normalize(obj, schema) if defaulting else copy.deepcopy(obj)
     found = list(_list_type_violations(schema, value, ""))
     schema_found, blocking = _schema_violations(schema, value)
     found += schema_found
@@ -139,10 +141,12 @@ def _list_type_violations(schema: Schema, value: Any, path: str) -> Iterator[Vio
         seen: set[str] = set()
         for i, item in enumerate(value):
             if list_type == "set":
-                key = json.dumps(item, sort_keys=True)
+                key = json.dumps(item, sort_keys=True, separators=(",", ":"))
             elif list_type == "map" and isinstance(item, Mapping):
                 keys = schema.get("x-kubernetes-list-map-keys", [])
-                key = json.dumps({k: item.get(k) for k in keys}, sort_keys=True)
+                key = json.dumps(
+                    {k: item.get(k) for k in keys}, sort_keys=True, separators=(",", ":")
+                )
             else:
                 key = None
             if key is not None:
@@ -245,7 +249,8 @@ def _kube_message(error: jsonschema.ValidationError, path: str) -> list[Violatio
         "minimum": lambda: f"{where} should be greater than or equal to {expected}",
         "maximum": lambda: f"{where} should be less than or equal to {expected}",
         "minLength": lambda: f"{where} should be at least {expected} chars long",
-        "maxLength": lambda: f"{where} should be at most {expected} chars long",
+        # kube-apiserver 1.36's wording for strings (checked on the real server, tests/realapi)
+        "maxLength": lambda: f"Too long: may not be more than {expected} bytes",
         "pattern": lambda: f"{where} should match '{expected}'",
         "minItems": lambda: f"{where} should have at least {expected} items",
         "maxItems": lambda: f"Too many: {len(instance)}: must have at most {expected} items",
