@@ -1,13 +1,20 @@
-"""Test-wide hooks: tests marked `root` or `keepalived` skip when their prerequisites are
-missing, with the reason; under CI (env CI set) they fail instead, so CI never passes by
-skipping them."""
+"""Test-wide hooks and fixtures.
+
+Tests marked `root` or `keepalived` skip when their prerequisites are missing, with the
+reason; under CI (env CI set) they fail instead, so CI never passes by skipping them.
+`kube_api` is the real-API tier's kube-apiserver (tests/envtest.py); without
+KUBEBUILDER_ASSETS its tests skip with one line (.ci/run always sets it).
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 
 import pytest
+
+from tests.envtest import SKIP_REASON, ApiServer, assets
 
 
 def _missing(item: pytest.Item) -> list[str]:
@@ -34,3 +41,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"prerequisite missing in CI: {message}", pytrace=False)
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def kube_api() -> Iterator[ApiServer]:
+    """The real-API tier's server: etcd + kube-apiserver from KUBEBUILDER_ASSETS, one per run,
+    stopped and removed after it. Without the variable, every test that uses it skips with
+    one line saying how to run it."""
+    if assets() is None:
+        pytest.skip(SKIP_REASON)
+    with ApiServer.start() as server:
+        yield server
