@@ -279,9 +279,54 @@ class ApiServer:
             "--allow-privileged=true",
             "--endpoint-reconciler-type=none",
             "--advertise-address=127.0.0.1",
+            f"--audit-policy-file={self._write_audit_policy()}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-mode=blocking",
+            "--audit-log-format=json",
         ]
         self._apiserver = self._spawn(argv, "kube-apiserver.log")
         self._wait_ready()
+
+    @property
+    def audit_log(self) -> Path:
+        return self.workdir / "audit.log"
+
+    def _write_audit_policy(self) -> Path:
+        # Metadata for every request once it is answered: who, verb, resource, response
+        # code. Enough to count a client's requests and its refusals (403).
+        policy = {
+            "apiVersion": "audit.k8s.io/v1",
+            "kind": "Policy",
+            "omitStages": ["RequestReceived"],
+            "rules": [{"level": "Metadata"}],
+        }
+        path = self.workdir / "audit-policy.yaml"
+        path.write_text(yaml.safe_dump(policy))
+        return path
+
+    def audit(self, user: str | None = None) -> list[dict[str, Any]]:
+        """The audit events so far (ResponseComplete and Panic stages; a watch appears once
+        it ends), optionally only those of `user` (e.g.
+        "system:serviceaccount:kube-vrrp:kube-vrrp-operator")."""
+        if not self.audit_log.exists():
+            return []
+        events = []
+        for line in self.audit_log.read_text(errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a line being written
+            if user is None or event.get("user", {}).get("username") == user:
+                events.append(event)
+        return events
+
+    def forbidden(self, user: str) -> list[str]:
+        """`verb uri` of every request of `user` the server refused with 403."""
+        return [
+            f"{e['verb']} {e['requestURI']}"
+            for e in self.audit(user)
+            if e.get("responseStatus", {}).get("code") == 403
+        ]
 
     def stop_apiserver(self) -> None:
         """Stop kube-apiserver only (etcd keeps the data): an API-server outage."""

@@ -176,3 +176,15 @@ def test_status_as_the_operator_writes_it_is_accepted(
         assert "Duplicate value" in json.loads(caught.value.body)["message"]
     finally:
         api.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "status-shape")
+
+
+def test_the_audit_log_names_each_client_and_its_refusals(kube_api: ApiServer, api: Any) -> None:
+    # The tier counts requests and 403s per identity from the server's audit log.
+    kube_api.kubectl("create", "serviceaccount", "nobody", "-n", NS)
+    token = kube_api.token(NS, "nobody")
+    kubeconfig = kube_api.kubeconfig_for_token(token, "nobody")
+    result = kube_api.kubectl("get", "vip", "-n", NS, kubeconfig=kubeconfig, check=False)
+    assert result.returncode != 0
+    user = f"system:serviceaccount:{NS}:nobody"
+    uri = f"/apis/kubevrrp.io/v1alpha1/namespaces/{NS}/virtualips?limit=500"
+    assert kube_api.forbidden(user) == [f"list {uri}"]
