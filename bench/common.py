@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 
@@ -22,9 +22,14 @@ def median(values: Sequence[float]) -> float:
     return percentile(values, 50)
 
 
-def fmt_ms(value: float) -> str:
-    """A figure in whole ms; "-" for NaN (a statistic over no values)."""
-    return "-" if math.isnan(value) else f"{value:.0f}"
+def figures(runs: Iterable[Any], name: str) -> list[float]:
+    """Figure `name` of every run without an error that recorded it."""
+    return [float(v) for r in runs if not r.error and (v := getattr(r, name)) is not None]
+
+
+def fmt_ms(value: float | None) -> str:
+    """A figure in whole ms; "-" for None (not measured) or NaN (a statistic over no values)."""
+    return "-" if value is None or math.isnan(value) else f"{value:.0f}"
 
 
 def no_nan(row: dict[str, Any]) -> dict[str, Any]:

@@ -26,10 +26,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
-import json
 import math
 import os
-import platform
 import random
 import re
 import select
@@ -39,19 +37,29 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
-from bench.common import align_columns, fmt_ms, median, no_nan, percentile
+from bench.common import align_columns, figures, fmt_ms, median, percentile
+from bench.harness import (
+    add_choices,
+    add_output,
+    failover_cells,
+    load_json,
+    machine_info,
+    prepare_lab_bench,
+    print_report,
+    run_matrix,
+    save_json,
+)
 from vrrpd.lab.daemons import VrrpdProcess
 from vrrpd.lab.keepalived import (
     KeepalivedProcess,
-    keepalived_path,
     render_keepalived_conf,
     start_keepalived,
 )
-from vrrpd.lab.netns import Lab, LabError, pid_alive, wait_until
+from vrrpd.lab.netns import Lab, pid_alive, wait_until
 from vrrpd.lab.prober import Prober, ProbeResult
 
 LAB_PREFIX = "kvbench"  # Lab adds "-{pid}-{seq}"; cleanup_stale only takes dead runs' labs
@@ -623,10 +631,6 @@ class Row:
     target: str = ""
 
 
-def _values(runs: Iterable[Run], name: str) -> list[float]:
-    return [float(v) for r in runs if not r.error and (v := getattr(r, name)) is not None]
-
-
 def summarize_runs(runs: Sequence[Run]) -> list[Row]:
     rows: list[Row] = []
     for case in CASES:
@@ -636,8 +640,8 @@ def summarize_runs(runs: Sequence[Run]) -> list[Row]:
                 mine = [r for r in runs if (r.case, r.advert, r.impl) == (case, advert, impl)]
                 if not mine:
                     continue
-                outages = _values(mine, "outage_ms")
-                lost = _values(mine, "lost")
+                outages = figures(mine, "outage_ms")
+                lost = figures(mine, "lost")
                 group[impl] = Row(
                     case=case,
                     advert=advert,
@@ -648,10 +652,10 @@ def summarize_runs(runs: Sequence[Run]) -> list[Row]:
                     outage_p95_ms=percentile(outages, 95),
                     lost_median=median(lost),
                     lost_max=max(lost, default=math.nan),
-                    takeover_median_ms=median(_values(mine, "takeover_ms")),
-                    both_held_median_ms=median(_values(mine, "both_held_ms")),
-                    client_switch_median_ms=median(_values(mine, "client_switch_ms")),
-                    restart_cleanup_median_ms=median(_values(mine, "restart_cleanup_ms")),
+                    takeover_median_ms=median(figures(mine, "takeover_ms")),
+                    both_held_median_ms=median(figures(mine, "both_held_ms")),
+                    client_switch_median_ms=median(figures(mine, "client_switch_ms")),
+                    restart_cleanup_median_ms=median(figures(mine, "restart_cleanup_ms")),
                     exit_codes=[r.exit_code for r in mine if r.case == "sigterm"],
                 )
             ours, theirs = group.get("vrrpd"), group.get("keepalived")
@@ -741,59 +745,7 @@ def format_table(rows: Sequence[Row], *, random_phase: bool = False) -> str:
     return "\n".join(out)
 
 
-# -- the machine ------------------------------------------------------------------------------
-
-
-def _first_line(argv: Sequence[str]) -> str:
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
-    except OSError:
-        return ""
-    text = (proc.stdout or proc.stderr).strip()
-    return text.splitlines()[0] if text else ""
-
-
-def machine_info() -> dict[str, Any]:
-    """What the figures depend on: CPUs, kernel, Python, keepalived, the load right now."""
-    model = ""
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
-    binary = keepalived_path()
-    return {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "keepalived": _first_line([binary, "--version"]) if binary else None,
-        "loadavg": os.getloadavg(),
-    }
-
-
-def format_machine(info: dict[str, Any]) -> str:
-    load = " ".join(f"{x:.2f}" for x in info["loadavg"])
-    if info.get("loadavg_end"):
-        load += f" at the start, {info['loadavg_end'][0]:.2f} at the end"
-    return (
-        f"{info['date']}; {info['cpus']} x {info['cpu_model']}; Linux {info['kernel']}; "
-        f"Python {info['python']}; {info['keepalived']}; load average {load}"
-    )
-
-
 # -- command line -----------------------------------------------------------------------------
-
-
-def comma_choices(allowed: Sequence[str]) -> Callable[[str], list[str]]:
-    def parse(text: str) -> list[str]:
-        picked = [t.strip() for t in text.split(",") if t.strip()]
-        bad = [t for t in picked if t not in allowed]
-        if bad or not picked:
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: use a comma-separated subset of {','.join(allowed)}"
-            )
-        return picked
-
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -802,18 +754,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Failover outage seen by a client, vrrpd vs keepalived, in network "
         "namespaces (root). Prints a table; never fails on the figures.",
     )
-    parser.add_argument(
-        "--cases", type=comma_choices(CASES), default=list(CASES), help=",".join(CASES)
-    )
-    parser.add_argument(
-        "--impls", type=comma_choices(IMPLS), default=list(IMPLS), help=",".join(IMPLS)
-    )
-    parser.add_argument(
-        "--adverts",
-        type=comma_choices(list(ADVERTS)),
-        default=list(ADVERTS),
-        help=",".join(ADVERTS),
-    )
+    add_choices(parser, "--cases", CASES)
+    add_choices(parser, "--impls", IMPLS)
+    add_choices(parser, "--adverts", ADVERTS)
     parser.add_argument(
         "--runs", type=int, default=None, help="repetitions per case (default: 3 at 1s, 5 at 100ms)"
     )
@@ -824,89 +767,55 @@ def build_parser() -> argparse.ArgumentParser:
         help="inject each fault a random part of an advert interval after the master's "
         "advert (default: right after it, the worst case)",
     )
-    parser.add_argument("--json", metavar="FILE", help="write every run and the summary here")
-    parser.add_argument(
-        "--report", metavar="FILE", help="only print the table of a run saved with --json"
-    )
+    add_output(parser, "every run and the summary")
     return parser
-
-
-def exit_on_signal(signum: int, frame: object) -> None:
-    # SIGTERM as SystemExit: the labs' `with` blocks then delete their namespaces.
-    raise SystemExit(128 + signum)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = build_parser().parse_args(argv)
     if args.report:
-        with open(args.report) as f:
-            saved = json.load(f)
+        saved = load_json(args.report)
         runs = [Run(**r) for r in saved["runs"]]
         report(runs, saved["machine"], bool(saved.get("random_phase")), out)
         return 0
-    if os.geteuid() != 0:
-        print("bench.failover needs root (network namespaces)", file=sys.stderr)
-        return 2
-    if "keepalived" in args.impls and keepalived_path() is None:
-        print("keepalived is not installed: apt-get install keepalived", file=sys.stderr)
-        return 2
-    signal.signal(signal.SIGTERM, exit_on_signal)
-    Lab.cleanup_stale(LAB_PREFIX)
+    if (code := prepare_lab_bench("bench.failover", args.impls, LAB_PREFIX)) is not None:
+        return code
     info = machine_info()
-    runs = []
-    started = time.monotonic()
-    for case in args.cases:
-        for advert in args.adverts:
-            count = 1 if args.quick else (args.runs or DEFAULT_RUNS[advert])
-            for index in range(1, count + 1):
-                for impl in args.impls:  # interleaved, so drift in the machine hits both
-                    try:
-                        run = run_once(impl, case, advert, index, random_phase=args.random_phase)
-                    except LabError as exc:
-                        run = Run(impl=impl, case=case, advert=advert, run=index, error=str(exc))
-                    runs.append(run)
-                    print(_progress(run, time.monotonic() - started), file=sys.stderr, flush=True)
+    runs = run_matrix(
+        failover_cells(
+            args.cases,
+            args.adverts,
+            args.impls,
+            lambda advert: 1 if args.quick else (args.runs or DEFAULT_RUNS[advert]),
+        ),
+        lambda c: run_once(c.impl, c.case, c.advert, c.run, random_phase=args.random_phase),
+        lambda c, error: Run(**asdict(c), error=error),
+        _progress,
+    )
     info["loadavg_end"] = os.getloadavg()
     rows = report(runs, info, args.random_phase, out)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                {
-                    "machine": info,
-                    "random_phase": args.random_phase,
-                    "runs": [asdict(r) for r in runs],
-                    "summary": [no_nan(asdict(r)) for r in rows],
-                },
-                f,
-                indent=1,
-                default=str,
-            )
+        save_json(args.json, info, random_phase=args.random_phase, runs=runs, summary=rows)
     return 0
 
 
 def report(runs: Sequence[Run], info: dict[str, Any], random_phase: bool, out: TextIO) -> list[Row]:
     """Print the machine line, the table and the failed runs; returns the table's rows."""
     rows = summarize_runs(runs)
-    print(f"failover benchmark, {format_machine(info)}", file=out)
-    print(format_table(rows, random_phase=random_phase), file=out)
-    for r in runs:
-        if r.error:
-            print(f"FAILED {r.case} {r.advert} {r.impl} #{r.run}: {r.error}", file=out)
+    table = format_table(rows, random_phase=random_phase)
+    print_report("failover benchmark", info, table, runs, out)
     return rows
 
 
-def _progress(run: Run, elapsed: float) -> str:
-    def ms(v: float | None) -> str:
-        return "-" if v is None else f"{v:.0f}"
-
+def _progress(run: Run) -> str:
     text = (
-        f"[{elapsed:6.1f}s] {run.case:9} {run.advert:5} {run.impl:10} #{run.run}: "
-        f"outage {ms(run.outage_ms)} ms, lost {run.lost}, takeover {ms(run.takeover_ms)} ms, "
-        f"released {ms(run.released_ms)} ms, 2 holders {ms(run.both_held_ms)} ms, "
-        f"client→n2 {ms(run.client_switch_ms)} ms"
+        f"{run.case:9} {run.advert:5} {run.impl:10} #{run.run}: "
+        f"outage {fmt_ms(run.outage_ms)} ms, lost {run.lost}, "
+        f"takeover {fmt_ms(run.takeover_ms)} ms, released {fmt_ms(run.released_ms)} ms, "
+        f"2 holders {fmt_ms(run.both_held_ms)} ms, client→n2 {fmt_ms(run.client_switch_ms)} ms"
     )
     if run.restart_cleanup_ms is not None:
-        text += f", restart→cleanup {ms(run.restart_cleanup_ms)} ms"
+        text += f", restart→cleanup {fmt_ms(run.restart_cleanup_ms)} ms"
     if run.prefault_lost:
         text += f", {run.prefault_lost} lost BEFORE the fault"
     if run.unrecovered:

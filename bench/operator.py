@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-VIPS_API = "/apis/kubevrrp.io/v1alpha1"
 sys.path.insert(0, str(ROOT / "operator"))
 
 from vrrp_operator.manifests import DaemonSettings, manifests  # noqa: E402
@@ -46,6 +45,7 @@ from vrrp_operator.objects import node_from_object  # noqa: E402
 from vrrp_operator.render import allocated_vrids, render  # noqa: E402
 
 from bench.common import fmt_ms, percentile  # noqa: E402
+from bench.harness import add_output, format_machine, machine_info, save_json  # noqa: E402
 
 NAMESPACE = "kube-vrrp"
 RACKS = 5
@@ -336,12 +336,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--applies", type=int, default=30, help="timed single applies")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--skip-apply", action="store_true", help="render only (no kmock)")
-    parser.add_argument("--json", help="write the figures to this file")
+    add_output(parser, "the figures", report=False)
     parser.add_argument("--requests", action="store_true", help="print the API requests seen")
     args = parser.parse_args(argv)
     if args.nodes % RACKS:
         parser.error(f"--nodes must be a multiple of {RACKS}")
 
+    info = machine_info(keepalived=False)
+    print(f"operator benchmark, {format_machine(info)}", flush=True)
     figures: dict[str, Any] = {
         "render": bench_render(args.virtualips, args.nodes, args.render_runs)
     }
@@ -377,8 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.requests:
         for what, count in REQUESTS.most_common(15):
             print(f"  {count:7d}  {what}")
+    info["loadavg_end"] = os.getloadavg()
     if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+        save_json(args.json, info, **figures)
     return 0
 
 

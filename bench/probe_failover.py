@@ -27,23 +27,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
-import json
 import math
 import os
 import random
 import select
-import signal
 import socket
 import struct
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
-from bench.common import align_columns, fmt_ms, median, no_nan, percentile
+from bench.common import align_columns, figures, fmt_ms, median, percentile
 from bench.failover import (
     ADVERTS,
     BACKUP,
@@ -59,17 +57,23 @@ from bench.failover import (
     Pair,
     Run,
     clean_window,
-    comma_choices,
-    exit_on_signal,
-    format_machine,
-    machine_info,
     master_down_interval,
     next_advert,
     packet_socket_in,
     render_keepalived_config,
     score_probes,
 )
-from vrrpd.lab.keepalived import keepalived_path
+from bench.harness import (
+    add_choices,
+    add_output,
+    failover_cells,
+    load_json,
+    machine_info,
+    prepare_lab_bench,
+    print_report,
+    run_matrix,
+    save_json,
+)
 from vrrpd.lab.netns import Lab, LabError, wait_until
 from vrrpd.lab.prober import Prober
 
@@ -427,10 +431,6 @@ class Row:
     target: str = ""
 
 
-def _values(runs: Iterable[ProbeRun], name: str) -> list[float]:
-    return [float(v) for r in runs if not r.error and (v := getattr(r, name)) is not None]
-
-
 def summarize_runs(runs: Sequence[ProbeRun]) -> list[Row]:
     rows: list[Row] = []
     for case in CASES:
@@ -439,9 +439,9 @@ def summarize_runs(runs: Sequence[ProbeRun]) -> list[Row]:
                 mine = [r for r in runs if (r.case, r.advert, r.impl) == (case, advert, impl)]
                 if not mine:
                     continue
-                switch = _values(mine, "client_switch_ms")
-                outages = _values(mine, "outage_ms")
-                reaction = _values(mine, "reaction_ms")
+                switch = figures(mine, "client_switch_ms")
+                outages = figures(mine, "outage_ms")
+                reaction = figures(mine, "reaction_ms")
                 row = Row(
                     case=case,
                     advert=advert,
@@ -453,11 +453,11 @@ def summarize_runs(runs: Sequence[ProbeRun]) -> list[Row]:
                     switch_max_ms=percentile(switch, 100),
                     outage_median_ms=median(outages),
                     outage_p95_ms=percentile(outages, 95),
-                    lost_max=percentile(_values(mine, "lost"), 100),
-                    detect_median_ms=median(_values(mine, "detect_ms")),
+                    lost_max=percentile(figures(mine, "lost"), 100),
+                    detect_median_ms=median(figures(mine, "detect_ms")),
                     reaction_median_ms=median(reaction),
                     reaction_max_ms=percentile(reaction, 100),
-                    takeover_median_ms=median(_values(mine, "takeover_ms")),
+                    takeover_median_ms=median(figures(mine, "takeover_ms")),
                     worst_ms=1000 * CHECK_INTERVAL + percentile(reaction, 100),
                 )
                 if impl == "vrrpd":
@@ -545,18 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
         "the backup, vrrpd vs keepalived, in network namespaces (root). Prints a table; never "
         "fails on the figures.",
     )
-    parser.add_argument(
-        "--cases", type=comma_choices(CASES), default=list(CASES), help=",".join(CASES)
-    )
-    parser.add_argument(
-        "--impls", type=comma_choices(IMPLS), default=list(IMPLS), help=",".join(IMPLS)
-    )
-    parser.add_argument(
-        "--adverts",
-        type=comma_choices(list(ADVERTS)),
-        default=list(ADVERTS),
-        help=",".join(ADVERTS),
-    )
+    add_choices(parser, "--cases", CASES)
+    add_choices(parser, "--impls", IMPLS)
+    add_choices(parser, "--adverts", ADVERTS)
     parser.add_argument(
         "--runs", type=int, default=DEFAULT_RUNS, help=f"repetitions per case ({DEFAULT_RUNS})"
     )
@@ -568,84 +559,49 @@ def build_parser() -> argparse.ArgumentParser:
         help="when the check breaks: a random part of the probe interval (default), or right "
         "after one of n1's checks (the worst case)",
     )
-    parser.add_argument("--json", metavar="FILE", help="write every run and the summary here")
-    parser.add_argument(
-        "--report", metavar="FILE", help="only print the table of a run saved with --json"
-    )
+    add_output(parser, "every run and the summary")
     return parser
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = build_parser().parse_args(argv)
     if args.report:
-        with open(args.report) as f:
-            saved = json.load(f)
+        saved = load_json(args.report)
         runs = [ProbeRun(**r) for r in saved["runs"]]
         report(runs, saved["machine"], saved.get("phase", "random"), out)
         return 0
-    if os.geteuid() != 0:
-        print("bench.probe_failover needs root (network namespaces)", file=sys.stderr)
-        return 2
-    if "keepalived" in args.impls and keepalived_path() is None:
-        print("keepalived is not installed: apt-get install keepalived", file=sys.stderr)
-        return 2
-    signal.signal(signal.SIGTERM, exit_on_signal)
-    Lab.cleanup_stale(LAB_PREFIX)
+    if (code := prepare_lab_bench("bench.probe_failover", args.impls, LAB_PREFIX)) is not None:
+        return code
     info = machine_info()
-    runs = []
-    started = time.monotonic()
     count = 1 if args.quick else args.runs
-    for case in args.cases:
-        for advert in args.adverts:
-            for index in range(1, count + 1):
-                for impl in args.impls:  # interleaved, so drift in the machine hits both
-                    try:
-                        run = run_once(impl, case, advert, index, phase=args.phase)
-                    except LabError as exc:
-                        run = ProbeRun(
-                            impl=impl, case=case, advert=advert, run=index, error=str(exc)
-                        )
-                    runs.append(run)
-                    print(_progress(run, time.monotonic() - started), file=sys.stderr, flush=True)
+    runs = run_matrix(
+        failover_cells(args.cases, args.adverts, args.impls, lambda advert: count),
+        lambda c: run_once(c.impl, c.case, c.advert, c.run, phase=args.phase),
+        lambda c, error: ProbeRun(**asdict(c), error=error),
+        _progress,
+    )
     info["loadavg_end"] = os.getloadavg()
     rows = report(runs, info, args.phase, out)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                {
-                    "machine": info,
-                    "phase": args.phase,
-                    "runs": [asdict(r) for r in runs],
-                    "summary": [no_nan(asdict(r)) for r in rows],
-                },
-                f,
-                indent=1,
-                default=str,
-            )
+        save_json(args.json, info, phase=args.phase, runs=runs, summary=rows)
     return 0
 
 
 def report(runs: Sequence[ProbeRun], info: dict[str, Any], phase: str, out: TextIO) -> list[Row]:
     """Print the machine line, the table and the failed runs; returns the table's rows."""
     rows = summarize_runs(runs)
-    print(f"probe failover benchmark, {format_machine(info)}", file=out)
-    print(format_table(rows, phase=phase), file=out)
-    for r in runs:
-        if r.error:
-            print(f"FAILED {r.case} {r.advert} {r.impl} #{r.run}: {r.error}", file=out)
+    print_report("probe failover benchmark", info, format_table(rows, phase=phase), runs, out)
     return rows
 
 
-def _progress(run: ProbeRun, elapsed: float) -> str:
-    def ms(v: float | None) -> str:
-        return "-" if v is None else f"{v:.0f}"
-
+def _progress(run: ProbeRun) -> str:
     text = (
-        f"[{elapsed:6.1f}s] {run.case:4} {run.advert:5} {run.impl:10} #{run.run}: "
-        f"check {ms(run.detect_ms)} ms, fail→n2 {ms(run.client_switch_ms)} ms "
-        f"(reaction {ms(run.reaction_ms)}), outage {ms(run.outage_ms)} ms, lost {run.lost}, "
-        f"takeover {ms(run.takeover_ms)} ms, released {ms(run.released_ms)} ms, "
-        f"since advert {ms(run.since_advert_ms)} ms, since check {ms(run.since_check_ms)} ms"
+        f"{run.case:4} {run.advert:5} {run.impl:10} #{run.run}: "
+        f"check {fmt_ms(run.detect_ms)} ms, fail→n2 {fmt_ms(run.client_switch_ms)} ms "
+        f"(reaction {fmt_ms(run.reaction_ms)}), outage {fmt_ms(run.outage_ms)} ms, "
+        f"lost {run.lost}, takeover {fmt_ms(run.takeover_ms)} ms, "
+        f"released {fmt_ms(run.released_ms)} ms, since advert {fmt_ms(run.since_advert_ms)} ms, "
+        f"since check {fmt_ms(run.since_check_ms)} ms"
     )
     if run.prefault_lost:
         text += f", {run.prefault_lost} lost BEFORE the failure"

@@ -18,30 +18,27 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import re
-import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TextIO
 
-from bench.failover import (
-    BACKUP,
-    IMPLS,
-    MASTER,
-    Pair,
-    comma_choices,
-    exit_on_signal,
+from bench.common import align_columns
+from bench.failover import BACKUP, IMPLS, MASTER, Pair, master_down_interval
+from bench.harness import (
+    add_choices,
+    add_output,
     format_machine,
     machine_info,
-    master_down_interval,
+    prepare_lab_bench,
+    run_matrix,
+    save_json,
 )
 from vrrpd.lab.daemons import VrrpdProcess
-from vrrpd.lab.keepalived import keepalived_path
-from vrrpd.lab.netns import Lab, LabError, wait_until
+from vrrpd.lab.netns import Lab, wait_until
 
 LAB_PREFIX = "kvres"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -224,16 +221,7 @@ def format_table(results: Sequence[Measurement]) -> str:
                 line += ["-", "-"] if u is None else [f"{u.rss_mb:.1f}", f"{u.cpu_percent:.2f}"]
             line.append(_target(by.get(("vrrpd", setup)), node, setup))
             lines.append(line)
-    widths = [max(len(line[k]) for line in lines) for k in range(len(header))]
-    out = []
-    for n, line in enumerate(lines):
-        cells = [
-            c.rjust(widths[k]) if n and 2 <= k < len(header) - 1 else c.ljust(widths[k])
-            for k, c in enumerate(line)
-        ]
-        out.append("  ".join(cells).rstrip())
-        if n == 0:
-            out.append("  ".join("-" * w for w in widths))
+    out = align_columns(lines, numeric=range(2, len(header) - 1))
     out += [
         "",
         "RSS: VmRSS at the end of the window (MB = 10^6 bytes); CPU: utime+stime over the "
@@ -261,15 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="RSS and CPU of vrrpd and keepalived as master and backup, in network "
         "namespaces (root). Prints a table; never fails on the figures.",
     )
-    parser.add_argument(
-        "--setups",
-        type=comma_choices(list(SETUPS)),
-        default=list(SETUPS),
-        help=",".join(SETUPS) + " (instances x advert interval)",
-    )
-    parser.add_argument(
-        "--impls", type=comma_choices(IMPLS), default=list(IMPLS), help=",".join(IMPLS)
-    )
+    add_choices(parser, "--setups", SETUPS, " (instances x advert interval)")
+    add_choices(parser, "--impls", IMPLS)
     parser.add_argument("--window", type=float, default=20.0, help="seconds measured")
     parser.add_argument(
         "--settle",
@@ -277,30 +258,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=6.0,
         help="seconds between the pair settling and the window (past the 5 s GARP burst)",
     )
-    parser.add_argument("--json", metavar="FILE", help="write every measurement here")
+    add_output(parser, "every measurement", report=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = build_parser().parse_args(argv)
-    if os.geteuid() != 0:
-        print("bench.resources needs root (network namespaces)", file=sys.stderr)
-        return 2
-    if "keepalived" in args.impls and keepalived_path() is None:
-        print("keepalived is not installed: apt-get install keepalived", file=sys.stderr)
-        return 2
-    signal.signal(signal.SIGTERM, exit_on_signal)
-    Lab.cleanup_stale(LAB_PREFIX)
+    if (code := prepare_lab_bench("bench.resources", args.impls, LAB_PREFIX)) is not None:
+        return code
     info = machine_info()
-    results = []
-    for setup in args.setups:
-        for impl in args.impls:
-            try:
-                m = measure_setup(impl, setup, window=args.window, settle=args.settle)
-            except LabError as exc:
-                m = Measurement(impl, setup, *SETUPS[setup], error=str(exc))
-            results.append(m)
-            print(_progress(m), file=sys.stderr, flush=True)
+    results = run_matrix(
+        [(impl, setup) for setup in args.setups for impl in args.impls],
+        lambda c: measure_setup(*c, window=args.window, settle=args.settle),
+        lambda c, error: Measurement(*c, *SETUPS[c[1]], error=error),
+        _progress,
+    )
     info["loadavg_end"] = os.getloadavg()
     print(f"resource benchmark, {format_machine(info)}; window {args.window:g} s", file=out)
     print(format_table(results), file=out)
@@ -312,8 +284,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
                 file=out,
             )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": info, "results": [asdict(m) for m in results]}, f, indent=1)
+        save_json(args.json, info, results=results)
     return 0
 
 
