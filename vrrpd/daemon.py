@@ -28,6 +28,7 @@ from vrrpd.probes.tracking import (
     ProbeState,
     ProbeTracker,
     effective_priority,
+    shared_priority,
 )
 from vrrpd.vrrp import packet
 from vrrpd.vrrp.fsm import (
@@ -726,7 +727,7 @@ class Daemon:
             inst.faults["probes"] = "waiting for probe " + ", ".join(own.awaiting)
         else:
             inst.faults.pop("probes", None)
-        shared = effective_priority(inst.config.priority, weighted)
+        shared = shared_priority(inst.config.priority, (m.trackers.values() for m in members))
         if isinstance(shared, Priority):
             self._run(inst, inst.router.set_priority(shared.value, self.now()))
 

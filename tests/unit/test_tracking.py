@@ -17,6 +17,7 @@ from vrrpd.probes.tracking import (
     ProbeTracker,
     Result,
     effective_priority,
+    shared_priority,
 )
 
 UP, DOWN, INIT = ProbeState.UP, ProbeState.DOWN, ProbeState.INIT
@@ -155,6 +156,15 @@ def test_weight_0_up_changes_nothing() -> None:
 def test_fault_lists_every_failing_weight_0_probe() -> None:
     probes = [tracker(0, up=False, name="a"), tracker(0, up=False, name="b")]
     assert effective_priority(100, probes) == Fault(failing=("a", "b"))
+
+
+def test_a_sync_group_member_takes_every_members_weights_but_not_their_faults() -> None:
+    own = [tracker(-20, up=False, name="mine"), tracker(0, up=True, name="gate")]
+    sibling = [tracker(-30, up=False, name="theirs"), tracker(0, up=False, name="down")]
+    assert shared_priority(100, [own, sibling]) == Priority(
+        50, 100, 50, (("mine", -20), ("theirs", -30))
+    )
+    assert shared_priority(100, [own]) == effective_priority(100, own[:1])
 
 
 def test_init_state_weighted_probes_count_for_nothing() -> None:

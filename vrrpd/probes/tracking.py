@@ -190,3 +190,13 @@ def effective_priority(base: int, trackers: Iterable[ProbeTracker]) -> Result:
     if base == PRIORITY_OWNER:
         return Priority(PRIORITY_OWNER, base, total, adjustments)
     return Priority(min(max(total, PRIORITY_MIN), PRIORITY_MAX), base, total, adjustments)
+
+
+def shared_priority(base: int, members: Iterable[Iterable[ProbeTracker]]) -> Result:
+    """A sync-group member's priority: its own base with the weighted probes of every member
+    (keepalived's group track_script), so the members of one node advertise in the same order
+    and the group's elections agree. Weight-0 probes stay each member's own: their FAULT
+    spreads through the group instead. For an instance outside a group, `members` is its own
+    trackers alone."""
+    weighted = [t for trackers in members for t in trackers if t.weight != 0]
+    return effective_priority(base, weighted)
