@@ -1,4 +1,5 @@
-"""The `vrrpd` command line: run the daemon from a VirtualIP file, validate a file, run the lab."""
+"""The `vrrpd` command line: run the daemon from a VirtualIP file, validate or explain a file,
+run the lab."""
 
 from __future__ import annotations
 
@@ -327,6 +328,44 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     count = sum(len(v.spec.addresses) for v in vips)
     print(f"{args.file}: valid: {len(vips)} VirtualIP(s), {count} address(es)")
+    _print_whatif_warnings(args.file, vips, [args.node] if args.node else [])
+    return 0
+
+
+def _print_whatif_warnings(path: str, vips: list[Any], extra_nodes: list[str]) -> None:
+    """The what-if findings that need a person's eye; they never change the exit code."""
+    from vrrpd import whatif
+
+    configs, _ = whatif.resolve(vips, sorted({*whatif.named_nodes(vips), *extra_nodes}))
+    lines = whatif.warnings_text(whatif.analyse_all(configs, pairs=False))
+    for line in lines:
+        print(f"{path}: warning: {line}", file=sys.stderr)
+    if lines:
+        print(f"{path}: `vrrpd explain {path}` shows what each failure does", file=sys.stderr)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from vrrpd import whatif
+
+    try:
+        vips = load_file(args.file)
+    except ConfigError as exc:
+        print(f"{args.file}: invalid:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    nodes = sorted({*whatif.named_nodes(vips), *(args.node or ())})
+    if not nodes:
+        print(
+            f"{args.file}: names no node (spec.peers, spec.nodePriorities[].nodeName); "
+            "give the nodes that run it with --node NAME, once per node",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    configs, notes = whatif.resolve(vips, nodes)
+    analyses = whatif.analyse_all(configs)
+    if args.output == "json":
+        print(json.dumps(whatif.as_json(analyses, notes), indent=2))
+    else:
+        print(whatif.format_text(analyses, notes), end="")
     return 0
 
 
@@ -397,6 +436,19 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("file")
     validate.add_argument("--node", help="also resolve it for this node")
     validate.set_defaults(func=cmd_validate)
+
+    explain = sub.add_parser(
+        "explain", help="what each failure would do: who holds the VIP after it, and why"
+    )
+    explain.add_argument("file")
+    explain.add_argument(
+        "--node",
+        action="append",
+        help="a node that runs the file besides those it names (spec.peers, "
+        "nodePriorities[].nodeName); repeat for several",
+    )
+    explain.add_argument("--output", "-o", choices=("text", "json"), default="text")
+    explain.set_defaults(func=cmd_explain)
 
     status = sub.add_parser("status", help="show a running vrrpd's instances as a table")
     status.add_argument("--address", default=DEFAULT_HTTP, help="the daemon's --http-address")

@@ -19,6 +19,7 @@ RULES = {
             ROOT / "vrrpd" / "model.py",
             ROOT / "vrrpd" / "ports.py",
             ROOT / "vrrpd" / "probes" / "tracking.py",
+            ROOT / "vrrpd" / "whatif.py",
         ],
         IO | {"pyroute2", "scapy", "vrrpd.net", "vrrpd.daemon", "vrrpd.lab"},
     ),

@@ -11,6 +11,7 @@ from pathlib import Path
 from vrrpd.convert.documents import convert_text
 from vrrpd.convert.reader import ParseError
 from vrrpd.convert.values import dns_label
+from vrrpd.whatif import conversion_warnings
 
 EXIT_OK, EXIT_PARSE = 0, 2
 _NODE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -63,4 +64,6 @@ def cli(argv: Sequence[str] | None = None) -> int:
     sys.stdout.write(conversion.yaml())
     for warning in conversion.warnings:
         print(warning.format(source), file=sys.stderr)
+    for line in conversion_warnings(conversion.documents):  # the weight traps it carries
+        print(f"{source}: {line}", file=sys.stderr)
     return EXIT_OK
