@@ -346,6 +346,7 @@ class _Wire:
     queue: list[tuple[float, int, str, IPAddress, Advertisement]] = field(default_factory=list)
     seq: itertools.count[int] = field(default_factory=itertools.count)
     tie: set[str] = field(default_factory=set)
+    deadlines: dict[str, float] = field(default_factory=dict)  # each live router's next one
 
     def apply(self, standings: Mapping[str, Standing]) -> None:
         """Bring each node to its standing as the daemon would: a node that comes up starts
@@ -355,6 +356,7 @@ class _Wire:
             router = self.routers.get(node)
             if st.state == "down":
                 self.routers[node] = None  # silent: no priority-0 advert
+                self.deadlines.pop(node, None)
                 continue
             if router is None:
                 router = VirtualRouter(self.rconfigs[node])
@@ -369,9 +371,8 @@ class _Wire:
     def run(self, until: float) -> None:
         for _ in range(MAX_EVENTS_PER_PHASE):
             timer, timer_node = math.inf, ""
-            for node, router in self.routers.items():
-                deadline = router.next_deadline() if router is not None else None
-                if deadline is not None and deadline < timer:
+            for node, deadline in self.deadlines.items():
+                if deadline < timer:
                     timer, timer_node = deadline, node
             arrival = self.queue[0][0] if self.queue else math.inf
             if min(timer, arrival) > until:
@@ -390,6 +391,12 @@ class _Wire:
         raise RuntimeError(f"simulation did not settle within {MAX_EVENTS_PER_PHASE} events")
 
     def _do(self, node: str, actions: list[Action]) -> None:
+        router = self.routers.get(node)
+        deadline = router.next_deadline() if router is not None else None
+        if deadline is None:
+            self.deadlines.pop(node, None)
+        else:
+            self.deadlines[node] = deadline
         for action in actions:
             if isinstance(action, SendAdvertisement):
                 source = self.rconfigs[node].primary_address
