@@ -27,6 +27,7 @@ from typing import Any
 
 import kopf
 
+from vrrp_operator.advisory import advisory
 from vrrp_operator.kube import ApiError, KubeClient
 from vrrp_operator.manifests import manifests
 from vrrp_operator.objects import (
@@ -498,6 +499,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             now,
             placement=rendered.placements.get(key),
             findings=rendered.findings(key),
+            advisory=advisory(rendered, key),
         )
         changes = status_patch(old, new)
         # Re-assert what we wrote when the object still disagrees after a resync interval

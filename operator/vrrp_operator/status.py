@@ -2,9 +2,10 @@
 
 Each daemon writes one JSON report on its own pod (annotation kubevrrp.io/status, format in
 docs/operator.md). `aggregate_status` folds the reports of every node into the status of one
-VirtualIP: vrid, master, nodes[] and the conditions Ready, Degraded, SplitBrain and
-VRIDConflict. `events` compares two statuses and names what a person should hear about.
-Time is an argument (`now`), never read from a clock.
+VirtualIP: vrid, master, nodes[] and the conditions Ready, Degraded, SplitBrain,
+VRIDConflict and Advisory (the what-if warnings of advisory.py). `events` compares two
+statuses and names what a person should hear about. Time is an argument (`now`), never read
+from a clock.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ STATES = ("INITIALIZE", "BACKUP", "MASTER", "FAULT", "STOPPED")
 UNKNOWN = "Unknown"
 # When one node shows several families in different states, the one that matters most.
 _STATE_WEIGHT = {"FAULT": 5, "MASTER": 4, "BACKUP": 3, "INITIALIZE": 2, "STOPPED": 1, UNKNOWN: 0}
-CONDITION_TYPES = ("Ready", "Degraded", "SplitBrain", "VRIDConflict")
+CONDITION_TYPES = ("Ready", "Degraded", "SplitBrain", "VRIDConflict", "Advisory")
+EVENT_MESSAGE_MAX = 1024  # an Event says what changed; the condition holds the whole text
 STATUS_FIELDS = ("vrid", "master", "nodes", "conditions", "transitions", "observedGeneration")
 SPLIT_BRAIN_ADVERTS = 2  # two MASTER reports overlapping longer than this many adverts
 
@@ -163,11 +165,13 @@ def aggregate_status(
     *,
     placement: Placement | None = None,
     findings: Sequence[Finding] = (),
+    advisory: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The status of one VirtualIP object from every node's report.
 
     `placement` is what render decided for it (None: not valid, see `findings`); the old
     status (in `virtualip`) keeps condition transition times and the transition count.
+    `advisory`: its what-if warnings (advisory.py), None when it was not analysed.
     """
     key = object_key(virtualip)
     old: Mapping[str, Any] = virtualip.get("status") or {}
@@ -227,6 +231,7 @@ def aggregate_status(
         _degraded(nodes, findings, expected),
         _split_condition(split),
         _conflict_condition(placement, findings),
+        _advisory_condition(advisory),
     ]
     status["conditions"] = _stamp(conditions, old.get("conditions") or (), now)
     transitions = _int(old.get("transitions")) or 0
@@ -419,6 +424,21 @@ def _conflict_condition(placement: Placement | None, findings: Sequence[Finding]
     )
 
 
+def _advisory_condition(advisory: Sequence[str] | None) -> dict[str, Any]:
+    if advisory is None:
+        return {
+            "type": "Advisory",
+            "status": "Unknown",
+            "reason": "NotAnalysed",
+            "message": "not rendered: no node runs it, so there is nothing to analyse",
+        }
+    if not advisory:
+        return _condition(
+            "Advisory", False, "NoFindings", "the what-if analysis finds nothing to warn about"
+        )
+    return _condition("Advisory", True, "WhatIfFindings", "; ".join(advisory)[:32768])
+
+
 def _stamp(
     conditions: list[dict[str, Any]], old: Iterable[Mapping[str, Any]], now: datetime
 ) -> list[dict[str, Any]]:
@@ -454,7 +474,8 @@ def _is_true(conditions: Mapping[str, Mapping[str, Any]], kind: str) -> bool:
 
 def events(old_status: Mapping[str, Any] | None, new_status: Mapping[str, Any]) -> list[Event]:
     """What changed that a person should hear about: MasterChanged, ProbeFailed, SplitBrain,
-    VRIDConflict. Only edges: a condition that stays True says nothing again."""
+    VRIDConflict, Advisory. Only edges: a condition that stays True says nothing again
+    (Advisory speaks again when its findings change)."""
     old_status = old_status or {}
     out: list[Event] = []
     before, after = old_status.get("master"), new_status.get("master")
@@ -476,6 +497,13 @@ def events(old_status: Mapping[str, Any] | None, new_status: Mapping[str, Any]) 
     for kind in ("SplitBrain", "VRIDConflict"):
         if _is_true(new_c, kind) and not _is_true(old_c, kind):
             out.append((kind, "Warning", str(new_c[kind].get("message", ""))))
+    advice = str(new_c.get("Advisory", {}).get("message", ""))
+    if _is_true(new_c, "Advisory") and (
+        not _is_true(old_c, "Advisory") or old_c["Advisory"].get("message") != advice
+    ):
+        if len(advice) > EVENT_MESSAGE_MAX:
+            advice = advice[: EVENT_MESSAGE_MAX - 40] + " ... (kubectl describe shows the rest)"
+        out.append(("Advisory", "Warning", advice))
     return out
 
 

@@ -139,6 +139,7 @@ def test_one_master_is_ready() -> None:
         "Degraded",
         "SplitBrain",
         "VRIDConflict",
+        "Advisory",
     ]
     assert (cond(s, "Ready")["status"], cond(s, "Ready")["reason"]) == ("True", "MasterElected")
     assert "192.168.77.100/24" in cond(s, "Ready")["message"]
@@ -335,6 +336,13 @@ def status(
             [("VRIDConflict", "Warning", "VRIDConflict message")],
         ),
         (
+            status(Advisory="False"),
+            status(Advisory="True"),
+            [("Advisory", "Warning", "Advisory message")],
+        ),
+        (status(Advisory="True"), status(Advisory="True"), []),
+        (status(Advisory="True"), status(Advisory="False"), []),
+        (
             status(nodes=[{"name": "node-1", "healthy": True}]),
             status(
                 nodes=[
@@ -387,3 +395,39 @@ def test_status_patch() -> None:
     new = {"vrid": None, "master": "b", "transitions": 1}
     assert status_patch(old, new) == {"vrid": None, "master": "b"}
     assert status_patch(new, new) == {}
+
+
+# --- the Advisory condition ----------------------------------------------------------------
+
+
+def test_advisory_condition_says_what_the_what_if_analysis_found() -> None:
+    obj, p = placed()
+    found = aggregate_status(obj, {}, NOW, placement=p, advisory=("ipv4: probe x never moves",))
+    assert (cond(found, "Advisory")["status"], cond(found, "Advisory")["reason"]) == (
+        "True",
+        "WhatIfFindings",
+    )
+    assert cond(found, "Advisory")["message"] == "ipv4: probe x never moves"
+    clean = aggregate_status(obj, {}, NOW, placement=p, advisory=())
+    assert (cond(clean, "Advisory")["status"], cond(clean, "Advisory")["reason"]) == (
+        "False",
+        "NoFindings",
+    )
+    unknown = aggregate_status(obj, {}, NOW, placement=p)
+    assert (cond(unknown, "Advisory")["status"], cond(unknown, "Advisory")["reason"]) == (
+        "Unknown",
+        "NotAnalysed",
+    )
+
+
+def test_advisory_speaks_again_when_its_findings_change() -> None:
+    obj, p = placed()
+    one = aggregate_status(obj, {}, NOW, placement=p, advisory=("ipv4: a",))
+    assert [e[0] for e in events(None, one)] == ["Advisory"]
+    assert [e for e in events(one, one) if e[0] == "Advisory"] == []
+    two = aggregate_status({**obj, "status": one}, {}, NOW, placement=p, advisory=("ipv4: b",))
+    assert ("Advisory", "Warning", "ipv4: b") in events(one, two)
+    long = aggregate_status(obj, {}, NOW, placement=p, advisory=("x" * 5000,))
+    (event,) = [e for e in events(None, long) if e[0] == "Advisory"]
+    assert len(event[2]) <= 1024 and event[2].endswith("(kubectl describe shows the rest)")
+    assert len(cond(long, "Advisory")["message"]) == 5000

@@ -27,6 +27,7 @@ RULES = {
         [
             OPERATOR / f"{name}.py"
             for name in (
+                "advisory",
                 "objects",
                 "render",
                 "manifests",
