@@ -565,9 +565,8 @@ class _Analyser:
             effect = self._why_moves(holder, after, alone, failed)
         else:
             effect = f"{_holders(after)} takes it"
-        tie = run.phases[1].tie
-        if tie:
-            effect += "; " + self._tie_words(sorted(tie), failed)
+        if run.phases[1].tie:
+            effect += "; " + self._tie_words(run.phases[1], failed)
         text = f"{what}: {effect}" if what else effect
         if recovered != after:
             text += f"; back to {_holders(recovered)} once it clears"
@@ -648,14 +647,16 @@ class _Analyser:
         subject = "below" if alone else f"{holder}'s {mine.priority} is below"
         return f"{subject} {whose} {priority}, so {who} {takes} over {when}"
 
-    def _tie_words(self, tied: list[str], standings: Mapping[str, Standing]) -> str:
-        priority = standings[tied[0]].priority
-        head = f"{' and '.join(tied)} tie at {priority}"
-        if self.addresses_known:
-            winner = max(tied, key=lambda n: _address_order(self.known[n]))
+    def _tie_words(self, phase: _Phase, standings: Mapping[str, Standing]) -> str:
+        tied = sorted(phase.tie)
+        head = f"{' and '.join(tied)} tie at {standings[tied[0]].priority}"
+        if not self.addresses_known:
+            which = "(unknown here: not every node has a spec.peers address)"
+        elif len(phase.holders) == 1 and phase.holders[0] in phase.tie:
+            winner = phase.holders[0]  # as the state machine decided it
             which = f"({winner}, {self.known[winner]})"
         else:
-            which = "(unknown here: not every node has a spec.peers address)"
+            which = "(" + ", ".join(f"{n} {self.known[n]}" for n in tied) + ")"
         return (
             f"{head}: of nodes that take over together the higher primary address keeps the "
             f"VIP {which}; one that takes over alone first keeps it"
@@ -674,18 +675,14 @@ def _change(was: Standing, now: Standing) -> str:
     return f"{now.node} {now.arithmetic()}"
 
 
-def _address_order(address: IPAddress | None) -> tuple[int, int]:
-    # RFC 5798 §6.4.3 compares primary addresses as unsigned integers (the FSM's own order).
-    return (0, 0) if address is None else (address.version, int(address))
-
-
 # --- findings ---------------------------------------------------------------------------------
 
 
-def _findings(an: _Analyser, steady_holder: tuple[str, ...], singles: list[Outcome],
-              pairs: list[Outcome]) -> list[Finding]:  # fmt: skip
+def _findings(
+    an: _Analyser, steady_holder: tuple[str, ...], singles: list[Outcome], pairs: list[Outcome]
+) -> list[Finding]:
     out: list[Finding] = []
-    out.extend(_probe_findings(an, steady_holder, singles))
+    out.extend(_probe_findings(an, steady_holder))
     out.extend(_tie_findings(an, singles))
     scenarios: list[tuple[tuple[Failure, ...], Mapping[str, Standing]]] = [((), an.run(()).steady)]
     scenarios += [(o.failures, {s.node: s for s in o.standings}) for o in [*singles, *pairs]]
@@ -730,9 +727,8 @@ def _moves(
     out = {}
     for context, holder in contexts:
         model = next(m for m in an.models if m.node == holder)
-        if all(key != (probe.virtualip or model.config.virtualip, probe.name)
-               for key, _ in model.probes()):  # fmt: skip
-            continue
+        if (probe.virtualip or model.config.virtualip, probe.name) not in dict(model.probes()):
+            continue  # per-node files: this node runs no such probe
         run = an.run(context | {replace(probe, node=holder)}, weights)
         if not any(s.eligible for n, s in run.failed.items() if n != holder):
             continue  # nowhere to go
@@ -740,9 +736,9 @@ def _moves(
     return out
 
 
-def _probe_findings(
-    an: _Analyser, holder: tuple[str, ...], singles: list[Outcome]
-) -> list[Finding]:
+def _probe_findings(an: _Analyser, holder: tuple[str, ...]) -> list[Finding]:
+    """NeverMoves, MovesFromSome and OnlyThroughFault: each weighted probe of this
+    VirtualIP failing on each node that can hold the VIP."""
     contexts = _holder_contexts(an, holder)
     out: list[Finding] = []
     own_vip = an.config.virtualip
@@ -862,7 +858,7 @@ def _tie_findings(an: _Analyser, singles: list[Outcome]) -> list[Finding]:
         bases = {steady.steady[n].base for n in tied}
         # Equal base priorities are a choice ("any of these"); a tie the weights make is not.
         severity: Severity = "note" if bases == {priority} else "warning"
-        out.append(Finding(TIE, severity, f"{where}: {an._tie_words(list(tied), standings)}"))
+        out.append(Finding(TIE, severity, f"{where}: {an._tie_words(phase, standings)}"))
     return out
 
 
@@ -1011,14 +1007,15 @@ def _sync_splits(analyses: list[Analysis]) -> list[Analysis]:
                 continue
             theirs = {o.failures: o.after for o in other.singles}
             if other.holder != a.holder:
-                splits.append(f"with every probe passing {other.instance} is on "
-                              f"{', '.join(other.holder) or 'no node'}")  # fmt: skip
+                splits.append(
+                    f"with every probe passing {other.instance} is on {_on(other.holder)}"
+                )
             for o in a.singles:
                 if o.failures in theirs and theirs[o.failures] != o.after:
-                    splits.append(f"after {o.failures[0]} {other.instance} is on "
-                                  f"{', '.join(theirs[o.failures]) or 'no node'}")  # fmt: skip
+                    where = _on(theirs[o.failures])
+                    splits.append(f"after {o.failures[0]} {other.instance} is on {where}")
         if splits:
-            mine = ", ".join(a.holder) or "no node"
+            mine = _on(a.holder)
             shown = "; ".join(splits[:3]) + (
                 f"; and {len(splits) - 3} more" if len(splits) > 3 else ""
             )
@@ -1033,6 +1030,10 @@ def _sync_splits(analyses: list[Analysis]) -> list[Analysis]:
             a = replace(a, findings=(*a.findings, finding))
         out.append(a)
     return out
+
+
+def _on(holders: tuple[str, ...]) -> str:
+    return ", ".join(holders) or "no node"
 
 
 def named_nodes(vips: Iterable[VirtualIP]) -> list[str]:
