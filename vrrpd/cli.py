@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from vrrpd.model import ConfigError, InstanceConfig, instances_for_node, load_file
+from vrrpd.model import ConfigError, InstanceConfig, VirtualIP, instances_for_node, load_file
 
 log = logging.getLogger("vrrpd")
 
@@ -332,7 +332,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_whatif_warnings(path: str, vips: list[Any], extra_nodes: list[str]) -> None:
+def _print_whatif_warnings(path: str, vips: list[VirtualIP], extra_nodes: list[str]) -> None:
     """The what-if findings that need a person's eye; they never change the exit code."""
     from vrrpd import whatif
 
