@@ -688,17 +688,17 @@ def _findings(
     scenarios += [(o.failures, {s.node: s for s in o.standings}) for o in [*singles, *pairs]]
     out.extend(_clamp_findings(scenarios))
     holders = set(steady_holder) | {n for o in singles for n in o.after}
-    for node in an.nodes:
-        if node not in holders and len(an.nodes) > 1:
-            out.append(
-                Finding(
-                    NEVER_MASTER,
-                    "note",
-                    f"{node} holds the VIP after no single failure: it takes over only when "
-                    "several nodes fail",
-                    node=node,
-                )
+    never = [n for n in an.nodes if n not in holders]
+    if never and len(an.nodes) > 1:
+        which, verb = (never[0], "holds") if len(never) == 1 else (", ".join(never), "hold")
+        out.append(
+            Finding(
+                NEVER_MASTER,
+                "note",
+                f"{which} {verb} the VIP after no single failure: only when several nodes fail",
+                node=never[0] if len(never) == 1 else None,
             )
+        )
     return out
 
 
