@@ -79,9 +79,9 @@ def plain(value: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=4096)
-def _parse_report(node: str, text: str | None, *, pod_running: bool = True) -> NodeReport:
+def _parse_report(node: str, text: str | None, *, pod_phase: str = "Running") -> NodeReport:
     # Every status timer reads every node's report; they change far less often.
-    return parse_report(node, text, pod_running=pod_running)
+    return parse_report(node, text, pod_phase=pod_phase)
 
 
 def _values(index: Any) -> list[Any]:

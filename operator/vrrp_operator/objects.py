@@ -187,6 +187,11 @@ class PodInfo:
     def running(self) -> bool:
         return self.phase == "Running" and not self.terminating
 
+    @property
+    def lifecycle(self) -> str:
+        """The phase, or Terminating once the pod is being deleted (as kubectl shows it)."""
+        return "Terminating" if self.terminating else self.phase
+
     def without_report(self) -> PodInfo:
         """The pod minus its report: what the rollout depends on (reports change often)."""
         return PodInfo(

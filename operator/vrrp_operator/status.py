@@ -84,22 +84,28 @@ class NodeReport:
     config_hash: str | None = None  # the ConfigMap hash the daemon runs
     config_error: str | None = None  # why it refused the latest ConfigMap, if it did
     updated: datetime | None = None
-    pod_running: bool = True  # False: terminating or not Running (its MASTER may be stale)
+    # The daemon pod's phase, or Terminating once it is being deleted (PodInfo.lifecycle).
+    pod_phase: str = "Running"
+
+    @property
+    def pod_running(self) -> bool:
+        """Running and not terminating: otherwise its MASTER may be stale or not yet true."""
+        return self.pod_phase == "Running"
 
 
-def parse_report(node: str, text: str | None, *, pod_running: bool = True) -> NodeReport:
+def parse_report(node: str, text: str | None, *, pod_phase: str = "Running") -> NodeReport:
     """A NodeReport from the annotation text; an unreadable report is a report of nothing."""
     if not text:
-        return NodeReport(node, pod_running=pod_running)
+        return NodeReport(node, pod_phase=pod_phase)
     try:
         data = json.loads(text)
     except ValueError as exc:
         return NodeReport(
-            node, config_error=f"unreadable status report: {exc}", pod_running=pod_running
+            node, config_error=f"unreadable status report: {exc}", pod_phase=pod_phase
         )
     if not isinstance(data, Mapping):
         return NodeReport(
-            node, config_error="status report is not a JSON object", pod_running=pod_running
+            node, config_error="status report is not a JSON object", pod_phase=pod_phase
         )
     instances: dict[str, InstanceReport] = {}
     for row in data.get("instances") or ():
@@ -125,7 +131,7 @@ def parse_report(node: str, text: str | None, *, pod_running: bool = True) -> No
         config_hash=config_hash if isinstance(config_hash, str) else None,
         config_error=str(error) if error else None,
         updated=parse_time(data.get("updated")),
-        pod_running=pod_running,
+        pod_phase=pod_phase,
     )
 
 
@@ -142,7 +148,7 @@ def reports_from_pods(
     they change)."""
     out: dict[str, NodeReport] = {}
     for p in sorted(pods, key=lambda p: p.terminating, reverse=True):
-        out[p.node] = parse(p.node, p.report, pod_running=p.running)
+        out[p.node] = parse(p.node, p.report, pod_phase=p.lifecycle)
     return out
 
 
@@ -285,7 +291,7 @@ def _node_entry(
         reasons.append(", ".join(f"IPv{i.family} {i.state}" for i in insts))
     reasons.extend(i.reason for i in insts if i.reason)
     if report is not None and not report.pod_running:
-        reasons.append("daemon pod is stopping")
+        reasons.append(_pod_not_running(report.pod_phase))
     if not expected:
         reasons.append("leaving: this node no longer runs the VirtualIP")
     if reasons:
@@ -299,8 +305,19 @@ def _why_no_report(node: str, report: NodeReport | None) -> str:
     if report.config_error:
         return f"vrrpd refused its configuration: {report.config_error}"[:1024]
     if not report.pod_running:
-        return "vrrpd pod is not running"
+        return _pod_not_running(report.pod_phase)
     return "vrrpd has not reported this VirtualIP yet (configuration not applied)"
+
+
+def _pod_not_running(phase: str) -> str:
+    """Why a node's daemon pod does not count as running, true for every phase."""
+    if phase == "Terminating":
+        return "daemon pod is stopping"
+    if phase == "Pending":
+        return "daemon pod is starting (phase Pending)"
+    if phase in ("Succeeded", "Failed"):
+        return f"daemon pod has exited (phase {phase})"
+    return f"daemon pod is in phase {phase} (its node's kubelet does not report it)"
 
 
 @dataclass(frozen=True, slots=True)

@@ -179,6 +179,35 @@ def test_no_reports_is_unknown_and_degraded() -> None:
     assert (cond(s, "Degraded")["status"], cond(s, "Degraded")["reason"]) == ("True", "NoReport")
 
 
+@pytest.mark.parametrize(
+    ("phase", "terminating", "says"),
+    [
+        ("Pending", False, "daemon pod is starting (phase Pending)"),
+        ("Running", True, "daemon pod is stopping"),
+        ("Pending", True, "daemon pod is stopping"),
+        ("Failed", False, "daemon pod has exited (phase Failed)"),
+        ("Succeeded", False, "daemon pod has exited (phase Succeeded)"),
+        ("Unknown", False, "daemon pod is in phase Unknown"),
+    ],
+)
+def test_reasons_name_the_pod_phase_as_it_is(phase: str, terminating: bool, says: str) -> None:
+    # A daemon can report before its kubelet marks the pod Running: "stopping" would be false.
+    obj, p = placed(nodes=2)
+    pods = [
+        PodInfo("vrrpd-node-1", "node-1", "Running", True, report=json.dumps(
+            {"instances": [row("MASTER")]})),
+        PodInfo("vrrpd-node-2", "node-2", phase, False, terminating=terminating,
+                report=json.dumps({"instances": [row("BACKUP")]})),
+    ]  # fmt: skip
+    s = aggregate_status(obj, reports_from_pods(pods), NOW, placement=p)
+    assert s["nodes"][1]["reason"].startswith(says)
+    assert s["nodes"][1]["state"] == "BACKUP"
+    silent = [PodInfo("vrrpd-node-2", "node-2", phase, False, terminating=terminating)]
+    s = aggregate_status(obj, reports_from_pods(silent), NOW, placement=p)
+    assert s["nodes"][1]["reason"].startswith(says)
+    assert s["nodes"][1]["state"] == "Unknown"
+
+
 def test_config_not_applied_or_refused_is_explained() -> None:
     obj, p = placed(nodes=2)
     reports = {
