@@ -123,7 +123,9 @@ class KubeSource:
         from vrrpd.kube import ApiServer, KubeConfig
 
         api = (
-            ApiServer.from_url(args.kube_api, token_file=args.kube_token_file)
+            ApiServer.from_url(
+                args.kube_api, token_file=args.kube_token_file, ca_file=args.kube_ca_file
+            )
             if args.kube_api
             else ApiServer.in_cluster()
         )
@@ -414,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     kube.add_argument("--kube", action="store_true", help="read the node's ConfigMap via the API")
     kube.add_argument("--kube-api", help="API server URL (default: in-cluster service account)")
     kube.add_argument("--kube-token-file", help="bearer token file for --kube-api")
+    kube.add_argument("--kube-ca-file", help="CA bundle that signs --kube-api's certificate")
     kube.add_argument("--namespace", default=env("POD_NAMESPACE", "kube-vrrp"))
     kube.add_argument("--pod", default=env("POD_NAME"), help="this pod, for status reports")
     kube.add_argument("--configmap", default=env("VRRPD_CONFIGMAP"),
