@@ -20,6 +20,7 @@ import binascii
 import functools
 import json
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from typing import Any
 import kopf
 
 from vrrp_operator.advisory import advisory
-from vrrp_operator.kube import ApiError, KubeClient
+from vrrp_operator.kube import FIELD_MANAGER, ApiError, KubeClient
 from vrrp_operator.manifests import manifests
 from vrrp_operator.objects import (
     DAEMON_LABELS,
@@ -388,6 +389,10 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         )
         # kopf posts its own log lines as Events from INFO up; ours are chosen (events()).
         settings.posting.level = logging.WARNING
+        # The Events' source, as `kubectl get events` and `describe` show it (kopf: "kopf",
+        # "dev"); in a pod the host name is the pod's name.
+        settings.posting.reporting_component = FIELD_MANAGER
+        settings.posting.reporting_instance = socket.gethostname()
         settings.peering.name = runtime.settings.peering_name
         settings.peering.clusterwide = True
         settings.peering.mandatory = runtime.settings.peering == "mandatory"

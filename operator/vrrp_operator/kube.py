@@ -8,6 +8,10 @@ worker thread; the event loop (kopf's) never blocks on the network.
 
 Patches are JSON merge patches (RFC 7386) for every kind: one semantics everywhere (null
 deletes a key), which the real API server and kmock both implement.
+
+Every write names its field manager, kube-vrrp-operator: `managedFields` (and the conflict a
+user's server-side apply of a daemon object meets) then say who owns what, where the
+client's default would say "OpenAPI-Generator". The User-Agent says the same to audit logs.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from kubernetes import client as k8s
 
 MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT_S = 30.0
+FIELD_MANAGER = "kube-vrrp-operator"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,7 @@ class ApiError(Exception):
 class KubeClient:
     def __init__(self, api: Any) -> None:
         self.api = api  # kubernetes.client.ApiClient
+        api.user_agent = FIELD_MANAGER
 
     @classmethod
     def for_host(cls, host: str) -> KubeClient:
@@ -138,7 +144,9 @@ class KubeClient:
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         kind = KINDS[str(obj["kind"])]
         namespace = obj["metadata"].get("namespace")
-        result: dict[str, Any] = await self.request("POST", kind.path(namespace), body=dict(obj))
+        result: dict[str, Any] = await self.request(
+            "POST", kind.path(namespace), query={"fieldManager": FIELD_MANAGER}, body=dict(obj)
+        )
         return result
 
     async def patch(
@@ -152,7 +160,11 @@ class KubeClient:
     ) -> dict[str, Any]:
         path = KINDS[kind].path(namespace, name, subresource)
         result: dict[str, Any] = await self.request(
-            "PATCH", path, body=dict(patch), content_type=MERGE_PATCH
+            "PATCH",
+            path,
+            query={"fieldManager": FIELD_MANAGER},
+            body=dict(patch),
+            content_type=MERGE_PATCH,
         )
         return result
 
