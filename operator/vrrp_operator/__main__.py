@@ -4,10 +4,16 @@ Settings come from the environment (settings.py); credentials from the pod's ser
 account, else the kubeconfig. Without KUBEVRRP_PEERING_PRIORITY each replica draws a random
 priority: kopf pauses every operator that sees a peer of higher *or equal* priority, so two
 replicas with the same priority would both stop.
+
+Before kopf starts, `preflight` asks the API server what the operator cannot work without
+(the VirtualIP CRD, its namespace) and logs the peering mode it will use; outside the chart
+(a laptop with a kubeconfig) a missing piece is one line and exit code 1, not a traceback
+or a silent wait.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -15,10 +21,79 @@ import sys
 from typing import Any
 
 import kopf
+import urllib3
 
-from vrrp_operator.handlers import Runtime, register
-from vrrp_operator.kube import KubeClient
+from vrrp_operator.handlers import VERSION, Runtime, register
+from vrrp_operator.kube import ApiError, KubeClient
+from vrrp_operator.objects import GROUP
 from vrrp_operator.settings import OperatorSettings, SettingsError
+
+EXIT_SETTINGS = 2  # a variable has a wrong value
+EXIT_CLUSTER = 1  # the cluster lacks something the operator needs, or cannot be reached
+PEERING_KIND = "ClusterKopfPeering"
+
+log = logging.getLogger("vrrp_operator")
+
+
+class NotReady(Exception):
+    """The cluster lacks what the operator needs; the message says what and what to do."""
+
+
+async def preflight(client: KubeClient, settings: OperatorSettings) -> None:
+    """Raise NotReady for a missing CRD or namespace; log the peering mode in use."""
+    server = client.api.configuration.host
+    try:
+        resources = await client.request("GET", f"/apis/{GROUP}/{VERSION}")
+    except ApiError as exc:
+        if exc.status != 404:
+            raise NotReady(f"the API server at {server} answered {exc}") from None
+        resources = None
+    except (OSError, urllib3.exceptions.HTTPError) as exc:
+        raise NotReady(f"cannot reach the API server at {server}: {exc}") from None
+    names = {r.get("name") for r in (resources or {}).get("resources") or ()}
+    if "virtualips" not in names:
+        raise NotReady(
+            f"the VirtualIP CRD is not installed on {server} ({GROUP}/{VERSION} virtualips "
+            "not served): kubectl apply -f crds/ (helm install installs it too)"
+        )
+    namespace = settings.namespace
+    try:
+        await client.request("GET", f"/api/v1/namespaces/{namespace}")
+    except ApiError as exc:
+        if exc.status == 404:
+            raise NotReady(
+                f"namespace {namespace} does not exist (the daemons' ConfigMaps, Secrets and "
+                f"Pods go there): kubectl create namespace {namespace}, or name another with "
+                "POD_NAMESPACE"
+            ) from None
+        log.warning("cannot check that namespace %s exists: %s", namespace, exc)
+    level, mode = await _peering_mode(client, settings)
+    log.log(level, "peering: %s", mode)
+
+
+async def _peering_mode(client: KubeClient, settings: OperatorSettings) -> tuple[int, str]:
+    """How kopf will coordinate replicas, as a log level and a line for a person."""
+    if settings.peering == "standalone":
+        return logging.INFO, (
+            "standalone (KUBEVRRP_PEERING=standalone): this process acts alone; run no "
+            "second operator against this cluster"
+        )
+    peering = f"{PEERING_KIND} {settings.peering_name}"
+    try:
+        await client.request(
+            "GET", f"/apis/kopf.dev/v1/clusterkopfpeerings/{settings.peering_name}"
+        )
+    except ApiError as exc:
+        if exc.status != 404:
+            return logging.WARNING, f"{settings.peering} through {peering} (cannot read it: {exc})"
+        if settings.peering == "auto":
+            return logging.INFO, f"auto: no {peering}, so no coordination with other replicas"
+        return logging.WARNING, (
+            f"mandatory (KUBEVRRP_PEERING), but {peering} does not exist: waiting for it, "
+            "nothing is handled until it does. Create it (helm install does), or run this "
+            "operator alone with KUBEVRRP_PEERING=standalone"
+        )
+    return logging.INFO, f"{settings.peering} through {peering}: of several replicas one acts"
 
 
 def main() -> int:
@@ -27,7 +102,23 @@ def main() -> int:
         settings = OperatorSettings.from_env(os.environ)
     except SettingsError as exc:
         print(f"vrrp-operator: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_SETTINGS
+    from kubernetes.config import ConfigException
+
+    try:
+        client = KubeClient.default()
+    except ConfigException as exc:
+        print(
+            "vrrp-operator: no credentials: not in a pod (no service account) and no usable "
+            f"kubeconfig (KUBECONFIG or ~/.kube/config): {exc}",
+            file=sys.stderr,
+        )
+        return EXIT_CLUSTER
+    try:
+        asyncio.run(preflight(client, settings))
+    except NotReady as exc:
+        print(f"vrrp-operator: {exc}", file=sys.stderr)
+        return EXIT_CLUSTER
     registry = kopf.OperatorRegistry()
 
     # kopf adds its default login only to its default registry: the same credentials as
@@ -36,7 +127,7 @@ def main() -> int:
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         return kopf.login_via_client(**kwargs)
 
-    register(registry, Runtime(settings, KubeClient.default()))
+    register(registry, Runtime(settings, client))
     priority = settings.peering_priority
     if priority is None:
         priority = random.SystemRandom().randint(1, 2**31 - 1)

@@ -653,7 +653,7 @@ OPERATOR_NAMESPACED: set[Grant] = set().union(
         expand("", r, "get list watch create update patch delete")
         for r in ("configmaps", "secrets", "pods")
     )
-)
+) | expand("", "namespaces", "get", NAMESPACE)  # its own, checked at start (__main__.py)
 # The daemon: its node's ConfigMap (read and watched), its own Pod (the status report
 # annotation). Its Secret arrives as a mounted volume: no permission on Secrets.
 DAEMON_NAMESPACED: set[Grant] = expand("", "configmaps", "get list watch") | expand(
