@@ -86,3 +86,13 @@ def test_runtime_does_not_import_scapy() -> None:
     # scapy costs tens of MB of RSS; it is a test oracle only.
     for path in sorted((ROOT / "vrrpd").rglob("*.py")):
         assert not any(n == "scapy" or n.startswith("scapy.") for n in _imports(path)), path
+
+
+def test_test_modules_have_unique_names() -> None:
+    # tests/ has no __init__.py files: pytest imports each test module by its bare name, so
+    # two test_x.py in different tiers break the whole run at collection ("import file
+    # mismatch") although each tier passes on its own.
+    names: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        names.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert {n: p for n, p in names.items() if len(p) > 1} == {}
