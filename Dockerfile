@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1.7
-#
 # kube-vrrp: one image, two entrypoints (docs/container-image.md).
 #
 #   operator  kube-vrrp-operator               the default command; runs as uid 65532
@@ -13,76 +11,53 @@
 # (no_new_privs) and would break the operator, whose pods drop ALL. So the daemon is root
 # without privileges: raw sockets (VRRP, gratuitous ARP / NA) and addresses on interfaces.
 #
-# Build: docker build -t kube-vrrp/vrrpd:0.1.0 .      (BuildKit: the heredoc below)
+# Build: `make image` (podman, docker or buildah; a base from Debian packages where no
+# registry is reachable), or `docker build -t kube-vrrp/vrrpd:0.1.0 .`. No heredocs and no
+# BuildKit-only syntax: bookworm's buildah 1.28 builds it unchanged.
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# Any Debian-based image with Python 3.11 and its venv module: the registry's python image,
+# or the one `make image` builds from Debian packages (scripts/image).
+ARG BASE_IMAGE=python:3.11-slim-bookworm
 
-# --- build: the kube-vrrp wheel and a wheel of every pinned dependency -----------------------
-FROM ${PYTHON_IMAGE} AS build
+# --- build: a venv holding kube-vrrp and every pinned dependency ------------------------------
+FROM ${BASE_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_CONSTRAINT=/src/constraints.txt \
+    PIP_ROOT_USER_ACTION=ignore \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-# Every package the image installs, at the versions the tests ran with (Python 3.11,
-# linux/amd64). PIP_CONSTRAINT applies it to the isolated build of our wheel too
-# (setuptools). tests/chart/test_image.py installs the same set into a fresh venv.
-COPY <<EOF /src/constraints.txt
-setuptools==84.2.1
-aiohappyeyeballs==2.7.1
-aiohttp==3.14.5
-aiohttp-retry==2.9.1
-aiosignal==1.4.0
-annotated-types==0.8.0
-attrs==26.1.0
-certifi==2026.10.18
-charset-normalizer==3.5.2
-click==8.5.1
-durationpy==0.11
-frozenlist==1.8.0
-idna==3.20
-iso8601==2.1.0
-jsonpatch==1.47
-jsonpointer==3.12
-kopf==1.45.2
-kubernetes==37.0.2
-multidict==7.2.1
-oauthlib==4.0.1
-propcache==0.5.4
-pydantic==2.14.3
-pydantic_core==2.50.4
-python-dateutil==4.0.0
-python-json-logger==4.2.0
-PyYAML==6.0.3
-requests==2.34.2
-requests-oauthlib==2.0.0
-typing-inspection==0.4.5
-typing_extensions==4.16.0
-tzdata==2026.6
-urllib3==2.8.0
-websocket-client==1.9.2
-yarl==1.25.1
-EOF
-COPY pyproject.toml README.md ./
+# constraints.txt pins every package the image installs to the version the tests ran with
+# (Python 3.11, linux/amd64); PIP_CONSTRAINT applies it to the isolated build of our wheel
+# too (setuptools).
+COPY constraints.txt pyproject.toml README.md ./
 COPY vrrpd/ vrrpd/
 COPY operator/ operator/
-RUN pip wheel --wheel-dir /wheels ".[operator]"
+# The optional secret `build-ca` is a CA bundle for pip, where HTTPS goes through an
+# intercepting proxy (scripts/image hands over the host's when the host's pip uses one); it
+# is mounted for this step only and never lands in a layer. Byte code is compiled once
+# here, with hashes that are not checked against sources (the tree never changes), because
+# the pods' root filesystem is read-only: nothing could cache it at run time.
+RUN --mount=type=secret,id=build-ca \
+    if [ -s /run/secrets/build-ca ]; then export PIP_CERT=/run/secrets/build-ca; fi \
+    && python3 -m venv /opt/kube-vrrp \
+    && PIP_CONSTRAINT=/src/constraints.txt \
+        /opt/kube-vrrp/bin/pip install --no-compile ".[operator]" \
+    && /opt/kube-vrrp/bin/pip uninstall --yes pip setuptools \
+    && /opt/kube-vrrp/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash \
+        -x /kubernetes/aio/ /opt/kube-vrrp/lib
 
-# --- runtime ---------------------------------------------------------------------------------
-FROM ${PYTHON_IMAGE}
+# --- runtime -----------------------------------------------------------------------------------
+FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="kube-vrrp" \
       org.opencontainers.image.description="Floating VIPs for bare-metal Kubernetes: vrrpd and its operator" \
       org.opencontainers.image.licenses="Apache-2.0"
-ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1
-# Only the wheels, from the build stage, offline (--no-index): no compiler, no sources and
-# no wheel files stay in the image. Importing both packages proves the install is whole.
-RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    --mount=type=bind,from=build,source=/src/constraints.txt,target=/constraints.txt \
-    pip install --no-index --find-links /wheels --constraint /constraints.txt "kube-vrrp[operator]" \
-    && vrrpd --help > /dev/null \
+ENV PATH=/opt/kube-vrrp/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+# Only the venv: no pip, compiler, sources, wheels or caches. Running both entrypoints
+# proves the install is whole.
+COPY --from=build /opt/kube-vrrp /opt/kube-vrrp
+RUN vrrpd --help > /dev/null \
     && python -c "import vrrp_operator.handlers, vrrpd.daemon" \
     && groupadd --system --gid 65532 kube-vrrp \
     && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \

@@ -1,5 +1,7 @@
 # The two commands a newcomer needs (see README): `sudo make lab` and `sudo make test`.
-.PHONY: bootstrap lab test lint unit
+# `make image` builds the container image (scripts/image says how it picks the builder,
+# the base and the build's CA).
+.PHONY: bootstrap lab test lint unit image
 
 bootstrap:
 	scripts/bootstrap
@@ -14,6 +16,9 @@ lint:
 
 unit:
 	python3 -m pytest tests/unit tests/component -q
+
+image:
+	scripts/image $(IMAGE)
 
 test: bootstrap lint
 	python3 -m pytest -q -rs

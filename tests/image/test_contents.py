@@ -1,0 +1,42 @@
+"""The built image itself: its configuration, and byte code for everything the entrypoints
+import (the pods' root filesystem is read-only: what is not compiled in the image is
+compiled again at every start, in every pod)."""
+
+from __future__ import annotations
+
+import json
+
+from tests.image.podman import Podman
+
+# Every module of both packages but the lab and `python -m vrrpd` (which runs the CLI):
+# what `vrrpd run` and `kube-vrrp-operator` can import, and all they pull in.
+IMPORT_ALL = """
+import importlib, json, os, pkgutil, sys
+import vrrpd, vrrp_operator
+for package in (vrrpd, vrrp_operator):
+    for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        if module.name != "vrrpd.__main__" and not module.name.startswith("vrrpd.lab"):
+            importlib.import_module(module.name)
+venv = os.path.dirname(os.path.dirname(sys.executable))
+print(json.dumps(sorted(
+    m.__name__ for m in list(sys.modules.values())
+    if (getattr(m, "__file__", None) or "").startswith(venv)
+    and m.__file__.endswith(".py") and not os.path.exists(m.__cached__)
+)))
+"""
+
+
+def test_the_image_runs_the_operator_as_65532_by_default(podman: Podman, image: str) -> None:
+    (config,) = json.loads(podman("image", "inspect", image).stdout)
+    assert config["Config"]["User"] == "65532:65532"
+    assert config["Config"]["Cmd"] == ["kube-vrrp-operator"]
+    assert not config["Config"].get("Entrypoint")
+    who = podman("run", "--rm", image, "id", "-u").stdout.strip()
+    assert who == "65532"
+
+
+def test_everything_the_entrypoints_import_has_byte_code(podman: Podman, image: str) -> None:
+    result = podman("run", "--rm", "--read-only", "--cap-drop", "ALL", image,
+                    "python", "-c", IMPORT_ALL)  # fmt: skip
+    uncompiled = json.loads(result.stdout.strip().splitlines()[-1])
+    assert uncompiled == [], "imported without byte code in the image (see the Dockerfile)"
