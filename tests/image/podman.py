@@ -17,10 +17,12 @@ system test's kubelet.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,3 +296,62 @@ class Podman:
 
     def image_user(self, image: str) -> str:
         return self("image", "inspect", "--format", "{{.Config.User}}", image).stdout.strip()
+
+
+_names = iter(range(1, 1_000_000))
+NAME_PATTERN = re.compile(r"^kvimg-[a-z0-9-]+?-(\d+)-\d+$")
+
+
+class Container:
+    """One `podman run` (argv from run_argv), attached, its output logged to a file.
+
+    `stop()` is what a kubelet does on pod deletion (SIGTERM, SIGKILL after the grace);
+    `kill()` is SIGKILL; `remove()` removes the container whatever its state.
+    """
+
+    def __init__(self, podman: Podman, name: str, argv: Sequence[str], log: Path) -> None:
+        self.podman, self.name, self.argv, self.log = podman, name, list(argv), log
+        self.proc = podman.popen(argv, log)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def pid(self, timeout: float = 30.0) -> int:
+        """The container's main process, as the host sees it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.podman("inspect", "--format", "{{.State.Pid}}", self.name, check=False)
+            if found.returncode == 0 and found.stdout.strip() not in ("", "0"):
+                return int(found.stdout.strip())
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"container {self.name} is not running:\n{self.text()[-3000:]}")
+
+    def stop(self, grace: int | None = None) -> int:
+        """SIGTERM, then SIGKILL after `grace` s (default: the pod's, via --stop-timeout)."""
+        args = ["stop", self.name] if grace is None else ["stop", "--time", str(grace), self.name]
+        self.podman(*args, check=False, timeout=120)
+        return self.proc.wait(30)
+
+    def kill(self) -> None:
+        self.podman("kill", "--signal", "KILL", self.name, check=False)
+        self.proc.wait(30)
+
+    def remove(self) -> None:
+        self.podman("rm", "--force", "--time", "0", self.name, check=False)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(10)
+
+
+def proc_status(pid: int) -> dict[str, str]:
+    """/proc/PID/status as a dict: Uid, CapEff, NoNewPrivs, Seccomp, ..."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
+
+
+def container_name(prefix: str) -> str:
+    """A name no other test or run uses: kvimg-<prefix>-<pid>-<n>."""
+    return f"kvimg-{re.sub(r'[^a-z0-9-]', '-', prefix)}-{os.getpid()}-{next(_names)}"

@@ -8,15 +8,18 @@ import json
 
 from tests.image.podman import Podman
 
-# Every module of both packages but the lab and `python -m vrrpd` (which runs the CLI):
-# what `vrrpd run` and `kube-vrrp-operator` can import, and all they pull in.
+# Every module of both packages but the lab and the `python -m` mains (which run a CLI),
+# then the modules the console scripts load: what `vrrpd run` and `kube-vrrp-operator` can
+# import, and all that pulls in.
 IMPORT_ALL = """
-import importlib, json, os, pkgutil, sys
+import importlib, importlib.metadata, json, os, pkgutil, sys
 import vrrpd, vrrp_operator
 for package in (vrrpd, vrrp_operator):
     for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-        if module.name != "vrrpd.__main__" and not module.name.startswith("vrrpd.lab"):
+        if not module.name.endswith(".__main__") and not module.name.startswith("vrrpd.lab"):
             importlib.import_module(module.name)
+for script in importlib.metadata.distribution("kube-vrrp").entry_points:
+    importlib.import_module(script.module)
 venv = os.path.dirname(os.path.dirname(sys.executable))
 print(json.dumps(sorted(
     m.__name__ for m in list(sys.modules.values())

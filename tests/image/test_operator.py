@@ -25,8 +25,7 @@ import yaml
 
 from tests.chart.kubetools import tool
 from tests.envtest import ApiServer, free_port
-from tests.image.conftest import Container, container_name, proc_status
-from tests.image.podman import Podman, run_argv
+from tests.image.podman import Container, Podman, container_name, proc_status, run_argv
 
 RELEASE = NAMESPACE = "kv-image"
 VIP_NAMESPACE = "kv-image-vips"
