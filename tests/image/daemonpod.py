@@ -1,5 +1,5 @@
 """Daemon pods from the image on lab nodes: what the operator renders for them, run as
-the pod spec says (tests/image/test_daemon.py, bench/image.py).
+the pod spec says (tests/image/test_daemon_pods.py, bench/image.py).
 
 The one change to the rendered pod: `--kube` becomes `--config` on its ConfigMap, mounted as
 a configMap volume, because a lab namespace cannot reach an API server.
