@@ -21,6 +21,8 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 # --- build: a venv holding kube-vrrp and every pinned dependency ------------------------------
 FROM ${BASE_IMAGE} AS build
+# Marks the build stage's cached images, which .ci/run removes from earlier runs.
+LABEL io.kube-vrrp.stage="build"
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore \
