@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from vrrpd.model import ConfigError, InstanceConfig, VirtualIP, instances_for_node, load_file
+from vrrpd.net import startup
 
 log = logging.getLogger("vrrpd")
 
@@ -63,22 +64,36 @@ def _load(path: str, node: str) -> list[InstanceConfig]:
     return instances_for_node(load_file(path), node)
 
 
-def _real_ports() -> Any:
-    from vrrpd.net.addresses import AddressManager
+async def _real_ports() -> Any:
     from vrrpd.net.announce import Announcer
-    from vrrpd.net.links import LinkMonitor
+    from vrrpd.net.rtnl import Rtnl
     from vrrpd.net.transport import VrrpSocket
     from vrrpd.ports import Ports
 
     def open_socket(ifname: str, family: int) -> Any:
         return VrrpSocket.open(ifname, family, multicast=True)
 
-    return Ports(
-        open_socket=open_socket,
-        addresses=AddressManager(),
-        announcer=Announcer(),
-        links=LinkMonitor(),
-    )
+    rtnl = await Rtnl.open()
+    return Ports(open_socket=open_socket, addresses=rtnl, announcer=Announcer(), links=rtnl)
+
+
+async def _claim_namespace() -> None:
+    """The lock `vrrpd run` took first thing (vrrpd.net.startup), or takes now; while a
+    live vrrpd holds it, wait: its VIPs are not leftovers."""
+    from vrrpd.daemon import log_leftover
+
+    claim = startup.EARLY or startup.Claim()
+    if not claim.lock.held and not claim.lock.acquire():
+        log.warning("another vrrpd runs in this network namespace; waiting for it to exit")
+        while not claim.lock.acquire():
+            await asyncio.sleep(0.2)
+    if not claim.cleaned:
+        claim.clean()
+    if claim.error is not None:
+        log.warning("leftover VIPs not removed at start: %s; trying again", claim.error)
+    for ifname, address in claim.removed:
+        log_leftover(ifname, address)
+    startup.EARLY = claim  # keeps the lock referenced (and so held) for good
 
 
 def _file_stamp(path: str) -> tuple[int, int, int] | None:
@@ -214,9 +229,10 @@ async def _run(args: argparse.Namespace, source: FileSource | KubeSource,
     from vrrpd.daemon import Daemon, StartupError
     from vrrpd.httpd import HttpServer
 
-    daemon = Daemon(_real_ports(), node=args.node)
+    await _claim_namespace()  # held until the process exits
+    daemon = Daemon(await _real_ports(), node=args.node)
     try:
-        daemon.start(instances)
+        await daemon.start(instances)
     except StartupError as exc:
         log.error("%s", exc)
         daemon.close()
@@ -247,8 +263,7 @@ async def _run(args: argparse.Namespace, source: FileSource | KubeSource,
             stop_task.add_done_callback(lambda _: done.set())
         else:
             log.warning("%s again: removing the VIPs and stopping now", signame)
-            daemon.abort()
-            done.set()
+            asyncio.create_task(daemon.abort()).add_done_callback(lambda _: done.set())
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_stop, sig.name)

@@ -76,6 +76,8 @@ class Instance:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     peers_seen: dict[str, tuple[int, float]] = field(default_factory=dict)
     notifier: Notifier | None = None
+    # Actions waiting for an address change to reach the kernel (see Daemon._run).
+    effects: asyncio.Task[None] | None = None
 
     @property
     def labels(self) -> dict[str, Any]:
@@ -126,19 +128,22 @@ class Daemon:
     def now(self) -> float:
         return self.loop.time()
 
-    def start(self, configs: Iterable[InstanceConfig]) -> ApplyResult:
-        """Clear what a killed predecessor left, then join every instance as BACKUP."""
+    async def start(self, configs: Iterable[InstanceConfig]) -> ApplyResult:
+        """Clear what a killed predecessor left, then join every instance as BACKUP.
+
+        `vrrpd run` removes marked leftovers before it even validates its file
+        (vrrpd.net.startup); what remains here is the fallback for kernels that keep no
+        mark: the configured VIPs found on their interfaces.
+        """
         configs = list(configs)
+        vips = []
         for config in configs:
-            self._resolve_interface(config)  # fail before touching the host
-        for ifname, address in self.ports.addresses.remove_leftovers():
-            log.warning(
-                "removed %s from %s: left behind by an earlier vrrpd that did not stop cleanly",
-                address,
-                ifname,
-            )
+            ifname = self._resolve_interface(config)  # fail before touching the host
+            vips += [(ifname, address) for address in config.addresses]
+        for ifname, address in await self.ports.addresses.remove_leftovers(vips):
+            log_leftover(ifname, address)
         if self.ports.links is not None:
-            self.loop.add_reader(self.ports.links.fileno(), self._on_link_events)
+            self.ports.links.subscribe(self._on_link_events)
         return self.apply(configs)
 
     def apply(self, configs: Iterable[InstanceConfig]) -> ApplyResult:
@@ -197,12 +202,16 @@ class Daemon:
             await asyncio.gather(*self._closing, return_exceptions=True)
         self.close()
 
-    def abort(self) -> None:
+    async def abort(self) -> None:
         """Second signal during a handover: drop the VIPs now and leave."""
-        for inst in [*self.instances.values(), *self._retiring.values()]:
+        everyone = [*self.instances.values(), *self._retiring.values()]
+        for inst in everyone:
             self._cancel_timers(inst)
+            if inst.effects is not None:
+                inst.effects.cancel()
+        for inst in everyone:
             if inst.holds_addresses:
-                self._remove_addresses(inst)
+                await self._remove_addresses(inst)
             if inst.stopped is not None and not inst.stopped.done():
                 inst.stopped.set_result(None)
         self.instances.clear()
@@ -210,8 +219,6 @@ class Daemon:
         self.close()
 
     def close(self) -> None:
-        if self._loop is not None and self.ports.links is not None:
-            self._loop.remove_reader(self.ports.links.fileno())
         for key in list(self._sockets):
             self._close_socket(key)
         self.ports.announcer.close()
@@ -390,8 +397,6 @@ class Daemon:
 
     def _finish(self, inst: Instance) -> None:
         self._cancel_timers(inst)
-        if inst.holds_addresses:  # the FSM removes them first; this guards against a leak
-            self._remove_addresses(inst)
         name = inst.config.name
         if self._retiring.get(name) is inst:
             del self._retiring[name]
@@ -414,28 +419,78 @@ class Daemon:
     # ---------------------------------------------------------------- actions
 
     def _run(self, inst: Instance, actions: list[Action]) -> None:
-        moved: list[Transition] = []
+        """Carry out what the state machine decided, in its order.
+
+        Address changes are kernel round trips (coroutines): what follows one waits for it
+        (the gratuitous ARP and the first advert come after the VIP is on the interface,
+        the stop after it is off), and so does every later batch of the same instance, so
+        its effects never overtake one another. Batches without address changes (adverts,
+        nearly all of them) run at once when nothing of the instance is pending.
+        """
+        for action in actions:
+            if isinstance(action, Transition):
+                inst.since = self.now()
+                inst.last_reason = action.reason
+                inst.transitions += 1
+                if action.new != State.MASTER:
+                    self._cancel_announcements(inst)
+        if inst.effects is None and not any(self._waits(inst, a) for a in actions):
+            self._carry_out(inst, actions)
+            return
+        inst.effects = self.loop.create_task(self._carry_out_later(inst, actions, inst.effects))
+        inst.effects.add_done_callback(_report_failure)
+
+    def _waits(self, inst: Instance, action: Action) -> bool:
+        return isinstance(action, AddAddresses | RemoveAddresses) or (
+            isinstance(action, Stopped) and inst.holds_addresses
+        )
+
+    async def _carry_out_later(
+        self, inst: Instance, actions: list[Action], before: asyncio.Task[None] | None
+    ) -> None:
+        if before is not None:
+            await asyncio.wait([before])
+        start = 0
+        for k, action in enumerate(actions):
+            if self._waits(inst, action):
+                self._carry_out(inst, actions[start:k], last=False)
+                start = k if isinstance(action, Stopped) else k + 1
+                if isinstance(action, AddAddresses):
+                    await self._add_addresses(inst)
+                else:  # the FSM removes them before it stops; this guards against a leak
+                    await self._remove_addresses(inst)
+        if inst.effects is asyncio.current_task():
+            inst.effects = None
+        earlier = [a for a in actions[:start] if isinstance(a, Transition)]
+        self._carry_out(inst, actions[start:], earlier=earlier)
+
+    def _carry_out(
+        self,
+        inst: Instance,
+        actions: list[Action],
+        *,
+        last: bool = True,
+        earlier: list[Transition] | None = None,
+    ) -> None:
+        """Actions other than address changes. `last`: the end of the batch, whose
+        transitions (`earlier` ones included) are recorded here."""
+        moved = list(earlier or ())
         stopped = False
         for action in actions:
             if isinstance(action, SendAdvertisement):
                 self._send(inst, action.advertisement)
             elif isinstance(action, Transition):
                 moved.append(action)
-                inst.since = self.now()
-                inst.last_reason = action.reason
-                inst.transitions += 1
-                if action.new != State.MASTER:
+                if action.new != State.MASTER:  # again: an earlier batch may have announced
                     self._cancel_announcements(inst)
-            elif isinstance(action, AddAddresses):
-                self._add_addresses(inst)
-            elif isinstance(action, RemoveAddresses):
-                self._remove_addresses(inst)
             elif isinstance(action, Announce):
                 self._schedule_announcements(inst)
             elif isinstance(action, Stopped):
                 stopped = True
                 break
-        else:
+        if not last:
+            return
+        if not stopped:
             self._rearm(inst)
         # Bookkeeping after the packets and addresses: a takeover is not slowed by logging.
         for transition in moved:
@@ -508,10 +563,11 @@ class Daemon:
                     "instance %s: advert to %s not sent: %s", inst.config.name, destination, exc
                 )
 
-    def _add_addresses(self, inst: Instance) -> None:
+    async def _add_addresses(self, inst: Instance) -> None:
+        inst.holds_addresses = True  # first: an add cut short may still reach the kernel
         for address in inst.config.addresses:
             try:
-                self.ports.addresses.add(
+                await self.ports.addresses.add(
                     inst.ifname, address, inst.config.label if inst.config.family == 4 else None
                 )
             except OSError as exc:
@@ -522,12 +578,11 @@ class Daemon:
                     inst.ifname,
                     exc,
                 )
-        inst.holds_addresses = True
 
-    def _remove_addresses(self, inst: Instance) -> None:
+    async def _remove_addresses(self, inst: Instance) -> None:
         for address in inst.config.addresses:
             try:
-                self.ports.addresses.remove(inst.ifname, address)
+                await self.ports.addresses.remove(inst.ifname, address)
             except OSError as exc:
                 log.error(
                     "instance %s: cannot remove %s from %s: %s",
@@ -829,6 +884,19 @@ class Daemon:
         inst.rconfig = replace(inst.rconfig, primary_address=found)
         inst.router = VirtualRouter(inst.rconfig)
         self._run(inst, inst.router.start(self.now()))
+
+
+def log_leftover(ifname: str, address: object) -> None:
+    log.warning(
+        "removed %s from %s: left behind by an earlier vrrpd that did not stop cleanly",
+        address,
+        ifname,
+    )
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("carrying out state changes failed", exc_info=exc)
 
 
 def _unspecified(family: int) -> IPAddress:

@@ -1,12 +1,12 @@
 """The daemon's ports: what the driver needs from the network, as small Protocols.
 
-The real adapters live in vrrpd.net (raw sockets, rtnetlink, AF_PACKET); tests pass
-fakes. Nothing here does I/O.
+The real adapters live in vrrpd.net (raw sockets, rtnetlink through pyroute2, AF_PACKET);
+tests pass fakes. Nothing here does I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Protocol
@@ -38,10 +38,13 @@ class AdvertSocket(Protocol):
 
 
 class AddressPort(Protocol):
-    def add(self, ifname: str, address: IPInterface, label: str | None = None) -> object: ...
-    def remove(self, ifname: str, address: IPInterface) -> object: ...
-    def remove_leftovers(
-        self, ifnames: list[str] | None = None
+    """Changes are coroutines (done when the kernel has acknowledged); questions are
+    answered from what the adapter already knows, without a round trip."""
+
+    async def add(self, ifname: str, address: IPInterface, label: str | None = None) -> object: ...
+    async def remove(self, ifname: str, address: IPInterface) -> object: ...
+    async def remove_leftovers(
+        self, configured: Iterable[tuple[str, IPInterface]] = ()
     ) -> list[tuple[str, IPInterface]]: ...
     def primary_address(self, ifname: str, family: int) -> IPAddress | None: ...
     def interface_for(self, address: IPInterface) -> str | None: ...
@@ -61,7 +64,7 @@ class LinkChange(Protocol):
 
 
 class LinkPort(Protocol):
-    def fileno(self) -> int: ...
+    def subscribe(self, on_change: Callable[[], None]) -> None: ...
     def poll(self) -> Sequence[LinkChange]: ...
     def close(self) -> None: ...
 

@@ -279,7 +279,7 @@ def test_entrypoints_are_console_scripts() -> None:
     assert chart == [OPERATOR_SCRIPT]
     (container,) = _daemon_pod()["spec"]["containers"]
     assert container["command"][:2] == ["vrrpd", "run"]
-    assert scripts.get("vrrpd") == "vrrpd.cli:main"
+    assert scripts.get("vrrpd") == "vrrpd.__main__:main"
     if OPERATOR_SCRIPT not in scripts:
         pending(f"pyproject.toml has no {OPERATOR_SCRIPT} console script; add:\n{PYPROJECT_LINES}")
     assert scripts[OPERATOR_SCRIPT] == "vrrp_operator.__main__:main"

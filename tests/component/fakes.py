@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_interface
 
@@ -68,15 +69,18 @@ class FakeAddresses:
     def __init__(self, host: FakeHost) -> None:
         self.host = host
 
-    def add(self, ifname: str, address: IPInterface, label: str | None = None) -> None:
+    async def add(self, ifname: str, address: IPInterface, label: str | None = None) -> None:
         self.host.vips.setdefault(ifname, set()).add(address)
         self.host.log.append((asyncio.get_running_loop().time(), "add", str(address)))
 
-    def remove(self, ifname: str, address: IPInterface) -> None:
+    async def remove(self, ifname: str, address: IPInterface) -> None:
         self.host.vips.get(ifname, set()).discard(address)
         self.host.log.append((asyncio.get_running_loop().time(), "remove", str(address)))
 
-    def remove_leftovers(self, ifnames: list[str] | None = None) -> list[tuple[str, IPInterface]]:
+    async def remove_leftovers(
+        self, configured: Iterable[tuple[str, IPInterface]] = ()
+    ) -> list[tuple[str, IPInterface]]:
+        self.host.configured_at_start = list(configured)
         gone = [(i, a) for i, addrs in self.host.vips.items() for a in addrs]
         self.host.vips.clear()
         return gone
@@ -112,10 +116,16 @@ class LinkEvent:
     up: bool
 
 
-class FakeLinks(_Fd):
+class FakeLinks:
     def __init__(self) -> None:
-        super().__init__()
         self.events: list[LinkEvent] = []
+        self.on_change: Callable[[], None] | None = None
+
+    def subscribe(self, on_change: Callable[[], None]) -> None:
+        self.on_change = on_change
+
+    def close(self) -> None:
+        pass
 
     def poll(self) -> list[LinkEvent]:
         events, self.events = self.events, []
@@ -131,6 +141,7 @@ class FakeHost:
     link: dict[str, bool] = field(default_factory=dict)
     announced: list[tuple[float, str]] = field(default_factory=list)
     log: list[tuple[float, str, str]] = field(default_factory=list)
+    configured_at_start: list[tuple[str, IPInterface]] = field(default_factory=list)
     sockets: list[FakeSocket] = field(default_factory=list)
     daemon: Daemon | None = None
 

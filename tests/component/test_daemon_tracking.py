@@ -54,12 +54,14 @@ def wire() -> Iterator[FakeWire]:
     w.close()
 
 
-def start(wire: FakeWire, text_a: str, text_b: str | None = None) -> tuple[FakeHost, FakeHost]:
+async def start(
+    wire: FakeWire, text_a: str, text_b: str | None = None
+) -> tuple[FakeHost, FakeHost]:
     a = wire.host("node-a", "192.168.77.11/24")
     b = wire.host("node-b", "192.168.77.12/24")
     for h, text in ((a, text_a), (b, text_b or text_a)):
         assert h.daemon is not None
-        h.daemon.start(instances_for_node(load_manifests(text), h.name))
+        await h.daemon.start(instances_for_node(load_manifests(text), h.name))
     return a, b
 
 
@@ -74,7 +76,7 @@ async def test_a_failing_weighted_probe_hands_the_vip_to_the_backup(
     health, fine = tmp_path / "health", tmp_path / "fine"
     health.write_text("0")
     fine.write_text("0")
-    a, b = start(
+    a, b = await start(
         wire,
         manifest("web", 51, VIP, probe(health, -60)),
         manifest("web", 51, VIP, probe(fine, -60)),
@@ -101,7 +103,7 @@ async def test_a_failing_weight_zero_probe_is_a_fault(wire: FakeWire, tmp_path: 
     health, fine = tmp_path / "health", tmp_path / "fine"
     health.write_text("0")
     fine.write_text("0")
-    a, b = start(
+    a, b = await start(
         wire, manifest("web", 51, VIP, probe(health, 0)), manifest("web", 51, VIP, probe(fine, 0))
     )
     await asyncio.sleep(10)
@@ -119,7 +121,7 @@ async def test_an_instance_waits_in_fault_for_its_first_weight_zero_result(
     wire: FakeWire, tmp_path: Path
 ) -> None:
     missing = tmp_path / "not-yet"
-    a, _ = start(wire, manifest("web", 51, VIP, probe(missing, 0)), manifest("web", 51, VIP))
+    a, _ = await start(wire, manifest("web", 51, VIP, probe(missing, 0)), manifest("web", 51, VIP))
     await asyncio.sleep(0)
     # The first check ran at once and failed (no file): FAULT, never a premature MASTER.
     await asyncio.sleep(5)
@@ -134,7 +136,7 @@ async def test_fall_hysteresis_keeps_a_flapping_probe_from_moving_the_vip(
 ) -> None:
     health = tmp_path / "health"
     health.write_text("0")
-    a, b = start(
+    a, b = await start(
         wire, manifest("web", 51, VIP, probe(health, 0, rise=1, fall=3)), manifest("web", 51, VIP)
     )
     await asyncio.sleep(10)
@@ -149,7 +151,7 @@ async def test_fall_hysteresis_keeps_a_flapping_probe_from_moving_the_vip(
 
 
 async def test_a_tracked_interface_down_is_a_fault(wire: FakeWire) -> None:
-    a, b = start(wire, manifest("web", 51, VIP, "  trackInterfaces: [eth1]\n"))
+    a, b = await start(wire, manifest("web", 51, VIP, "  trackInterfaces: [eth1]\n"))
     await asyncio.sleep(10)
     assert state(a) == State.MASTER
     assert a.daemon is not None
@@ -173,7 +175,7 @@ async def test_a_sync_group_fails_over_together(wire: FakeWire) -> None:
         + "---"
         + manifest("outside", 11, "192.168.77.101/24", GROUP)
     )
-    a, b = start(wire, text)
+    a, b = await start(wire, text)
     inside, outside = "default/inside/ipv4", "default/outside/ipv4"
     await asyncio.sleep(10)
     assert [state(a, n) for n in (inside, outside)] == [State.MASTER, State.MASTER]
@@ -209,7 +211,7 @@ async def test_a_sync_group_member_follows_another_into_master(
             + manifest("outside", 11, "192.168.77.101/24", GROUP)
         )
 
-    a, b = start(wire, text(health), text(fine))
+    a, b = await start(wire, text(health), text(fine))
     inside, outside = "default/inside/ipv4", "default/outside/ipv4"
     await asyncio.sleep(10)
     assert [state(a, n) for n in (inside, outside)] == [State.MASTER, State.MASTER]
@@ -242,7 +244,9 @@ async def test_preempt_never_keeps_a_demoted_master_but_a_fault_still_moves_the_
         f"    - {{name: weighted, file: {{path: {weighted}}}, interval: 1s, weight: -60}}\n"
         f"    - {{name: fatal, file: {{path: {fault}}}, interval: 1s, weight: 0}}\n"
     )
-    a, b = start(wire, manifest("web", 51, VIP, never + probes), manifest("web", 51, VIP, never))
+    a, b = await start(
+        wire, manifest("web", 51, VIP, never + probes), manifest("web", 51, VIP, never)
+    )
     await asyncio.sleep(10)
     assert (state(a), state(b)) == (State.MASTER, State.BACKUP)
     weighted.write_text("1")

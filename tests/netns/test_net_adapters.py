@@ -1,7 +1,7 @@
-"""The net adapters (transport, addresses, announce, links) against a real kernel: two
-network namespaces joined by veth pairs; the adapters run inside namespace A (opened via
-setns on the test thread, see netns_util), peers and sniffers in namespace B. scapy is
-the oracle for frames and checksums.
+"""The net adapters (transport, rtnetlink, announce, the start-up clean-up) against a real
+kernel: two network namespaces joined by veth pairs; the adapters run inside namespace A
+(opened via setns on the test thread, see netns_util), peers and sniffers in namespace B.
+scapy is the oracle for frames and checksums.
 
 Topology (fresh namespaces, deleted in teardown even when a test fails):
 
@@ -12,18 +12,21 @@ Topology (fresh namespaces, deleted in teardown even when a test fails):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import errno
 import functools
+import json
 import logging
 import select
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface
 from pathlib import Path
+from typing import Any
 
 import pytest
 from scapy.layers.inet import IP
@@ -48,9 +51,9 @@ from netns_util import (
     wait_for,
 )
 
-from vrrpd.net.addresses import VRRPD_ADDR_PROTO, AddressError, AddressManager, IPInterface
+from vrrpd.net import startup
 from vrrpd.net.announce import AnnounceError, Announcer
-from vrrpd.net.links import LinkEvent, LinkMonitor
+from vrrpd.net.rtnl import AddressError, LinkEvent, Rtnl, marks_supported
 from vrrpd.net.transport import (
     ReceivedPacket,
     TransportError,
@@ -82,18 +85,6 @@ def lab() -> Iterator[Pair]:
         yield pair
     finally:
         pair.destroy()
-
-
-@pytest.fixture
-def manager(lab: Pair) -> Iterator[AddressManager]:
-    with entered(lab.a):
-        mgr = AddressManager()
-    try:
-        yield mgr
-    finally:
-        mgr.close()
-        with entered(lab.a), AddressManager() as cleanup:
-            cleanup.remove_leftovers()  # whatever a failing test left behind
 
 
 def open_in(ns: str, ifname: str, family: int, *, multicast: bool) -> VrrpSocket:
@@ -332,83 +323,124 @@ def entry(ns: str, ifname: str, address: str) -> dict[str, object] | None:
     return None
 
 
-def test_add_remove_idempotent_with_label_and_nodad(lab: Pair, manager: AddressManager) -> None:
+async def eventually(predicate: Callable[[], Any], timeout: float = 3.0, what: str = "") -> None:
+    """Let the loop run (the mirror follows the kernel's events) until `predicate` holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def rtnl(lab: Pair) -> AsyncIterator[Rtnl]:
+    with entered(lab.a):
+        adapter = await Rtnl.open()
+    try:
+        yield adapter
+    finally:
+        adapter.close()
+        with entered(lab.a):
+            startup.remove_marked()  # whatever a failing test left behind
+
+
+async def test_add_remove_idempotent_with_label_and_nodad(lab: Pair, rtnl: Rtnl) -> None:
     v4, v6 = ip_interface("10.77.0.100/24"), ip_interface("fd00:77::100/64")
-    assert manager.add("va", v4, label="va:vip") is True
-    assert manager.add("va", v4, label="va:vip") is False  # already there: fine
-    assert manager.add("va", v6) is True
-    assert manager.has("va", v4) and manager.has("va", v6)
-    assert not manager.has("va", ip_interface("10.77.0.100/25"))
+    assert await rtnl.add("va", v4, label="va:vip") is True
+    assert await rtnl.add("va", v4, label="va:vip") is False  # already there: fine
+    assert await rtnl.add("va", v6) is True
+    assert rtnl.has("va", v4) and rtnl.has("va", v6)
+    assert not rtnl.has("va", ip_interface("10.77.0.100/25"))
 
     on_v4 = entry(lab.a, "va", "10.77.0.100")
     on_v6 = entry(lab.a, "va", "fd00:77::100")
     assert on_v4 is not None and on_v4["label"] == "va:vip" and on_v4["prefixlen"] == 24
     assert on_v6 is not None and on_v6.get("nodad") and not on_v6.get("tentative")
+    # The kernel's own word on the mark, through the events the mirror follows.
+    await eventually(lambda: rtnl.owned("va") == [("va", v4), ("va", v6)], what="marked")
 
-    assert manager.remove("va", v4) is True
-    assert manager.remove("va", v4) is False  # already gone: fine
-    assert manager.remove("va", v6) is True
-    assert manager.remove("nosuch0", v6) is False
+    assert await rtnl.remove("va", v4) is True
+    assert await rtnl.remove("va", v4) is False  # already gone: fine
+    assert await rtnl.remove("va", v6) is True
+    assert await rtnl.remove("nosuch0", v6) is False
     assert entry(lab.a, "va", "10.77.0.100") is None
     assert entry(lab.a, "va", "fd00:77::100") is None
+    await eventually(lambda: rtnl.owned() == [], what="the mirror empty of VIPs")
 
 
-def test_removing_one_vip_keeps_another_in_the_same_subnet(
-    lab: Pair, manager: AddressManager
-) -> None:
+def promote_secondaries(ns: str, ifname: str, value: str | None = None) -> str:
+    path = Path(f"/proc/sys/net/ipv4/conf/{ifname}/promote_secondaries")
+    with entered(ns):  # /proc/sys/net shows the namespace of the thread that opens it
+        if value is not None:
+            path.write_text(value)
+        return path.read_text().strip()
+
+
+async def test_removing_one_vip_keeps_another_in_the_same_subnet(lab: Pair, rtnl: Rtnl) -> None:
     # 10.99.0.0/24 is no subnet of va's own: the first VIP is primary, the second secondary.
+    # With promote_secondaries off, removing the first would take the second along; the
+    # adapter turns it on over netlink (no /proc/sys write: see the daemon test with a
+    # read-only /proc/sys in test_vrrpd_containers.py).
+    promote_secondaries(lab.a, "va", "0")
     first, second = ip_interface("10.99.0.1/24"), ip_interface("10.99.0.2/24")
-    with entered(lab.a):  # the sysctl is set through /proc of the caller's namespace
-        assert manager.add("va", first) and manager.add("va", second)
-    assert manager.remove("va", first)
+    assert await rtnl.add("va", first) and await rtnl.add("va", second)
+    assert promote_secondaries(lab.a, "va") == "1"
+    assert await rtnl.remove("va", first)
     assert entry(lab.a, "va", "10.99.0.2") is not None, "the kernel deleted the secondary"
-    assert manager.remove("va", second)
+    assert await rtnl.remove("va", second)
 
 
-def test_add_rejects_what_cannot_work(manager: AddressManager) -> None:
+async def test_add_rejects_what_cannot_work(rtnl: Rtnl) -> None:
     with pytest.raises(AddressError, match="label"):
-        manager.add("va", ip_interface("10.77.0.101/24"), label="eth0:vip")
+        await rtnl.add("va", ip_interface("10.77.0.101/24"), label="eth0:vip")
+    with pytest.raises(AddressError, match="no label"):
+        await rtnl.add("va", ip_interface("fd00:77::101/64"), label="va:v6")
     with pytest.raises(AddressError) as raised:
-        manager.add("nosuch0", ip_interface("10.77.0.101/24"))
+        await rtnl.add("nosuch0", ip_interface("10.77.0.101/24"))
     assert raised.value.errno == errno.ENODEV
 
 
-OWNED_SNIPPET = """
+MARKED_SNIPPET = """
 import json, sys
-from vrrpd.net.addresses import AddressManager
-with AddressManager() as m:
-    found = m.remove_leftovers() if sys.argv[1] == "remove" else m.owned()
-print(json.dumps([[name, str(address)] for name, address in found]))
+from vrrpd.net import startup
+if sys.argv[1] == "remove":
+    found = startup.remove_marked()
+else:
+    import asyncio
+    from vrrpd.net.rtnl import Rtnl
+    async def owned():
+        async with await Rtnl.open() as rtnl:
+            return [[name, str(address)] for name, address in rtnl.owned()]
+    found = asyncio.run(owned())
+print(json.dumps(found))
 """
 
 
 def in_fresh_process(ns: str, action: str) -> list[list[str]]:
     """What a restarted daemon sees: a new process in the namespace, no state carried."""
     result = subprocess.run(
-        ["ip", "netns", "exec", ns, sys.executable, "-c", OWNED_SNIPPET, action],
+        ["ip", "netns", "exec", ns, sys.executable, "-c", MARKED_SNIPPET, action],
         capture_output=True, text=True, cwd=REPO, timeout=60, check=True,
     )  # fmt: skip
-    import json
-
-    return list(json.loads(result.stdout))
+    return sorted(json.loads(result.stdout))
 
 
-def test_proto_mark_lets_a_restarted_daemon_find_its_leftovers(
-    lab: Pair, manager: AddressManager
-) -> None:
-    manager.add("va", ip_interface("10.77.0.100/24"))
-    manager.add("va", ip_interface("fd00:77::100/64"))
-    manager.add("vc", ip_interface("192.0.2.10/32"))
+async def test_proto_mark_lets_a_restarted_daemon_find_its_leftovers(lab: Pair, rtnl: Rtnl) -> None:
+    await rtnl.add("va", ip_interface("10.77.0.100/24"))
+    await rtnl.add("va", ip_interface("fd00:77::100/64"))
+    await rtnl.add("vc", ip_interface("192.0.2.10/32"))
     ip("addr", "add", "10.77.0.60/24", "dev", "va", ns=lab.a)  # an admin's, not ours
-    manager.close()  # as after kill -9: nothing of the first daemon survives but the kernel
+    rtnl.close()  # as after kill -9: nothing of the first daemon survives but the kernel
     try:
         # iproute2 6.1 does not print the address protocol, so the kernel's word is read
         # by a fresh process; `ip -j` confirms the addresses themselves are still there.
         assert entry(lab.a, "va", "10.77.0.100") and entry(lab.a, "vc", "192.0.2.10")
-        assert sorted(in_fresh_process(lab.a, "owned")) == [
+        assert in_fresh_process(lab.a, "owned") == [
             ["va", "10.77.0.100/24"], ["va", "fd00:77::100/64"], ["vc", "192.0.2.10/32"],
         ]  # fmt: skip
-        assert len(in_fresh_process(lab.a, "remove")) == 3
+        # The early clean-up (standard library only) removes exactly those.
+        assert in_fresh_process(lab.a, "remove") == [
+            ["va", "10.77.0.100/24"], ["va", "fd00:77::100/64"], ["vc", "192.0.2.10/32"],
+        ]  # fmt: skip
         assert in_fresh_process(lab.a, "owned") == []
         assert entry(lab.a, "va", "10.77.0.100") is None
         assert entry(lab.a, "va", "10.77.0.60") is not None  # the admin's address stays
@@ -417,54 +449,130 @@ def test_proto_mark_lets_a_restarted_daemon_find_its_leftovers(
         ip("addr", "del", "192.0.2.10/32", "dev", "vc", ns=lab.a, check=False)
 
 
-def test_owned_filters_and_remove_leftovers_by_interface(
-    lab: Pair, manager: AddressManager
-) -> None:
+async def test_remove_leftovers_takes_marked_addresses_only(lab: Pair, rtnl: Rtnl) -> None:
     va_vip, vc_vip = ip_interface("10.77.0.100/24"), ip_interface("192.0.2.10/32")
-    manager.add("va", va_vip)
-    manager.add("vc", vc_vip)
-    assert manager.owned("vc") == [("vc", vc_vip)]
-    assert manager.remove_leftovers(["vc"]) == [("vc", vc_vip)]
-    assert manager.owned() == [("va", va_vip)]
-    assert all(info.proto == VRRPD_ADDR_PROTO for info in manager.addresses("va") if info.ours)
+    await rtnl.add("va", va_vip)
+    await rtnl.add("vc", vc_vip)
+    ip("addr", "add", "10.77.0.61/24", "dev", "va", ns=lab.a)  # configured as a VIP, not ours
+    try:
+        await eventually(lambda: len(rtnl.owned()) == 2, what="both VIPs marked")
+        assert rtnl.owned("vc") == [("vc", vc_vip)]
+        configured = [("va", ip_interface("10.77.0.61/24"))]
+        assert sorted(await rtnl.remove_leftovers(configured)) == [("va", va_vip), ("vc", vc_vip)]
+        assert rtnl.owned() == [] and entry(lab.a, "va", "10.77.0.100") is None
+        # Where the kernel keeps marks, an unmarked address is someone else's.
+        assert entry(lab.a, "va", "10.77.0.61") is not None
+    finally:
+        ip("addr", "del", "10.77.0.61/24", "dev", "va", ns=lab.a, check=False)
 
 
-def test_primary_address_ignores_vips(lab: Pair, manager: AddressManager) -> None:
-    assert manager.primary_address("va", socket.AF_INET) == IPv4Address(A_V4)
-    assert manager.primary_address("va", socket.AF_INET6) == IPv6Address(
-        str(link_local(lab.a, "va"))
-    )
+async def test_without_marks_the_configured_vips_are_the_leftovers(lab: Pair) -> None:
+    # A kernel before 5.18 drops IFA_PROTO. Injected here: an adapter that neither sends
+    # nor trusts the mark stores the address exactly as such a kernel would, unmarked.
+    with entered(lab.a):
+        crashed = await Rtnl.open(marks=False)
+    vip, other = ip_interface("10.77.0.100/24"), ip_interface("10.77.0.101/24")
+    try:
+        await crashed.add("va", vip, label="va:vip")
+        await crashed.add("va", other)
+        crashed.close()  # killed
+        assert in_fresh_process(lab.a, "owned") == []  # no mark to find
+        assert in_fresh_process(lab.a, "remove") == []  # so the early clean-up finds nothing
+        with entered(lab.a):
+            restarted = await Rtnl.open(marks=False)
+        try:
+            # The restarted daemon's configuration still holds `vip` (on va), no longer
+            # `other`: the configured one goes, the other stays (nothing says it is ours).
+            assert await restarted.remove_leftovers([("va", vip)]) == [("va", vip)]
+            assert entry(lab.a, "va", "10.77.0.100") is None
+            assert entry(lab.a, "va", "10.77.0.101") is not None
+        finally:
+            restarted.close()
+    finally:
+        ip("addr", "flush", "dev", "va", "to", "10.77.0.100/31", ns=lab.a, check=False)
+
+
+def test_marks_supported_by_kernel_release() -> None:
+    assert marks_supported("5.18.0") and marks_supported("6.18.44-fc-v1252")
+    assert not marks_supported("5.17.15") and not marks_supported("5.15.0-91-generic")
+    assert not marks_supported("4.19.0-26-amd64")
+    assert marks_supported("7.0") and marks_supported("weird")  # unparsable: assume new
+
+
+async def test_primary_address_ignores_vips(lab: Pair, rtnl: Rtnl) -> None:
+    assert rtnl.primary_address("va", socket.AF_INET) == IPv4Address(A_V4)
+    assert rtnl.primary_address("va", 6) == IPv6Address(str(link_local(lab.a, "va")))
     # A VIP in a subnet of its own is "primary" to the kernel; on an interface without
     # addresses of its own it is the only one. Neither may become the advert source.
-    manager.add("va", ip_interface("198.51.100.7/32"))
-    manager.add("vc", ip_interface("198.51.100.8/32"))
-    assert manager.primary_address("va", socket.AF_INET) == IPv4Address(A_V4)
-    assert manager.primary_address("vc", socket.AF_INET) is None
-    assert manager.primary_address("nosuch0", socket.AF_INET) is None
+    await rtnl.add("va", ip_interface("198.51.100.7/32"))
+    await rtnl.add("vc", ip_interface("198.51.100.8/32"))
+    await eventually(lambda: len(rtnl.owned()) == 2, what="the kernel's events")
+    assert rtnl.primary_address("va", 4) == IPv4Address(A_V4)
+    assert rtnl.primary_address("vc", socket.AF_INET) is None
+    assert rtnl.primary_address("nosuch0", socket.AF_INET) is None
 
 
-def test_interface_for_uses_non_vip_subnets(manager: AddressManager) -> None:
-    assert manager.interface_for(ip_interface("10.77.0.100/24")) == "va"
-    assert manager.interface_for(ip_interface("fd00:77::100/64")) == "va"
-    assert manager.interface_for(IPv4Address("10.77.0.200")) == "va"
-    assert manager.interface_for(ip_interface("203.0.113.1/24")) is None
-    assert manager.interface_for(ip_interface("fe80::99/64")) is None  # every link has fe80::
-    manager.add("vc", ip_interface("203.0.113.5/24"))  # a VIP's subnet does not count
-    assert manager.interface_for(ip_interface("203.0.113.1/24")) is None
+async def test_interface_for_uses_non_vip_subnets(rtnl: Rtnl) -> None:
+    assert rtnl.interface_for(ip_interface("10.77.0.100/24")) == "va"
+    assert rtnl.interface_for(ip_interface("fd00:77::100/64")) == "va"
+    assert rtnl.interface_for(IPv4Address("10.77.0.200")) == "va"
+    assert rtnl.interface_for(ip_interface("203.0.113.1/24")) is None
+    assert rtnl.interface_for(ip_interface("fe80::99/64")) is None  # every link has fe80::
+    await rtnl.add("vc", ip_interface("203.0.113.5/24"))  # a VIP's subnet does not count
+    await eventually(lambda: rtnl.owned("vc") != [], what="the kernel's event")
+    assert rtnl.interface_for(ip_interface("203.0.113.1/24")) is None
 
 
-def test_ifindex_and_link_up(lab: Pair, manager: AddressManager) -> None:
+async def test_ifindex_and_link_up(lab: Pair, rtnl: Rtnl) -> None:
     with entered(lab.a):
-        assert manager.ifindex("va") == socket.if_nametoindex("va")
-    assert manager.ifindex("nosuch0") is None
-    assert manager.link_up("va") is True
-    assert manager.link_up("nosuch0") is False
+        assert rtnl.ifindex("va") == socket.if_nametoindex("va")
+    assert rtnl.ifindex("nosuch0") is None
+    assert rtnl.link_up("va") is True
+    assert rtnl.link_up("nosuch0") is False
     ip("link", "set", "vd", "down", ns=lab.b)  # carrier lost on vc
     try:
-        wait_for(lambda: not manager.link_up("vc"), 3, "vc without carrier")
+        await eventually(lambda: not rtnl.link_up("vc"), what="vc without carrier")
     finally:
         ip("link", "set", "vd", "up", ns=lab.b)
-    wait_for(lambda: manager.link_up("vc"), 3, "vc up again")
+    await eventually(lambda: rtnl.link_up("vc"), what="vc up again")
+
+
+# --- one daemon per namespace ----------------------------------------------------------------
+
+
+def test_namespace_lock_is_per_namespace_and_dies_with_its_holder(lab: Pair) -> None:
+    with entered(lab.a):
+        first, second = startup.NamespaceLock(), startup.NamespaceLock()
+        assert first.acquire() and first.acquire()  # idempotent
+        assert not second.acquire()  # a live vrrpd holds this namespace
+    with entered(lab.b):
+        elsewhere = startup.NamespaceLock()
+        assert elsewhere.acquire()  # another namespace, another lock
+    elsewhere.release()
+    first.release()
+    with entered(lab.a):
+        assert second.acquire()
+    second.release()
+    # A holder killed with SIGKILL releases it: the kernel closes its socket.
+    holder = subprocess.Popen(
+        ["ip", "netns", "exec", lab.a, sys.executable, "-c",
+         "from vrrpd.net.startup import NamespaceLock as L; import time; "
+         "lock = L(); assert lock.acquire(); print(flush=True); time.sleep(60)"],
+        cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "\n"
+        with entered(lab.a):
+            assert not startup.NamespaceLock().acquire()
+        holder.kill()
+        holder.wait(5)
+        with entered(lab.a):
+            again = startup.NamespaceLock()
+            assert again.acquire()
+            again.release()
+    finally:
+        holder.kill()
+        holder.wait(5)
 
 
 # --- announcements -------------------------------------------------------------------------
@@ -497,8 +605,6 @@ def test_gratuitous_arp_frame_and_effect(lab: Pair) -> None:
 
 
 def ip_json_neigh(ns: str) -> list[dict[str, str]]:
-    import json
-
     return list(json.loads(ip("-j", "neigh", "show", "dev", "vb", ns=ns) or "[]"))
 
 
@@ -554,16 +660,20 @@ def test_announce_errors_are_announce_errors(lab: Pair) -> None:
         announcer.close()
 
 
-# --- link monitor --------------------------------------------------------------------------
+# --- link events ---------------------------------------------------------------------------
 
 
-def events_until(monitor: LinkMonitor, wanted: LinkEvent, timeout: float = 3.0) -> list[LinkEvent]:
-    """Poll as the driver would (on readability) until `wanted` shows up; all events seen."""
+async def events_until(rtnl: Rtnl, wanted: LinkEvent, timeout: float = 3.0) -> list[LinkEvent]:
+    """Collect what the adapter hands out (as the driver does on its wake-up) until `wanted`."""
+    woken = asyncio.Event()
+    rtnl.subscribe(woken.set)
     seen: list[LinkEvent] = []
     deadline = time.monotonic() + timeout
     while wanted not in seen and (left := deadline - time.monotonic()) > 0:
-        if select.select([monitor.fileno()], [], [], left)[0]:
-            seen += monitor.poll()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woken.wait(), left)
+        woken.clear()
+        seen += rtnl.poll()
     assert wanted in seen, f"{wanted} not among {seen}"
     return seen
 
@@ -572,29 +682,29 @@ def operational(ns: str, ifname: str) -> bool:
     return bool(link_info(ns, ifname)["operstate"] == "UP")
 
 
-def test_link_monitor_reports_changes_only(lab: Pair) -> None:
+async def test_link_events_report_changes_only(lab: Pair) -> None:
     # Carrier changes reach operstate through the kernel's linkwatch, up to a second late:
     # start from a settled link.
     wait_for(lambda: operational(lab.a, "vc"), 3, "vc operationally up")
     with entered(lab.a):
-        monitor = LinkMonitor()
+        rtnl = await Rtnl.open()
     try:
-        assert monitor.is_up("vc") is True and monitor.is_up("nosuch0") is None
-        assert monitor.poll() == []
+        assert rtnl.is_up("vc") is True and rtnl.is_up("nosuch0") is None
+        assert rtnl.poll() == []
 
         ip("link", "set", "vc", "down", ns=lab.a)  # admin down
-        assert events_until(monitor, LinkEvent("vc", False)) == [LinkEvent("vc", False)]
+        assert await events_until(rtnl, LinkEvent("vc", False)) == [LinkEvent("vc", False)]
         ip("link", "set", "vc", "up", ns=lab.a)
-        assert events_until(monitor, LinkEvent("vc", True)) == [LinkEvent("vc", True)]
+        assert await events_until(rtnl, LinkEvent("vc", True)) == [LinkEvent("vc", True)]
 
         ip("link", "set", "vd", "down", ns=lab.b)  # the peer goes away: carrier lost
-        assert events_until(monitor, LinkEvent("vc", False)) == [LinkEvent("vc", False)]
+        assert await events_until(rtnl, LinkEvent("vc", False)) == [LinkEvent("vc", False)]
         ip("link", "set", "vd", "up", ns=lab.b)
-        assert events_until(monitor, LinkEvent("vc", True)) == [LinkEvent("vc", True)]
+        assert await events_until(rtnl, LinkEvent("vc", True)) == [LinkEvent("vc", True)]
 
         ip("link", "set", "vc", "mtu", "1400", ns=lab.a)  # a change that is no up/down
-        time.sleep(0.2)
-        assert monitor.poll() == []
+        await asyncio.sleep(0.2)
+        assert rtnl.poll() == []
 
         # A bridge reports its ports with AF_BRIDGE messages; leaving the bridge is an
         # AF_BRIDGE RTM_DELLINK. Neither is about vc itself.
@@ -602,70 +712,43 @@ def test_link_monitor_reports_changes_only(lab: Pair) -> None:
         ip("link", "set", "vc", "master", "vbr", ns=lab.a)
         ip("link", "set", "vc", "nomaster", ns=lab.a)
         ip("link", "del", "vbr", ns=lab.a)
-        seen = events_until(monitor, LinkEvent("vbr", False))  # the bridge came and went
-        time.sleep(0.2)
-        seen += monitor.poll()
-        assert [e for e in seen if e.ifname == "vc"] == [] and monitor.is_up("vc") is True
+        seen = await events_until(rtnl, LinkEvent("vbr", False))  # the bridge came and went
+        await asyncio.sleep(0.2)
+        seen += rtnl.poll()
+        assert [e for e in seen if e.ifname == "vc"] == [] and rtnl.is_up("vc") is True
 
         ip("link", "add", "vx", "type", "veth", "peer", "name", "vy", ns=lab.a)
-        events_until(monitor, LinkEvent("vx", False))  # new interfaces are reported
+        await events_until(rtnl, LinkEvent("vx", False))  # new interfaces are reported
         ip("link", "set", "vx", "up", ns=lab.a)
         ip("link", "set", "vy", "up", ns=lab.a)
-        events_until(monitor, LinkEvent("vx", True))
+        await events_until(rtnl, LinkEvent("vx", True))
         ip("link", "del", "vx", ns=lab.a)
-        events_until(monitor, LinkEvent("vx", False))  # deleted: down
-        assert monitor.is_up("vx") is None
+        await events_until(rtnl, LinkEvent("vx", False))  # deleted: down
+        await eventually(lambda: rtnl.is_up("vx") is None, what="vx forgotten")
     finally:
-        monitor.close()
+        rtnl.close()
         ip("link", "set", "vc", "mtu", "1500", ns=lab.a, check=False)
         ip("link", "del", "vx", ns=lab.a, check=False)
         ip("link", "del", "vbr", ns=lab.a, check=False)
 
 
-def test_link_monitor_recovers_from_overflow(lab: Pair, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="vrrpd.net.links")
+async def test_link_events_recover_from_overflow(
+    lab: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="vrrpd")
     wait_for(lambda: operational(lab.a, "vc"), 3, "vc operationally up")
     with entered(lab.a):
-        monitor = LinkMonitor(rcvbuf=1)  # the kernel's minimum: a few messages
+        rtnl = await Rtnl.open(rcvbuf=1)  # the kernel's minimum: a few messages
     try:
-        for _ in range(20):  # far more events than fit: the kernel drops them (ENOBUFS)
+        # The loop is not running while `ip` flaps the link: far more events than fit,
+        # and the kernel drops them (ENOBUFS).
+        for _ in range(20):
             ip("link", "set", "vc", "down", ns=lab.a)
             ip("link", "set", "vc", "up", ns=lab.a)
         ip("link", "set", "vc", "down", ns=lab.a)
-        seen = events_until(monitor, LinkEvent("vc", False))
-        assert seen[-1] == LinkEvent("vc", False) and monitor.is_up("vc") is False
+        seen = await events_until(rtnl, LinkEvent("vc", False))
+        assert seen[-1] == LinkEvent("vc", False) and rtnl.is_up("vc") is False
         assert "overflowed" in caplog.text  # the resync path ran, not the normal one
     finally:
-        monitor.close()
+        rtnl.close()
         ip("link", "set", "vc", "up", ns=lab.a)
-
-
-def test_adapters_work_inside_a_running_event_loop(lab: Pair) -> None:
-    """The driver calls everything from its asyncio loop: nothing here may run a loop of
-    its own (pyroute2 0.9's sync IPRoute does, and fails there)."""
-
-    async def scenario() -> tuple[list[LinkEvent], list[tuple[str, IPInterface]]]:
-        with entered(lab.a):
-            monitor = LinkMonitor()
-            manager = AddressManager()
-        loop = asyncio.get_running_loop()
-        got: asyncio.Queue[list[LinkEvent]] = asyncio.Queue()
-        loop.add_reader(monitor.fileno(), lambda: got.put_nowait(monitor.poll()))
-        try:
-            manager.add("va", ip_interface("10.77.0.100/24"))
-            owned = list(manager.owned("va"))
-            manager.remove("va", ip_interface("10.77.0.100/24"))
-            ip("link", "set", "vc", "down", ns=lab.a)
-            events: list[LinkEvent] = []
-            while LinkEvent("vc", False) not in events:
-                events += await asyncio.wait_for(got.get(), 3)
-            return events, owned
-        finally:
-            loop.remove_reader(monitor.fileno())
-            monitor.close()
-            manager.close()
-            ip("link", "set", "vc", "up", ns=lab.a)
-
-    events, owned = asyncio.run(scenario())
-    assert owned == [("va", ip_interface("10.77.0.100/24"))]
-    assert LinkEvent("vc", False) in events

@@ -1,0 +1,186 @@
+"""What `vrrpd run` does first, before anything heavy is imported: claim the network
+namespace and remove the VIPs a killed predecessor left behind.
+
+A VIP that a dead vrrpd left on an interface is answered for by two nodes until it goes,
+so this runs ~1 ms into the process instead of after pydantic, the model, asyncio and
+pyroute2 are loaded and the file is validated. That is safe whatever the configuration
+file says: every address carrying our mark (IFA_PROTO 0x56) was put there by a vrrpd, and
+the namespace lock proves that vrrpd is gone, so no configuration, valid or not, could
+want those addresses kept. An invalid file still changes nothing else on the host.
+
+The lock is an abstract unix socket. Abstract names live in the network namespace, so
+two daemons of one namespace (a pod replaced while the old one still hands over) see
+each other, daemons of different namespaces do not, and the kernel releases the name
+when the holder dies, kill -9 included: no stale lock file.
+
+Why the standard library and not pyroute2, which does all other netlink of the daemon:
+importing pyroute2 alone takes ~0.25 s here (its package imports every netlink family
+it supports, and asyncio), which is the whole delay this module exists to remove. One
+address dump and a delete per leftover are a few structs.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+
+VRRPD_ADDR_PROTO = 0x56  # our mark in IFA_PROTO ('V'); see vrrpd.net.rtnl
+LOCK_NAME = b"\0kube-vrrp/vrrpd"
+
+# linux/netlink.h, linux/rtnetlink.h, linux/if_addr.h
+_NETLINK_ROUTE = 0
+_NLMSG_ERROR, _NLMSG_DONE = 2, 3
+_NLM_F_REQUEST, _NLM_F_ACK, _NLM_F_DUMP, _NLM_F_DUMP_INTR = 0x1, 0x4, 0x300, 0x10
+_RTM_DELADDR, _RTM_GETADDR = 21, 22
+_IFA_ADDRESS, _IFA_LOCAL, _IFA_PROTO = 1, 2, 11
+_HEADER = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
+_IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
+_ATTR = struct.Struct("=HH")  # rtattr: len, type
+
+
+class NamespaceLock:
+    """At most one vrrpd per network namespace; `acquire` never blocks."""
+
+    def __init__(self) -> None:
+        self._sock: socket.socket | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._sock is not None
+
+    def acquire(self) -> bool:
+        """True if we hold the lock now (or did already); False if a live vrrpd does."""
+        if self._sock is not None:
+            return True
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.bind(LOCK_NAME)
+        except OSError as exc:
+            sock.close()
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise
+        self._sock = sock
+        return True
+
+    def release(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+def _attrs(data: bytes, offset: int) -> dict[int, bytes]:
+    found = {}
+    while offset + _ATTR.size <= len(data):
+        length, kind = _ATTR.unpack_from(data, offset)
+        if length < _ATTR.size:
+            break
+        found[kind] = data[offset + _ATTR.size : offset + length]
+        offset += (length + 3) & ~3
+    return found
+
+
+def _attr(kind: int, value: bytes) -> bytes:
+    length = _ATTR.size + len(value)
+    return _ATTR.pack(length, kind) + value + b"\0" * (-length % 4)
+
+
+def _exchange(sock: socket.socket, seq: int, kind: int, flags: int, body: bytes) -> list[bytes]:
+    """One request; the payloads of its replies. OSError with the kernel's errno."""
+    header = _HEADER.pack(_HEADER.size + len(body), kind, _NLM_F_REQUEST | flags, seq, 0)
+    sock.send(header + body)
+    replies: list[bytes] = []
+    interrupted = False
+    while True:
+        data = sock.recv(1 << 16)
+        offset = 0
+        while offset + _HEADER.size <= len(data):
+            length, msg_type, msg_flags, msg_seq, _pid = _HEADER.unpack_from(data, offset)
+            payload = data[offset + _HEADER.size : offset + length]
+            offset += (length + 3) & ~3
+            if msg_seq != seq:
+                continue
+            interrupted = interrupted or bool(msg_flags & _NLM_F_DUMP_INTR)
+            if msg_type in (_NLMSG_ERROR, _NLMSG_DONE):
+                code = -struct.unpack_from("=i", payload)[0] if len(payload) >= 4 else 0
+                if code > 0:
+                    raise OSError(code, os.strerror(code))
+                if interrupted:  # the table changed during the dump: not all of it
+                    raise InterruptedError(errno.EINTR, "address dump interrupted")
+                return replies
+            replies.append(payload)
+
+
+def remove_marked(mark: int = VRRPD_ADDR_PROTO) -> list[tuple[str, str]]:
+    """Delete every address of this namespace that carries `mark` in IFA_PROTO.
+
+    Returns (interface, address/prefix) for each one deleted. A secondary address can go
+    with its primary before its own turn (promote_secondaries off); it still counts.
+    Kernels before 5.18 keep no IFA_PROTO, so there this finds nothing (see
+    docs/architecture.md: the configured VIPs are removed later instead).
+    """
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC) as sock:
+        sock.settimeout(5.0)
+        sock.bind((0, 0))
+        for attempt in range(5):
+            try:
+                dump = _exchange(sock, 1 + attempt, _RTM_GETADDR, _NLM_F_DUMP,
+                                 _IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0))  # fmt: skip
+                break
+            except InterruptedError:
+                continue
+        else:
+            raise OSError(errno.EAGAIN, "the address table kept changing during the dump")
+        removed = []
+        for seq, payload in enumerate(dump, 100):
+            family, prefixlen, _flags, _scope, index = _IFADDRMSG.unpack_from(payload)
+            attrs = _attrs(payload, _IFADDRMSG.size)
+            if attrs.get(_IFA_PROTO, b"\0")[0] != mark:
+                continue
+            local = attrs.get(_IFA_LOCAL) or attrs[_IFA_ADDRESS]
+            body = _IFADDRMSG.pack(family, prefixlen, 0, 0, index)
+            if family == socket.AF_INET:
+                body += _attr(_IFA_LOCAL, local)
+            body += _attr(_IFA_ADDRESS, local)
+            try:
+                _exchange(sock, seq, _RTM_DELADDR, _NLM_F_ACK, body)
+            except OSError as exc:
+                if exc.errno != errno.EADDRNOTAVAIL:  # gone with its primary: fine
+                    raise
+            try:
+                ifname = socket.if_indextoname(index)
+            except OSError:
+                ifname = str(index)
+            address = socket.inet_ntop(family, local)
+            removed.append((ifname, f"{address}/{prefixlen}"))
+        return removed
+
+
+class Claim:
+    """The namespace lock, and what was removed once it was ours."""
+
+    def __init__(self) -> None:
+        self.lock = NamespaceLock()
+        self.removed: list[tuple[str, str]] = []
+        self.error: OSError | None = None
+        self.cleaned = False
+
+    def clean(self) -> None:
+        self.cleaned = True
+        try:
+            self.removed += remove_marked()
+        except OSError as exc:  # reported once logging is set up; the daemon retries
+            self.error = exc
+
+
+EARLY: Claim | None = None  # set by claim_early(), the first thing `vrrpd run` does
+
+
+def claim_early() -> None:
+    """Take the lock and, if no live vrrpd holds it, remove the marked leftovers."""
+    global EARLY
+    EARLY = Claim()
+    if EARLY.lock.acquire():
+        EARLY.clean()
