@@ -252,6 +252,7 @@ async def _run(args: argparse.Namespace, source: FileSource | KubeSource,
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     stop_task: asyncio.Task[None] | None = None
+    aborting: list[asyncio.Task[None]] = []
     follower = asyncio.create_task(source.follow(daemon))
 
     def on_stop(signame: str) -> None:
@@ -263,7 +264,8 @@ async def _run(args: argparse.Namespace, source: FileSource | KubeSource,
             stop_task.add_done_callback(lambda _: done.set())
         else:
             log.warning("%s again: removing the VIPs and stopping now", signame)
-            asyncio.create_task(daemon.abort()).add_done_callback(lambda _: done.set())
+            aborting.append(asyncio.create_task(daemon.abort()))
+            aborting[-1].add_done_callback(lambda _: done.set())
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_stop, sig.name)

@@ -437,6 +437,9 @@ class Daemon:
         if inst.effects is None and not any(self._waits(inst, a) for a in actions):
             self._carry_out(inst, actions)
             return
+        if inst.timer is not None:  # re-armed from the FSM's deadline once the batch is done
+            inst.timer.cancel()
+            inst.timer = None
         inst.effects = self.loop.create_task(self._carry_out_later(inst, actions, inst.effects))
         inst.effects.add_done_callback(_report_failure)
 
