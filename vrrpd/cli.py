@@ -84,7 +84,8 @@ async def _claim_namespace() -> None:
 
     claim = startup.EARLY or startup.Claim()
     if not claim.lock.held and not claim.lock.acquire():
-        log.warning("another vrrpd runs in this network namespace; waiting for it to exit")
+        log.warning("another vrrpd (pid %s) runs in this network namespace; waiting for it "
+                    "to exit", claim.lock.holder())  # fmt: skip
         while not claim.lock.acquire():
             await asyncio.sleep(0.2)
     if not claim.cleaned:

@@ -564,6 +564,7 @@ def test_namespace_lock_is_per_namespace_and_dies_with_its_holder(lab: Pair) -> 
         assert holder.stdout is not None and holder.stdout.readline() == "\n"
         with entered(lab.a):
             assert not startup.NamespaceLock().acquire()
+            assert startup.NamespaceLock.holder() == holder.pid  # named in the daemon's log
         holder.kill()
         holder.wait(5)
         with entered(lab.a):

@@ -62,8 +62,20 @@ class NamespaceLock:
             if exc.errno == errno.EADDRINUSE:
                 return False
             raise
+        sock.listen()  # only so that a waiting daemon can ask who holds it (holder())
         self._sock = sock
         return True
+
+    @staticmethod
+    def holder() -> int | None:
+        """The pid of the process holding the lock (of this namespace), if any."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
+            try:
+                sock.connect(LOCK_NAME)
+            except OSError:
+                return None
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            return int(struct.unpack("3i", creds)[0])
 
     def release(self) -> None:
         if self._sock is not None:
