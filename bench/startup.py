@@ -10,7 +10,8 @@ then execs `vrrpd run` in n1 and times, from the exec (the Popen of `ip netns ex
               master after Master_Down_Interval (3 x 100 ms + skew) of that
     RSS       VmRSS one second after the first advert
 
-and, as the floor of this machine, `python -c pass` run the same way (exec -> exit);
+and, as the floor of this machine, the interpreter alone run the same way (exec -> exit of
+`python -c "import os; os._exit(0)"`: start-up and site, no teardown);
 "clean - python" is, run by run, what the daemon adds to that floor before the VIP goes.
 `--checkouts main=/path,branch=.` runs the daemon of each checkout (its directory first on
 PYTHONPATH), interleaved run by run, so that before and after come from the same run.
@@ -94,7 +95,7 @@ def _joined(log: Path, exec_wall: float) -> float | None:
     return None
 
 
-def run_once(checkout: str, path: Path, index: int) -> Run:
+def run_once(checkout: str, path: Path, index: int, python: str = sys.executable) -> Run:
     run = Run(checkout=checkout, run=index)
     env = dict(os.environ, PYTHONPATH=str(path))
     with (
@@ -104,7 +105,8 @@ def run_once(checkout: str, path: Path, index: int) -> Run:
         node = lab.node(1)
         t0 = time.monotonic()
         # cwd too: `python -m` puts the current directory first on sys.path.
-        lab.run(node.netns, [sys.executable, "-c", "pass"], env=env, cwd=path).wait(10)
+        floor = [python, "-c", "import os; os._exit(0)"]  # start-up, no teardown
+        lab.run(node.netns, floor, env=env, cwd=path).wait(10)
         run.interpreter_ms = 1000 * (time.monotonic() - t0)
         config = Path(workdir) / "vip.yaml"
         config.write_text(render_vrrpd_config(0.1))
@@ -117,7 +119,7 @@ def run_once(checkout: str, path: Path, index: int) -> Run:
                 run.error = "the leftover VIP was not in place"
                 return run
             argv = [
-                sys.executable, "-m", "vrrpd", "run", "--config", str(config), "--node", "n1",
+                python, "-m", "vrrpd", "run", "--config", str(config), "--node", "n1",
                 "--log-format", "json", "--http-address", "none",
             ]  # fmt: skip
             with open(log, "ab") as stderr:
@@ -160,7 +162,7 @@ def summarize(runs: Sequence[Run]) -> list[Row]:
 
 
 def format_table(rows: Sequence[Row]) -> str:
-    header = ["checkout", "runs", "python -c pass ms", "clean med ms", "clean p95 ms",
+    header = ["checkout", "runs", "python ms", "clean med ms", "clean p95 ms",
               "clean - python ms", "joined med ms", "first advert med ms", "RSS MB",
               "target (clean)"]  # fmt: skip
     lines = [header]
@@ -190,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=f"this={ROOT}",
         help="NAME=DIR,...: whose vrrpd to run (default: this checkout)",
     )
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the interpreter that runs the daemon (a venv with only its dependencies "
+        "shows the start-up without this machine's site-packages hooks)",
+    )
     parser.add_argument("--json", help="write every run to this file")
     return parser
 
@@ -210,14 +218,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for index in range(1, args.runs + 1):
         for name, path in checkouts:  # interleaved, so drift in the machine hits both
             try:
-                run = run_once(name, path, index)
+                run = run_once(name, path, index, args.python)
             except LabError as exc:
                 run = Run(checkout=name, run=index, error=str(exc))
             runs.append(run)
             progress = f"clean {run.clean_ms} ms, joined {run.joined_ms} ms, advert {run.advert_ms}"
             print(f"{name} #{index}: {progress} ms {run.error}", file=sys.stderr, flush=True)
     info["loadavg_end"] = os.getloadavg()
-    print(f"start-up benchmark, {format_machine(info)}")
+    print(f"start-up benchmark, {format_machine(info)}; daemon run by {args.python}")
     print(format_table(summarize(runs)))
     for r in runs:
         if r.error:
