@@ -2,11 +2,12 @@
 namespace and remove the VIPs a killed predecessor left behind.
 
 A VIP that a dead vrrpd left on an interface is answered for by two nodes until it goes,
-so this runs ~1 ms into the process instead of after pydantic, the model, asyncio and
-pyroute2 are loaded and the file is validated. That is safe whatever the configuration
-file says: every address carrying our mark (IFA_PROTO 0x56) was put there by a vrrpd, and
-the namespace lock proves that vrrpd is gone, so no configuration, valid or not, could
-want those addresses kept. An invalid file still changes nothing else on the host.
+so this runs as soon as the interpreter is up (a few milliseconds of our own), not after
+pydantic, the model, asyncio and pyroute2 are loaded and the file is validated. That is
+safe whatever the configuration file says: every address carrying our mark (IFA_PROTO
+0x56) was put there by a vrrpd, and the namespace lock proves that vrrpd is gone, so no
+configuration, valid or not, could want those addresses kept. An invalid file still
+changes nothing else on the host.
 
 The lock is an abstract unix socket. Abstract names live in the network namespace, so
 two daemons of one namespace (a pod replaced while the old one still hands over) see
@@ -133,7 +134,8 @@ def remove_marked(mark: int = VRRPD_ADDR_PROTO) -> list[tuple[str, str]]:
     Kernels before 5.18 keep no IFA_PROTO, so there this finds nothing (see
     docs/architecture.md: the configured VIPs are removed later instead).
     """
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC) as sock:
+    kind = socket.SOCK_RAW | socket.SOCK_CLOEXEC
+    with socket.socket(socket.AF_NETLINK, kind, _NETLINK_ROUTE) as sock:
         sock.settimeout(5.0)
         sock.bind((0, 0))
         for attempt in range(5):
