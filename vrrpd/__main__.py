@@ -9,8 +9,10 @@ import sys
 
 
 def main() -> int:
-    if sys.argv[1:2] == ["run"]:  # only `run` touches the host; the parser has no options
-        from vrrpd.net.startup import claim_early  # before it, so none can precede "run"
+    # Only `run` touches the host. The parser has no options of its own, so the command is
+    # always the first argument.
+    if sys.argv[1:2] == ["run"]:
+        from vrrpd.net.startup import claim_early
 
         claim_early()
     from vrrpd.cli import main as command_line

@@ -171,8 +171,8 @@ class FakeHost:
     def set_link(self, up: bool) -> None:
         self.link["eth0"] = up
         self.links.events.append(LinkEvent("eth0", up))
-        assert self.daemon is not None
-        self.daemon._on_link_events()
+        assert self.links.on_change is not None, "the daemon subscribes to link events"
+        self.links.on_change()
 
     def close(self) -> None:
         for sock in self.sockets:
