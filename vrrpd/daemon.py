@@ -478,8 +478,14 @@ class Daemon:
         """Actions other than address changes. `last`: the end of the batch, whose
         transitions (`earlier` ones included) are recorded here."""
         moved = list(earlier or ())
+        # A batch that waited for the kernel may find its state already left (the link went
+        # down while the VIP was being added): no advert or GARP for a mastership now over.
+        ended = [a.new for a in (*moved, *actions) if isinstance(a, Transition)]
+        stale = bool(ended) and ended[-1] != inst.router.state
         stopped = False
         for action in actions:
+            if isinstance(action, SendAdvertisement | Announce) and stale:
+                continue
             if isinstance(action, SendAdvertisement):
                 self._send(inst, action.advertisement)
             elif isinstance(action, Transition):

@@ -70,10 +70,14 @@ class FakeAddresses:
         self.host = host
 
     async def add(self, ifname: str, address: IPInterface, label: str | None = None) -> None:
+        if self.host.kernel_delay:
+            await asyncio.sleep(self.host.kernel_delay)
         self.host.vips.setdefault(ifname, set()).add(address)
         self.host.log.append((asyncio.get_running_loop().time(), "add", str(address)))
 
     async def remove(self, ifname: str, address: IPInterface) -> None:
+        if self.host.kernel_delay:
+            await asyncio.sleep(self.host.kernel_delay)
         self.host.vips.get(ifname, set()).discard(address)
         self.host.log.append((asyncio.get_running_loop().time(), "remove", str(address)))
 
@@ -142,6 +146,7 @@ class FakeHost:
     announced: list[tuple[float, str]] = field(default_factory=list)
     log: list[tuple[float, str, str]] = field(default_factory=list)
     configured_at_start: list[tuple[str, IPInterface]] = field(default_factory=list)
+    kernel_delay: float = 0.0  # how long each address change takes to be acknowledged
     sockets: list[FakeSocket] = field(default_factory=list)
     daemon: Daemon | None = None
 

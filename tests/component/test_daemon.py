@@ -195,3 +195,37 @@ async def test_a_second_signal_drops_the_vips_at_once(wire: FakeWire) -> None:
     await a.daemon.abort()
     await stopping
     assert not a.holds(VIP)
+
+
+async def until_state(host: FakeHost, wanted: State, timeout: float = 30) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while state(host) != wanted:
+        assert loop.time() < deadline, f"{host.name} never {wanted}"
+        await asyncio.sleep(0.001)
+
+
+async def test_garp_and_adverts_wait_until_the_vip_is_on_the_interface(wire: FakeWire) -> None:
+    a = wire.host("node-a", "192.168.77.11/24")
+    a.kernel_delay = 0.05  # a slow kernel: each address change takes 50 ms to acknowledge
+    assert a.daemon is not None
+    await a.daemon.start(configs("node-a"))
+    await until_state(a, State.MASTER)
+    await asyncio.sleep(1)
+    [(added, _, _)] = [entry for entry in a.log if entry[1] == "add"]
+    assert a.announced and all(t >= added for t, _ in a.announced)
+    assert a.sockets[0].sent and all(t >= added for t, _, _ in a.sockets[0].sent)
+
+
+async def test_effects_of_an_instance_never_overtake_one_another(wire: FakeWire) -> None:
+    a = wire.host("node-a", "192.168.77.11/24")
+    a.kernel_delay = 1.0
+    assert a.daemon is not None
+    await a.daemon.start(configs("node-a"))
+    await until_state(a, State.MASTER)  # its VIP is on its way to the interface
+    a.set_link(False)  # and the link goes down before it got there
+    assert state(a) == State.FAULT
+    await asyncio.sleep(5)
+    assert [op for _, op, _ in a.log] == ["add", "remove"] and not a.holds(VIP)
+    # No gratuitous ARP or advert for a mastership that was over when the VIP arrived.
+    assert a.announced == [] and a.sockets[0].sent == []
