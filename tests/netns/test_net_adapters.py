@@ -379,7 +379,7 @@ async def test_removing_one_vip_keeps_another_in_the_same_subnet(lab: Pair, rtnl
     # 10.99.0.0/24 is no subnet of va's own: the first VIP is primary, the second secondary.
     # With promote_secondaries off, removing the first would take the second along; the
     # adapter turns it on over netlink (no /proc/sys write: see the daemon test with a
-    # read-only /proc/sys in test_vrrpd_containers.py).
+    # read-only /proc/sys in test_read_only_sysctls.py).
     promote_secondaries(lab.a, "va", "0")
     first, second = ip_interface("10.99.0.1/24"), ip_interface("10.99.0.2/24")
     assert await rtnl.add("va", first) and await rtnl.add("va", second)
