@@ -119,8 +119,8 @@ def test_vips_sharing_a_subnet_move_one_at_a_time_without_promote_secondaries(
 ) -> None:
     lab = lab_factory(2)
     for i in (1, 2):  # the kernel's default, made sure of
-        ip = ["ip", "netns", "exec", lab.node(i).netns]
-        subprocess.run([*ip, "sysctl", "-qw", f"{SYSCTL[10:].replace('/', '.')}=0"], check=True)
+        off = "net.ipv4.conf.eth0.promote_secondaries=0"
+        subprocess.run(["ip", "netns", "exec", lab.node(i).netns, "sysctl", "-qw", off], check=True)
         assert _sysctl(lab, i) == "0"
     for name in VIPS:
         (tmp_path / name).write_text("0")
@@ -130,9 +130,8 @@ def test_vips_sharing_a_subnet_move_one_at_a_time_without_promote_secondaries(
     monitor = AddressMonitor(lab, lab.node(1).netns)
     daemons = [ReadOnlySysctlVrrpd(lab, i, configs[i - 1]).start() for i in (1, 2)]
     try:
-        assert wait_until(lambda: all(lab.holders(v) == [1] for v in VIPS.values()), 20), daemons[
-            0
-        ].log_text()
+        all_on_n1 = wait_until(lambda: all(lab.holders(v) == [1] for v in VIPS.values()), 20)
+        assert all_on_n1, daemons[0].log_text()
         time.sleep(0.5)
         # The kernel made the first VIP it got primary, the others its secondaries: the
         # primary moves first, the case that used to take the others along.
