@@ -34,16 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import align_columns, fmt_ms, median, percentile
-from bench.failover import (
-    VIP,
-    HolderWatch,
-    exit_on_signal,
-    format_machine,
-    machine_info,
-    next_advert,
-    packet_socket_in,
-    render_vrrpd_config,
-)
+from bench.failover import VIP, HolderWatch, next_advert, packet_socket_in, render_vrrpd_config
+from bench.harness import exit_on_signal, format_machine, machine_info
 from vrrpd.lab.netns import Lab, LabError
 
 LAB_PREFIX = "kvstart"
@@ -213,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         checkouts.append((name or path, Path(path).resolve()))
     signal.signal(signal.SIGTERM, exit_on_signal)
     Lab.cleanup_stale(LAB_PREFIX)
-    info = machine_info()
+    info = machine_info(keepalived=False)
     runs = []
     for index in range(1, args.runs + 1):
         for name, path in checkouts:  # interleaved, so drift in the machine hits both

@@ -171,3 +171,23 @@ def test_resources_table_columns() -> None:
         "1x1s   master          41.3         0.50               41.3              0.50  "
         "RSS ≤ 60 MB ok; CPU ≤ 1 % ok"
     )
+
+
+def test_startup_table_sets_each_checkout_beside_the_interpreters_floor() -> None:
+    from bench import startup
+
+    runs = [
+        startup.Run("main", 1, interpreter_ms=60, clean_ms=480, joined_ms=480, advert_ms=820,
+                    rss_mb=39.5),
+        startup.Run("branch", 1, interpreter_ms=62, clean_ms=66, joined_ms=570, advert_ms=910,
+                    rss_mb=48.0),
+        startup.Run("branch", 2, error="the leftover VIP was not in place"),
+    ]  # fmt: skip
+    rows = startup.summarize(runs)
+    assert [(r.checkout, r.runs) for r in rows] == [("main", 1), ("branch", 1)]
+    lines = startup.format_table(rows).splitlines()
+    assert lines[0].split("  ")[0] == "checkout" and "clean - python ms" in lines[0]
+    main, branch = (line.split() for line in lines[2:])
+    assert main[:6] == ["main", "1", "60", "480", "480", "420"]
+    assert branch[:6] == ["branch", "1", "62", "66", "66", "4"]
+    assert main[-4:] == ["≤", "50", "ms", "missed"] and branch[-1] == "missed"
