@@ -158,12 +158,6 @@ class AddressEvents:
 SUBNET_VIPS = ["192.168.78.1", "192.168.78.2", "192.168.78.3"]  # no node address in there
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="awaits issue 13 item 3 (another developer's fix): in a container /proc/sys is "
-    "read-only, promote_secondaries stays 0, and removing the subnet's primary VIP deletes "
-    "the others with it",
-)
 def test_vips_of_one_subnet_leave_one_at_a_time_and_none_is_lost(
     lab: Lab, podman: Podman, image: str, tmp_path: Path, containers: list[Container]
 ) -> None:
