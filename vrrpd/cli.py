@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from vrrpd.controlplane.command import add_parser as add_control_plane_parser
 from vrrpd.model import ConfigError, InstanceConfig, VirtualIP, instances_for_node, load_file
 from vrrpd.net import startup
 
@@ -489,6 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--interface", "-i", required=True)
     scan.add_argument("--seconds", "-s", type=float, default=5.0)
     scan.set_defaults(func=cmd_scan)
+
+    add_control_plane_parser(sub)
 
     lab = sub.add_parser("lab", help="show a failover on this machine in network namespaces (root)")
     lab.add_argument("--nodes", type=int, default=3, help="number of nodes (2..9)")

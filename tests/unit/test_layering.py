@@ -23,6 +23,10 @@ RULES = {
         ],
         IO | {"pyroute2", "scapy", "vrrpd.net", "vrrpd.daemon", "vrrpd.lab"},
     ),
+    "the control-plane renderer": (
+        [ROOT / "vrrpd" / "controlplane" / "render.py"],
+        IO | {"os", "pyroute2", "vrrpd.net", "vrrpd.daemon", "vrrpd.lab", "vrrp_operator"},
+    ),
     "the operator's pure core": (
         [
             OPERATOR / f"{name}.py"
@@ -80,6 +84,12 @@ def test_operator_is_not_a_python_package() -> None:
     # A top-level package named `operator` would shadow the standard library module.
     assert OPERATOR.is_dir()
     assert not (ROOT / "operator" / "__init__.py").exists()
+
+
+def test_the_daemon_package_stands_alone() -> None:
+    # The image's `vrrpd` (static pods included) must not need the operator's package.
+    for path in sorted((ROOT / "vrrpd").rglob("*.py")):
+        assert not any(n.split(".")[0] == "vrrp_operator" for n in _imports(path)), path
 
 
 def test_runtime_does_not_import_scapy() -> None:
