@@ -190,9 +190,11 @@ class ApiServers:
         vip: str,
         apiserver_nodes: Sequence[int],
         etcd_node: int,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.lab = lab
         self.assets = assets
+        self.extra_args = list(extra_args)  # more kube-apiserver flags
         self.vip = vip
         self.nodes = list(apiserver_nodes)
         self.etcd_node = lab.node(etcd_node)
@@ -262,6 +264,7 @@ class ApiServers:
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--authorization-mode=Node,RBAC",
             "--allow-privileged=true",
+            *self.extra_args,
         ]
         self.processes[node] = self._spawn(node, argv, self._log(node))
         if wait:
@@ -439,6 +442,19 @@ class HttpsProber:
         """Requests sent after `since` (time.monotonic) that have been answered so far."""
         return sum(1 for t, f in list(self._sent) if t >= since and f.done() and f.result())
 
+    def sends(self) -> list[tuple[float, bool]]:
+        """(sent at, answered) of every request whose result is in, in order."""
+        return [(t, bool(f.result())) for t, f in list(self._sent) if f.done()]
+
+    def clean(self, window: float) -> bool:
+        """True when every request of the last `window` seconds whose time is up succeeded
+        (those sent within the last timeout may still be waiting) and there were some."""
+        end = time.monotonic() - self.timeout
+        judged = [f for t, f in list(self._sent) if end - window <= t <= end]
+        return len(judged) >= window / self.interval / 2 and all(
+            f.done() and f.result() for f in judged
+        )
+
     def stop(self) -> ProbeResult:
         self._stop.set()
         self._thread.join()
@@ -470,11 +486,19 @@ class ControlPlaneLab:
         etcd_node: int,
         prefix_length: int = 24,
         flags: Sequence[str] = (),
+        apiserver_args: Sequence[str] = (),
     ) -> None:
         self.lab = lab
         self.vip = vip
         self.nodes = list(nodes)
-        self.api = ApiServers(lab, assets, vip=vip, apiserver_nodes=nodes, etcd_node=etcd_node)
+        self.api = ApiServers(
+            lab,
+            assets,
+            vip=vip,
+            apiserver_nodes=nodes,
+            etcd_node=etcd_node,
+            extra_args=apiserver_args,
+        )
         self.prefix_length = prefix_length
         self.flags = list(flags)  # more `vrrpd control-plane` flags, the same on every node
         self.daemons: dict[int, subprocess.Popen[bytes]] = {}
