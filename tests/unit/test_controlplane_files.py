@@ -5,6 +5,7 @@ tests/netns/test_control_plane.py runs the result in front of real kube-apiserve
 from __future__ import annotations
 
 import ipaddress
+import re
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -327,3 +328,21 @@ def test_an_unwritable_folder_is_named(
     code, _, err = run("--vip", "192.168.77.100/24", "-i", "eth0")
     assert code == command.EXIT_WRITE
     assert f"cannot write {tmp_path / 'kube-vrrp'}" in err
+
+
+def test_the_docs_name_only_flags_the_command_has() -> None:
+    """docs/control-plane.md: every flag it shows is the command's, or another tool's."""
+    others = {
+        # kubeadm, kube-apiserver, curl, nerdctl, and the kubeadm preflight check's name
+        "--control-plane-endpoint", "--upload-certs", "--control-plane", "--token",
+        "--discovery-token-ca-cert-hash", "--certificate-key", "--ignore-preflight-errors",
+        "--etc-kubernetes-manifests", "--anonymous-auth", "--shutdown-delay-duration",
+        "--insecure", "--rm", "--net", "--user", "--config",
+        "--shutdown-delay", "--cases",  # bench.control_plane's
+    }  # fmt: skip
+    text = (ROOT / "docs" / "control-plane.md").read_text()
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", text)) - others
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    known = {o for a in sub.choices["control-plane"]._actions for o in a.option_strings}
+    assert named and named <= known, sorted(named - known)
