@@ -502,7 +502,7 @@ class ControlPlaneLab:
         self.prefix_length = prefix_length
         self.flags = list(flags)  # more `vrrpd control-plane` flags, the same on every node
         self.daemons: dict[int, subprocess.Popen[bytes]] = {}
-        self.commands: dict[int, list[str]] = {}
+        self.pods: dict[int, dict[str, Any]] = {}  # the static pod each node's command wrote
 
     @staticmethod
     def env() -> dict[str, str]:
@@ -515,19 +515,23 @@ class ControlPlaneLab:
     def log(self, node: int) -> Path:
         return self.node_dir(node) / "vrrpd.log"
 
-    def generate(self, node: int) -> list[str]:
-        """Run `vrrpd control-plane` in node `node`'s namespace; the static pod's command."""
+    def control_plane_args(self, node: int) -> list[str]:
+        """The arguments of `vrrpd control-plane` on node `node`: the same on every node
+        but --node-name and the folders (under the node's own directory)."""
         peers = ",".join(self.lab.node(i).address4 for i in self.nodes)
         folder = self.node_dir(node)
-        argv = [
-            sys.executable, "-m", "vrrpd", "control-plane",
+        return [
             "--vip", f"{self.vip}/{self.prefix_length}", "--interface", "eth0",
             "--peer", peers, "--node-name", f"cp-{node}",
             "--manifests-dir", str(folder / "manifests"),
             "--config-dir", str(folder / "kube-vrrp"),
             *self.flags,
         ]  # fmt: skip
-        done = subprocess.run(
+
+    def run_control_plane(self, node: int, args: list[str]) -> subprocess.CompletedProcess[str]:
+        """`vrrpd control-plane ARGS` in node `node`'s namespace (this checkout's)."""
+        argv = [sys.executable, "-m", "vrrpd", "control-plane", *args]
+        return subprocess.run(
             self.lab.command(node, argv),
             env=self.env(),
             capture_output=True,
@@ -535,21 +539,26 @@ class ControlPlaneLab:
             timeout=60,
             check=False,
         )
+
+    def generate(self, node: int) -> dict[str, Any]:
+        """Run `vrrpd control-plane` for node `node`; the static pod it wrote."""
+        self.node_dir(node).mkdir(parents=True, exist_ok=True)
+        done = self.run_control_plane(node, self.control_plane_args(node))
         if done.returncode != 0:
             raise LabError(f"vrrpd control-plane on n{node} failed: {done.stderr.strip()}")
-        pod = yaml.safe_load((folder / "manifests" / MANIFEST_FILE).read_text())
-        command: list[str] = pod["spec"]["containers"][0]["command"]
-        return command
+        manifest = self.node_dir(node) / "manifests" / MANIFEST_FILE
+        pod: dict[str, Any] = yaml.safe_load(manifest.read_text())
+        return pod
 
     def start_daemons(self) -> None:
         for node in self.nodes:
-            self.commands[node] = self.generate(node)
+            self.pods[node] = self.generate(node)
             self.start_daemon(node)
 
     def start_daemon(self, node: int) -> None:
         """The static pod's command line as a process in the node's namespace (its `vrrpd`
         is this checkout's, run by this Python)."""
-        command = self.commands[node]
+        command: list[str] = self.pods[node]["spec"]["containers"][0]["command"]
         if command[0] != "vrrpd":
             raise LabError(f"n{node}: the static pod runs {command[0]!r}, not vrrpd")
         with self.log(node).open("ab") as log:
