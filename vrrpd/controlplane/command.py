@@ -18,7 +18,7 @@ import re
 import socket
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -315,7 +315,7 @@ def plan(args: argparse.Namespace, host: Host) -> Plan:
             f"{', '.join(interfaces) or 'none'}"
         )
     node = args.node_name or _node_name_default()
-    peers = _dedup([a for group in args.peer for a in group])
+    peers = list(dict.fromkeys(a for group in args.peer for a in group))  # once each, in order
     for flag, addresses in (
         ("--peer", peers),
         ("--address", [args.address] if args.address else []),
@@ -373,14 +373,6 @@ def _node_name_default() -> str:
             f"--node-name: this host's name {name!r} is not a Kubernetes node name; give "
             "--node-name NAME (lowercase letters, digits, '-' and '.'), the one kubeadm uses"
         ) from None
-
-
-def _dedup(addresses: Sequence[IPAddress]) -> list[IPAddress]:
-    seen: list[IPAddress] = []
-    for address in addresses:
-        if address not in seen:
-            seen.append(address)
-    return seen
 
 
 def _split_peers(

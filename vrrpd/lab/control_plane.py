@@ -32,7 +32,6 @@ VIP on a fixed schedule from the lab's client, which is how the lost time is mea
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import datetime
 import http.client
@@ -207,11 +206,6 @@ class ApiServers:
     def etcd_url(self) -> str:
         return f"http://{self.etcd_node.address4}:{ETCD_CLIENT_PORT}"
 
-    def url(self, node: int | None = None) -> str:
-        """https://VIP:6443, or node `node`'s own kube-apiserver."""
-        host = self.vip if node is None else self.lab.node(node).address4
-        return f"https://{host}:{APISERVER_PORT}"
-
     def start(self) -> ApiServers:
         """PKI, etcd and every kube-apiserver; returns once all are ready."""
         write_pki(self.pki, self.vip, {f"n{i}": self.lab.node(i).address4 for i in self.nodes})
@@ -345,7 +339,7 @@ class ApiServers:
                 {
                     "name": "control-plane-vip",
                     "cluster": {
-                        "server": self.url(),
+                        "server": f"https://{self.vip}:{APISERVER_PORT}",
                         "certificate-authority": str(self.pki / "ca.crt"),
                     },
                 }
@@ -461,13 +455,6 @@ class HttpsProber:
         self._pool.shutdown(wait=True)
         sent = list(self._sent)
         return summarize([t for t, _ in sent], [f.result() for _, f in sent], self.interval)
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._stop.set()
-            self._thread.join()
-        with contextlib.suppress(Exception):
-            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --- the VIP in front of them -----------------------------------------------------------------
