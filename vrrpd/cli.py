@@ -1,28 +1,35 @@
 """The `vrrpd` command line: run the daemon from a VirtualIP file, validate or explain a file,
-run the lab."""
+show a running daemon's status, run the lab."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from vrrpd.controlplane.command import add_parser as add_control_plane_parser
 from vrrpd.model import ConfigError, InstanceConfig, VirtualIP, instances_for_node, load_file
 from vrrpd.net import startup
+
+if TYPE_CHECKING:
+    from vrrpd.daemon import Daemon
+    from vrrpd.httpd import HttpServer
 
 log = logging.getLogger("vrrpd")
 
 EXIT_CONFIG = 2  # invalid configuration: nothing on the host was changed
 DEFAULT_HTTP = "127.0.0.1:9655"
 REPORT_S = 0.1  # cluster mode: how soon a state change reaches the pod's annotation
+MAX_STATUS_BYTES = 16 * 1024 * 1024  # what `vrrpd status` reads of /status
 
 
 class _JsonFormatter(logging.Formatter):
@@ -229,7 +236,6 @@ class KubeSource:
 async def _run(args: argparse.Namespace, source: FileSource | KubeSource,
                instances: list[InstanceConfig]) -> int:  # fmt: skip
     from vrrpd.daemon import Daemon, StartupError
-    from vrrpd.httpd import HttpServer
 
     await _claim_namespace()  # held until the process exits
     daemon = Daemon(await _real_ports(), node=args.node)
@@ -239,18 +245,6 @@ async def _run(args: argparse.Namespace, source: FileSource | KubeSource,
         log.error("%s", exc)
         daemon.close()
         return EXIT_CONFIG
-    http: HttpServer | None = None
-    if args.http_address != "none":
-        host, port = _host_port(args.http_address)
-        http = HttpServer(
-            host, port, ready=daemon.readiness, metrics=daemon.metrics.render, status=daemon.status
-        )
-        try:
-            await http.start()
-            log.info("serving /healthz /readyz /metrics /status on %s:%d", *http.address)
-        except OSError as exc:
-            log.error("cannot serve HTTP on %s: %s; running without it", args.http_address, exc)
-            http = None
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     stop_task: asyncio.Task[None] | None = None
@@ -272,6 +266,7 @@ async def _run(args: argparse.Namespace, source: FileSource | KubeSource,
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_stop, sig.name)
     loop.add_signal_handler(signal.SIGHUP, source.reload, daemon, "SIGHUP")
+    http = await _serve_http(args.http_address, daemon) if args.http_address != "none" else None
     await done.wait()
     follower.cancel()
     if stop_task is not None:
@@ -283,6 +278,28 @@ async def _run(args: argparse.Namespace, source: FileSource | KubeSource,
     return 0
 
 
+async def _serve_http(address: str, daemon: Daemon) -> HttpServer | None:
+    """The HTTP face, or None (logged) when ``address`` cannot be bound.
+
+    Started once the daemon runs and its signal handlers are in place: aiohttp takes a few
+    hundred ms to import, after the start (leftover VIPs are gone by then) and in a thread,
+    so the instances that just joined keep their timers (the loop gets the interpreter back
+    at least every 5 ms, sys.getswitchinterval()) and a signal meanwhile is handled.
+    """
+    httpd = await asyncio.to_thread(importlib.import_module, "vrrpd.httpd")
+    host, port = _host_port(address)
+    http: HttpServer = httpd.HttpServer(
+        host, port, ready=daemon.readiness, metrics=daemon.metrics.render, status=daemon.status
+    )
+    try:
+        await http.start()
+    except OSError as exc:
+        log.error("cannot serve HTTP on %s: %s; running without it", address, exc)
+        return None
+    log.info("serving /healthz /readyz /metrics /status on %s:%d", *http.address)
+    return http
+
+
 def _host_port(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -291,8 +308,6 @@ def _host_port(text: str) -> tuple[str, int]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from vrrpd.httpd import StatusFetchError, fetch_status, format_status_table
-
     host, port = _host_port(args.address)
     try:
         status = asyncio.run(fetch_status(host, port))
@@ -305,6 +320,133 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print(format_status_table(status), end="")
     return 0
+
+
+class StatusFetchError(Exception):
+    """The daemon's /status could not be read; the message says why for a person."""
+
+
+async def fetch_status(host: str, port: int, *, timeout_s: float = 5.0) -> dict[str, Any]:
+    """GET /status from a running daemon and return the decoded document.
+
+    A bare JSON list (one row per instance) comes back as {"instances": [...]}.
+    """
+    from vrrpd.httpclient import ConnectError, describe, hostport, request
+
+    where = hostport(host, port)
+    try:
+        response = await request(
+            "GET", host, port, "/status", headers={"Accept": "application/json"},
+            timeout_s=timeout_s, max_body_bytes=MAX_STATUS_BYTES,
+        )  # fmt: skip
+    except TimeoutError:
+        raise StatusFetchError(f"no answer from {where} within {timeout_s:g}s") from None
+    except ConnectError as exc:
+        raise StatusFetchError(f"cannot reach the daemon at {where}: {exc.reason}") from None
+    except OSError as exc:
+        raise StatusFetchError(f"{where}/status: {describe(exc)}") from None
+    body = response.body
+    if response.status != 200:
+        text = body.decode("utf-8", "replace").strip()[:200]
+        answer = f"{response.status} {response.reason}".strip()
+        raise StatusFetchError(f"{where}/status answered {answer}: {text}")
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        raise StatusFetchError(f"{where}/status is not JSON: {exc}") from None
+    if isinstance(document, list):
+        return {"instances": document}
+    if not isinstance(document, dict):
+        raise StatusFetchError(f"{where}/status is JSON but not an object")
+    return document
+
+
+def format_status_table(status: Mapping[str, Any], *, now: float | None = None) -> str:
+    """The /status document as a table a person reads in a terminal.
+
+    Expected shape (fields missing print as "-"): ``{"node": str, "instances": [{"name",
+    "state", "priority" (base), "effectivePriority", "master", "since" (Unix time, or an
+    RFC 3339 string), "reason", "probes": [{"name", "ok", "detail"}] or {name: {...}}}]}``.
+    """
+    now = time.time() if now is None else now
+    header = ("INSTANCE", "STATE", "PRIORITY", "MASTER", "SINCE", "REASON", "PROBES")
+    rows: list[tuple[str, ...]] = [header]
+    instances = status.get("instances", [])
+    for inst in instances if isinstance(instances, list) else []:
+        if not isinstance(inst, Mapping):
+            continue
+        base = inst.get("priority", inst.get("basePriority"))
+        effective = inst.get("effectivePriority")
+        rows.append(
+            (
+                _cell(inst.get("name", inst.get("instance"))),
+                _cell(inst.get("state")),
+                f"{_cell(base)}/{_cell(effective)}",
+                _cell(inst.get("master")),
+                _since(inst.get("since"), now),
+                _shorten(_cell(inst.get("reason") or inst.get("lastReason")), 48),
+                _probes(inst.get("probes")),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = []
+    if status.get("node"):
+        lines.append(f"node: {status['node']}")
+    for row in rows:
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    if len(rows) == 1:
+        lines.append("(no instances)")
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    return " ".join(str(value).split())  # a newline in a reason must not break the table
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _since(value: Any, now: float) -> str:
+    if isinstance(value, bool) or value is None:
+        return "-"
+    if isinstance(value, int | float) and math.isfinite(value):
+        # Unix time; a small number cannot be one (a monotonic clock leaked): show it raw.
+        if value < 1e9:
+            return _cell(value)
+        return _age(max(0.0, now - float(value))) + " ago"
+    return _cell(value)
+
+
+def _age(seconds: float) -> str:
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes}m"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+def _probes(value: Any) -> str:
+    items: list[tuple[str, Any]] = []
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = [(str(p.get("name", "?")), p) for p in value if isinstance(p, Mapping)]
+    if not items:
+        return "-"
+    marks = []
+    for name, probe in items:
+        ok = probe.get("ok", probe.get("healthy")) if isinstance(probe, Mapping) else probe
+        marks.append(f"{name}:{'-' if ok is None else 'ok' if ok else 'FAIL'}")
+    return " ".join(marks)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

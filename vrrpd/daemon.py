@@ -107,7 +107,7 @@ class Daemon:
         self.ports = ports
         self.node = node
         self.metrics = metrics or DaemonMetrics()
-        self.metrics.registry.add_collector(self._collect_priorities)
+        self.metrics.on_scrape(self._collect_priorities)
         self._closing: set[asyncio.Task[None]] = set()  # notifiers delivering their last events
         self.instances: dict[str, Instance] = {}
         # Instances handing over (shutdown in progress) and the configs waiting for them.
@@ -295,9 +295,8 @@ class Daemon:
 
     def _collect_priorities(self) -> None:
         for inst in self.instances.values():
-            self.metrics.effective_priority.set(
-                inst.router.effective_priority, iname=inst.config.name
-            )
+            gauge = self.metrics.effective_priority.labels(iname=inst.config.name)
+            gauge.set(inst.router.effective_priority)
 
     # ---------------------------------------------------------------- instances
 
@@ -564,9 +563,9 @@ class Daemon:
             try:
                 payload = packet.encode(advert, inst.primary, destination)
                 sock.send(payload, destination, inst.primary)
-                self.metrics.adverts_sent.inc(**inst.labels)
+                self.metrics.adverts_sent.labels(**inst.labels).inc()
                 if advert.priority == 0:
-                    self.metrics.priority_zero_sent.inc(**inst.labels)
+                    self.metrics.priority_zero_sent.labels(**inst.labels).inc()
             except OSError as exc:  # link down, no route: the FSM learns of it from netlink
                 log.debug(
                     "instance %s: advert to %s not sent: %s", inst.config.name, destination, exc
@@ -715,9 +714,9 @@ class Daemon:
             if drop is not None:
                 self._count_drop(inst, drop.reason, f"from {pkt.source}: {drop.detail}")
                 continue
-            self.metrics.adverts_received.inc(**inst.labels)
+            self.metrics.adverts_received.labels(**inst.labels).inc()
             if result.priority == 0:
-                self.metrics.priority_zero_received.inc(**inst.labels)
+                self.metrics.priority_zero_received.labels(**inst.labels).inc()
             inst.peers_seen[str(pkt.source)] = (result.priority, self.now())
             self._run(inst, inst.router.receive(result, pkt.source, self.now()))
 

@@ -1,10 +1,15 @@
-"""The daemon's one HTTP/1.1 client, for probes, the webhook, `vrrpd status` and the Kubernetes
-API: on asyncio streams, one request per connection, Content-Length, chunked or read-to-close
-bodies up to a limit, interim 1xx answers skipped; no pooling, redirects or proxies.
+"""One-shot HTTP requests on aiohttp for probes, the webhook, `vrrpd status` and the Kubernetes
+API calls of cluster mode, with failures worded for a person.
+
+Each request has a session and a connection of its own, closed after the answer (a health
+check must open a connection as a client would, and nothing here is frequent enough to pool);
+no redirects, no proxies from the environment, no compression asked for (a probe's body digest
+is of what the server sends); the body is read only up to a limit.
 
 Failures are OSErrors: TimeoutError, ConnectError (no connection), HttpClientError (a request
-refused or an answer that is not HTTP), or a socket error mid-exchange. ``describe`` words any
-of them for a person ("connection refused", "TLS certificate not accepted: ...").
+refused before it was sent, or an answer that is not HTTP), or a socket error mid-exchange.
+``describe`` words any of them for a person ("connection refused", "TLS certificate not
+accepted: ...").
 """
 
 from __future__ import annotations
@@ -12,15 +17,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import re
 import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-MAX_HEADER_LINES = 100
-MAX_LINE_BYTES = 8192
+if TYPE_CHECKING:
+    import aiohttp
+
 USER_AGENT = "kube-vrrp"
 
 
@@ -32,9 +38,9 @@ class ConnectError(HttpClientError):
     """No connection (bad port, unknown name, refused, TLS handshake failed). The message names
     the address ("10.0.0.1:80: connection refused"); ``reason`` leaves it out."""
 
-    @property
-    def reason(self) -> str:
-        return describe(self.__cause__) if self.__cause__ is not None else str(self)
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 @dataclass(frozen=True)
@@ -100,36 +106,6 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-async def connect(
-    host: str, port: int, *, tls: ssl.SSLContext | None = None, server_name: str | None = None
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Open a TCP connection, over TLS with ``tls`` (for SNI and certificate checks the server
-    is ``server_name``, by default ``host``); ConnectError says why it could not be made."""
-    if not 1 <= port <= 65535:
-        raise ConnectError(f"port must be in 1..65535, not {port}")
-    name = (server_name or host) if tls else None
-    try:
-        return await asyncio.open_connection(
-            host, port, ssl=tls, server_hostname=name, limit=MAX_LINE_BYTES
-        )
-    except socket.gaierror as exc:
-        raise ConnectError(f"cannot resolve host {host!r}: {exc.strerror}") from exc
-    except ssl.SSLError as exc:
-        raise ConnectError(describe(exc)) from exc
-    except OSError as exc:
-        raise ConnectError(f"{hostport(host, port)}: {describe(exc)}") from exc
-
-
-async def close(writer: asyncio.StreamWriter) -> None:
-    """Close the connection; a peer that does not see it through within 0.5s gets it aborted."""
-    writer.close()
-    try:
-        async with asyncio.timeout(0.5):
-            await writer.wait_closed()
-    except Exception:  # the peer's manners are not the caller's result
-        writer.transport.abort()
-
-
 async def request(
     method: str,
     host: str,
@@ -146,35 +122,68 @@ async def request(
     """Send one request to host:port (over TLS with ``tls``, see ``tls_context``) and read the
     answer, all within ``timeout_s``; with ``read_body=False``, only the answer's head.
 
-    ``headers`` add to or replace Host (host:port, no port if the scheme's default; over TLS,
-    the server name for SNI and verification), User-Agent and Accept. The client sets
-    Content-Length and Connection. A line break, a non-ASCII character, or a space in the path
-    or Host, is refused before anything is sent.
+    ``headers`` add to or replace User-Agent, Accept and Host (by default host:port, without
+    the scheme's default port); over TLS, a Host header's name is also the one sent for SNI
+    and checked against the certificate. A header with a line break is refused unsent.
     """
-    authority = hostport(host, port).removesuffix(":443" if tls else ":80")
-    fields = {"Host": authority, "User-Agent": USER_AGENT, "Accept": "*/*"}
-    fields |= {name.title(): value for name, value in (headers or {}).items()}
-    if body is not None:
-        fields["Content-Length"] = str(len(body))
-    fields["Connection"] = "close"
-    lines = [f"{method} {path} HTTP/1.1", *(f"{k}: {v}" for k, v in fields.items())]
-    spaced = lines[0].count(" ") != 2 or " " in fields["Host"]
-    if spaced or not all(line.isascii() and line.isprintable() for line in lines):
-        raise HttpClientError("refusing to send a line break, a non-ASCII character or a space")
-    async with asyncio.timeout(timeout_s):
-        reader, writer = await connect(host, port, tls=tls, server_name=_host_of(fields["Host"]))
-        try:
-            writer.write("\r\n".join([*lines, "", ""]).encode("ascii") + (body or b""))
-            await writer.drain()
-            status, reason, answer = await _read_head(reader)
-            content = await _read_body(reader, answer, max_body_bytes) if read_body else b""
-        except asyncio.IncompleteReadError as exc:
-            raise HttpClientError(describe(exc)) from exc
-        except asyncio.LimitOverrunError as exc:
-            raise HttpClientError(f"response line longer than {MAX_LINE_BYTES} bytes") from exc
-        finally:
-            await close(writer)
-    return Response(status, reason, answer, content)
+    import aiohttp  # here: a daemon that makes no request never loads the client
+
+    if not 1 <= port <= 65535:
+        raise ConnectError(f"port must be in 1..65535, not {port}")
+    fields = {"User-Agent": USER_AGENT} | {name.title(): v for name, v in (headers or {}).items()}
+    server_name = _host_of(fields["Host"]) if tls is not None and "Host" in fields else None
+    url = f"{'https' if tls else 'http'}://{hostport(host, port)}{path}"
+    try:
+        async with (
+            asyncio.timeout(timeout_s),
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session,
+            session.request(
+                method, url, headers=fields, data=body, ssl=tls if tls is not None else True,
+                server_hostname=server_name, allow_redirects=False,
+                skip_auto_headers=("Accept-Encoding",),
+            ) as answer,
+        ):  # fmt: skip
+            content = await _read_body(answer, max_body_bytes) if read_body else b""
+            found = {name.lower(): value for name, value in answer.headers.items()}
+            return Response(answer.status, answer.reason or "", found, content)
+    except aiohttp.ClientError as exc:
+        raise _translate(exc, host, port) from exc
+    except ValueError as exc:  # aiohttp refuses a header with a line break
+        raise HttpClientError(f"request refused before sending: {exc}") from exc
+
+
+async def _read_body(answer: aiohttp.ClientResponse, limit: int) -> bytes:
+    too_big = HttpClientError(f"body larger than {limit} bytes")
+    if answer.content_length is not None and answer.content_length > limit:
+        raise too_big
+    body = bytearray()
+    async for chunk in answer.content.iter_any():
+        body += chunk
+        if len(body) > limit:
+            raise too_big
+    return bytes(body)
+
+
+def _translate(exc: aiohttp.ClientError, host: str, port: int) -> HttpClientError:
+    """aiohttp's error as ours, worded for a person."""
+    import aiohttp
+
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return ConnectError(describe(exc.certificate_error))
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        why = exc.os_error.strerror or str(exc.os_error)
+        return ConnectError(f"cannot resolve host {host!r}: {why}", describe(exc.os_error))
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        reason = describe(exc.os_error)
+        if isinstance(exc.os_error, ssl.SSLError):
+            return ConnectError(reason)
+        return ConnectError(f"{hostport(host, port)}: {reason}", reason)
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        return HttpClientError("connection closed before the response was complete")
+    if isinstance(exc, aiohttp.ClientResponseError):  # what came back is not HTTP
+        first = str(exc.message).partition("\n")[0].rstrip(":")[:80]
+        return HttpClientError(f"not a valid HTTP response: {first}")
+    return HttpClientError(describe(exc))
 
 
 def _host_of(authority: str) -> str:
@@ -182,58 +191,3 @@ def _host_of(authority: str) -> str:
     if authority.startswith("["):
         return authority[1:].partition("]")[0]
     return authority.partition(":")[0] if authority.count(":") == 1 else authority
-
-
-async def _read_line(reader: asyncio.StreamReader) -> bytes:
-    return (await reader.readuntil(b"\n")).rstrip(b"\r\n")
-
-
-async def _read_head(reader: asyncio.StreamReader) -> tuple[int, str, dict[str, str]]:
-    while True:
-        line = await _read_line(reader)
-        parts = line.split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-            raise HttpClientError(f"not an HTTP/1.x response: {line[:80]!r}")
-        headers: dict[str, str] = {}
-        for _ in range(MAX_HEADER_LINES):
-            line = await _read_line(reader)
-            if not line:
-                break
-            name, _, val = line.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = val.strip()
-        else:
-            raise HttpClientError(f"more than {MAX_HEADER_LINES} header lines")
-        # 1xx are interim responses; the real one follows (101 would switch protocols).
-        status = int(parts[1])
-        if not 100 <= status < 200 or status == 101:
-            return status, parts[2].decode("latin-1") if len(parts) > 2 else "", headers
-
-
-async def _read_body(reader: asyncio.StreamReader, headers: Mapping[str, str], limit: int) -> bytes:
-    too_big = HttpClientError(f"body larger than {limit} bytes")
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        chunks = bytearray()
-        while True:
-            size_line = (await _read_line(reader)).split(b";", 1)[0].strip()
-            if not re.fullmatch(rb"[0-9a-fA-F]{1,15}", size_line):
-                raise HttpClientError(f"bad chunk size {size_line[:20]!r}")
-            size = int(size_line, 16)
-            if size == 0:
-                return bytes(chunks)  # trailers are not needed
-            if len(chunks) + size > limit:
-                raise too_big
-            chunks += await reader.readexactly(size)
-            await _read_line(reader)
-    if "content-length" in headers:
-        text = headers["content-length"]
-        if not text.isdigit():
-            raise HttpClientError(f"bad Content-Length {text[:20]!r}")
-        if int(text) > limit:
-            raise too_big
-        return await reader.readexactly(int(text))
-    body = await reader.read(limit + 1)
-    while len(body) <= limit and (more := await reader.read(limit + 1 - len(body))):
-        body += more
-    if len(body) > limit:
-        raise too_big
-    return body

@@ -1,4 +1,4 @@
-"""The HTTP face on loopback, the `vrrpd status` client and table, and the metrics text format."""
+"""The HTTP face on loopback, the `vrrpd status` client and table, and the daemon's metrics."""
 
 from __future__ import annotations
 
@@ -6,32 +6,25 @@ import asyncio
 import json
 import logging
 import random
-import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from vrrpd.httpd import HttpServer, StatusFetchError, fetch_status, format_status_table
-from vrrpd.metrics import (
-    CONTENT_TYPE,
-    Counter,
-    DaemonMetrics,
-    Gauge,
-    Registry,
-    format_value,
-    state_value,
-)
+from vrrpd.cli import StatusFetchError, fetch_status, format_status_table
+from vrrpd.httpd import HttpServer
+from vrrpd.metrics import CONTENT_TYPE, DaemonMetrics, state_value
 
 Response = tuple[int, dict[str, str], bytes]
 
 
-async def request(port: int, raw: bytes, *, read: bool = True) -> Response:
+async def request(port: int, raw: bytes) -> Response:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(raw)
         await writer.drain()
-        data = await asyncio.wait_for(reader.read(), 5) if read else b""
+        data = await asyncio.wait_for(reader.read(), 5)
     finally:
         writer.close()
     head, _, body = data.partition(b"\r\n\r\n")
@@ -41,7 +34,8 @@ async def request(port: int, raw: bytes, *, read: bool = True) -> Response:
 
 
 async def get(port: int, path: str, method: str = "GET") -> Response:
-    return await request(port, f"{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    return await request(port, head.encode())
 
 
 class State:
@@ -49,7 +43,7 @@ class State:
 
     alive = True
     ready: tuple[bool, str] = (True, "all probes pass")
-    metrics = "# HELP m h\n# TYPE m gauge\nm 1\n"
+    metrics = b"# HELP m h\n# TYPE m gauge\nm 1\n"
     status: dict[str, Any] = {"node": "node-a", "instances": []}
     fail: str | None = None
 
@@ -67,9 +61,9 @@ async def served() -> AsyncIterator[tuple[int, State]]:
         0,
         liveness=lambda: bool(state.call("alive")),
         ready=lambda: state.call("ready"),
-        metrics=lambda: str(state.call("metrics")),
+        metrics=lambda: bytes(state.call("metrics")),
         status=lambda: state.call("status"),
-        request_timeout_s=0.3,
+        idle_timeout_s=0.3,
     )
     await server.start()
     try:
@@ -80,16 +74,10 @@ async def served() -> AsyncIterator[tuple[int, State]]:
 
 async def test_healthz(served: tuple[int, State]) -> None:
     port, state = served
-    assert await get(port, "/healthz") == (
-        200,
-        {
-            "content-type": "text/plain; charset=utf-8",
-            "content-length": "3",
-            "cache-control": "no-store",
-            "connection": "close",
-        },
-        b"ok\n",
-    )
+    status, headers, body = await get(port, "/healthz")
+    assert (status, body) == (200, b"ok\n")
+    assert headers["content-type"] == "text/plain; charset=utf-8"
+    assert (headers["content-length"], headers["cache-control"]) == ("3", "no-store")
     state.alive = False
     status, _, body = await get(port, "/healthz")
     assert (status, body) == (503, b"not alive\n")
@@ -111,7 +99,7 @@ async def test_metrics_and_status(served: tuple[int, State]) -> None:
     port, state = served
     status, headers, body = await get(port, "/metrics")
     assert status == 200 and headers["content-type"] == CONTENT_TYPE
-    assert body == state.metrics.encode()
+    assert body == state.metrics
     state.status = {"node": "node-a", "instances": [{"name": "web", "state": "MASTER"}]}
     status, headers, body = await get(port, "/status?verbose=1")
     assert status == 200 and headers["content-type"] == "application/json"
@@ -129,14 +117,19 @@ async def test_unknown_path_and_method(served: tuple[int, State]) -> None:
     assert (await get(port, "/nope"))[0] == 404
     assert (await get(port, "/healthz/"))[0] == 404
     status, headers, _ = await get(port, "/healthz", "POST")
-    assert (status, headers["allow"]) == (405, "GET, HEAD")
+    assert (status, headers["allow"]) == (405, "GET,HEAD")
     assert (await get(port, "/status", "DELETE"))[0] == 405
 
 
-async def test_absolute_form_and_lf_only_requests(served: tuple[int, State]) -> None:
+async def test_keep_alive_serves_one_request_after_another(served: tuple[int, State]) -> None:
     port, _ = served
-    assert (await get(port, "http://127.0.0.1/healthz"))[0] == 200
-    assert (await request(port, b"\r\nGET /healthz HTTP/1.0\n\n"))[0] == 200
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+        answers = [await reader.readuntil(b"ok\n") for _ in range(2)]
+    finally:
+        writer.close()
+    assert all(a.startswith(b"HTTP/1.1 200 OK\r\n") for a in answers)
 
 
 async def test_a_failing_callback_is_a_500_not_a_dead_server(
@@ -144,7 +137,7 @@ async def test_a_failing_callback_is_a_500_not_a_dead_server(
 ) -> None:
     port, state = served
     state.fail = "status"
-    with caplog.at_level(logging.ERROR, "vrrpd.httpd"):
+    with caplog.at_level(logging.ERROR, "vrrpd.http"):
         status, _, body = await get(port, "/status")
     assert (status, body) == (500, b"internal error: RuntimeError\n")
     assert "callback failed" in caplog.text
@@ -154,35 +147,33 @@ async def test_a_failing_callback_is_a_500_not_a_dead_server(
     assert (await get(port, "/healthz"))[0] == 200
 
 
-async def test_malformed_requests(served: tuple[int, State]) -> None:
+async def test_malformed_requests_are_refused_quietly(
+    served: tuple[int, State], caplog: pytest.LogCaptureFixture
+) -> None:
     port, _ = served
-    for raw in [
-        b"GET\r\n\r\n",
-        b"GET /healthz\r\n\r\n",
-        b"GET /healthz SPDY/3\r\n\r\n",
-        b"get /healthz HTTP/1.1\r\n\r\n",
-        b"GET healthz HTTP/1.1\r\n\r\n",
-        b"GET /a\x00b HTTP/1.1\r\n\r\n",
-        b"\xff\xfe\xfd /x HTTP/1.1\r\n\r\n",
-    ]:
-        assert (await request(port, raw))[0] == 400, raw
+    with caplog.at_level(logging.INFO):
+        for raw in [
+            b"GET\r\n\r\n",
+            b"GET /healthz SPDY/3\r\n\r\n",
+            b"get /healthz HTTP/1.1\r\n\r\n",
+            b"GET healthz HTTP/1.1\r\n\r\n",
+            b"GET /a\x00b HTTP/1.1\r\n\r\n",
+            b"\xff\xfe\xfd /x HTTP/1.1\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n",  # a long line
+            b"GET /healthz HTTP/1.1\r\n" + b"X: aaaaaaaaaa\r\n" * 1000 + b"\r\n",  # many
+        ]:
+            assert (await request(port, raw))[0] == 400, raw
+    # A client's mistake is not the daemon's error: nothing at INFO or above.
+    assert [r.getMessage() for r in caplog.records if r.name.startswith(("vrrpd", "aiohttp"))] == []
 
 
-async def test_oversized_head_is_refused(served: tuple[int, State]) -> None:
+async def test_a_silent_client_is_dropped(served: tuple[int, State]) -> None:
     port, _ = served
-    long_header = b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n"
-    assert (await request(port, long_header))[0] == 431
-    many_headers = b"GET /healthz HTTP/1.1\r\n" + b"X: aaaaaaaaaa\r\n" * 1000 + b"\r\n"
-    assert (await request(port, many_headers))[0] == 431
-
-
-async def test_slow_client_times_out(served: tuple[int, State]) -> None:
-    port, _ = served
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /healthz HTTP/1.1\r\n")  # and never the blank line
-    data = await asyncio.wait_for(reader.read(), 2)
-    writer.close()
-    assert data.startswith(b"HTTP/1.1 408 ")
+    for raw in [b"", b"GET /healthz HTTP/1.1\r\n"]:  # nothing, or never the blank line
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(raw)
+        assert await asyncio.wait_for(reader.read(), 2) == b""  # closed after idle_timeout_s
+        writer.close()
 
 
 async def test_client_that_leaves_early(served: tuple[int, State]) -> None:
@@ -207,7 +198,7 @@ async def test_garbage_never_kills_the_server(served: tuple[int, State]) -> None
             status, _, _ = await request(port, blob)
         except (ConnectionError, ValueError, IndexError):
             return  # closed without an answer (no full head), or not HTTP at all
-        assert status in (400, 408, 431, 503)  # 503: more than max_connections at once
+        assert 400 <= status < 500
 
     await asyncio.gather(*(garbage() for _ in range(100)))
     assert (await get(port, "/healthz"))[0] == 200
@@ -220,19 +211,19 @@ async def test_concurrent_requests(served: tuple[int, State]) -> None:
     assert [r[0] for r in results] == [200, 200, 200, 200, 404] * 10
 
 
-async def test_connection_cap_answers_busy() -> None:
-    server = HttpServer("127.0.0.1", 0, max_connections=2, request_timeout_s=2)
-    await server.start()
-    port = server.address[1]
-    holders = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
-    await asyncio.sleep(0.05)
-    try:
-        status, _, body = await request(port, b"GET /healthz HTTP/1.1\r\n\r\n")
-        assert (status, body) == (503, b"busy\n")
-    finally:
-        for _, writer in holders:
-            writer.close()
-        await server.close()
+async def test_connections_past_the_cap_are_dropped() -> None:
+    async with HttpServer("127.0.0.1", 0, max_connections=2, idle_timeout_s=5) as server:
+        port = server.address[1]
+        holders = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        try:
+            with pytest.raises((ConnectionError, IndexError)):  # reset, or closed unanswered
+                await get(port, "/healthz")
+        finally:
+            for _, writer in holders:
+                writer.close()
+        await asyncio.sleep(0.05)
+        assert (await get(port, "/healthz"))[0] == 200  # the slots are free again
 
 
 async def test_without_metrics_or_status_callbacks() -> None:
@@ -245,7 +236,7 @@ async def test_without_metrics_or_status_callbacks() -> None:
 
 
 async def test_close_ends_open_connections() -> None:
-    server = HttpServer("127.0.0.1", 0, request_timeout_s=30)
+    server = HttpServer("127.0.0.1", 0, idle_timeout_s=30)
     await server.start()
     reader, writer = await asyncio.open_connection("127.0.0.1", server.address[1])
     writer.write(b"GET /healthz HTTP/1.1\r\n")
@@ -276,7 +267,7 @@ async def test_fetch_status_errors_say_why(served: tuple[int, State]) -> None:
         await fetch_status("127.0.0.1", port)
     async with HttpServer("127.0.0.1", 0) as server:
         closed_port = server.address[1]
-        with pytest.raises(StatusFetchError, match=r"answered 404 Not Found: no such path"):
+        with pytest.raises(StatusFetchError, match=r"answered 404 Not Found: 404: Not Found"):
             await fetch_status(*server.address)
     with pytest.raises(StatusFetchError, match=r"cannot reach the daemon at 127.0.0.1:\d+"):
         await fetch_status("127.0.0.1", closed_port)
@@ -347,110 +338,15 @@ def test_status_table_copes_with_odd_documents() -> None:
 
 # --- metrics ----------------------------------------------------------------------------------
 
-_SAMPLE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)\Z")
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(,|\Z)')
 
-
-def _unescape(text: str) -> str:
-    return re.sub(r"\\(.)", lambda m: {"n": "\n"}.get(m.group(1), m.group(1)), text)
-
-
-def parse_exposition(text: str) -> dict[str, dict[str, Any]]:
-    """A strict little parser of the text format: {name: {help, type, samples}}."""
-    families: dict[str, dict[str, Any]] = {}
-    assert text.endswith("\n")
-    for line in text.splitlines():
-        if line.startswith("# HELP "):
-            name, _, help_text = line[7:].partition(" ")
-            assert name not in families, f"second HELP for {name}"
-            families[name] = {"help": _unescape(help_text), "type": None, "samples": []}
-        elif line.startswith("# TYPE "):
-            name, _, kind = line[7:].partition(" ")
-            assert families[name]["type"] is None and not families[name]["samples"]
-            assert kind in ("counter", "gauge")
-            families[name]["type"] = kind
-        else:
-            match = _SAMPLE.match(line)
-            assert match, f"not a sample line: {line!r}"
-            name, labels_text, value = match.groups()
-            labels: dict[str, str] = {}
-            rest = labels_text or ""
-            while rest:
-                label = _LABEL.match(rest)
-                assert label, f"bad labels in {line!r}"
-                labels[label.group(1)] = _unescape(label.group(2))
-                rest = rest[label.end() :]
-            families[name]["samples"].append((labels, float(value)))
+def scrape(text: str) -> dict[str, dict[str, Any]]:
+    """{name as scraped: {type, samples}}, read by prometheus_client's own parser."""
+    families = {}
+    for family in text_string_to_metric_families(text):
+        name = family.name + "_total" if family.type == "counter" else family.name
+        samples = [(sample.labels, sample.value) for sample in family.samples]
+        families[name] = {"type": family.type, "samples": samples}
     return families
-
-
-def test_render_format_and_escaping() -> None:
-    registry = Registry()
-    counter = registry.counter("x_total", 'Help with \\ and\nnewline and "quotes"', ("a", "b"))
-    gauge = registry.gauge("y", "plain")
-    counter.inc(a='q"uote', b="back\\slash\nnl")
-    counter.inc(2.5, a='q"uote', b="back\\slash\nnl")
-    counter.inc(a="z", b=7)
-    gauge.set(float("inf"))
-    text = registry.render()
-    assert text.startswith(
-        '# HELP x_total Help with \\\\ and\\nnewline and "quotes"\n# TYPE x_total counter\n'
-    )
-    assert 'x_total{a="q\\"uote",b="back\\\\slash\\nnl"} 3.5\n' in text
-    parsed = parse_exposition(text)
-    assert parsed["x_total"]["help"] == 'Help with \\ and\nnewline and "quotes"'
-    assert parsed["x_total"]["samples"] == [
-        ({"a": 'q"uote', "b": "back\\slash\nnl"}, 3.5),
-        ({"a": "z", "b": "7"}, 1.0),
-    ]
-    assert parsed["y"] == {"help": "plain", "type": "gauge", "samples": [({}, float("inf"))]}
-
-
-def test_values_print_like_prometheus() -> None:
-    assert [format_value(v) for v in (0.0, 3.0, -2.0, 0.25, 1e300, float("nan"))] == [
-        "0",
-        "3",
-        "-2",
-        "0.25",
-        "1e+300",
-        "NaN",
-    ]
-    assert format_value(float("-inf")) == "-Inf"
-
-
-@pytest.mark.parametrize(
-    ("make", "message"),
-    [
-        (lambda: Counter("bad name", "h"), "not a valid Prometheus name"),
-        (lambda: Counter("ok", "h", ("__reserved",)), "label name"),
-        (lambda: Counter("ok", "h", ("a", "a")), "duplicate"),
-        (lambda: Counter("ok", "h", ("a",)).inc(b="x"), "expected"),
-        (lambda: Counter("ok", "h").inc(-1), "only goes up"),
-    ],
-)
-def test_misuse_is_refused(make: Callable[[], object], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        make()
-
-
-def test_registry_refuses_a_second_family_of_one_name() -> None:
-    registry = Registry()
-    registry.gauge("g", "h")
-    with pytest.raises(ValueError, match="already registered"):
-        registry.counter("g", "h")
-
-
-def test_gauge_and_series_removal() -> None:
-    gauge = Gauge("g", "h", ("iname", "probe"))
-    gauge.set(5, iname="web", probe="a")
-    gauge.inc(iname="web", probe="a")
-    gauge.dec(0.5, iname="web", probe="b")
-    gauge.set(1, iname="api", probe="a")
-    assert gauge.value(iname="web", probe="a") == 6
-    assert gauge.remove_matching(iname="web") == 2
-    assert [labels for labels, _ in gauge.samples()] == [{"iname": "api", "probe": "a"}]
-    gauge.remove(iname="api", probe="a")
-    assert gauge.value(iname="api", probe="a") is None
 
 
 def test_daemon_metrics_names_and_helpers() -> None:
@@ -459,12 +355,14 @@ def test_daemon_metrics_names_and_helpers() -> None:
     m.record_transition("web", "eth0", 51, "BACKUP", "MASTER", at_unix=1_700_000_000)
     m.set_state("web", "eth0", 51, ["192.168.77.100/24"], "MASTER")
     m.record_transition("web", "eth0", 51, "MASTER", "FAULT", at_unix=1_700_000_100)
-    m.adverts_sent.inc(3, iname="web", intf="eth0", vrid=51)
+    m.adverts_sent.labels(iname="web", intf="eth0", vrid=51).inc(3)
     m.record_drop("web", "eth0", 51, "ttl")
     m.record_drop("web", "eth0", 51, "auth")  # no keepalived counter of its own
     m.record_probe("web", "haproxy", False, 0.012)
-    m.effective_priority.set(80, iname="web")
-    parsed = parse_exposition(m.render())
+    m.effective_priority.labels(iname="web").set(80)
+    text = m.render().decode()
+    assert "_created" not in text  # keepalived-exporter has no such series
+    parsed = scrape(text)
     assert {
         "keepalived_up",
         "keepalived_vrrp_state",
@@ -497,12 +395,12 @@ def test_daemon_metrics_names_and_helpers() -> None:
     assert parsed["keepalived_release_master_total"]["samples"] == [(vrrp, 1.0)]
     assert parsed["keepalived_ip_ttl_errors_total"]["samples"] == [(vrrp, 1.0)]
     assert parsed["vrrpd_adverts_dropped_total"]["samples"] == [
-        ({"iname": "web", "reason": "auth"}, 1.0),
         ({"iname": "web", "reason": "ttl"}, 1.0),
+        ({"iname": "web", "reason": "auth"}, 1.0),
     ]
     assert parsed["vrrpd_transitions_total"]["samples"] == [
-        ({"iname": "web", "to": "FAULT"}, 1.0),
         ({"iname": "web", "to": "MASTER"}, 1.0),
+        ({"iname": "web", "to": "FAULT"}, 1.0),
     ]
     assert parsed["vrrpd_state_since_seconds"]["samples"] == [({"iname": "web"}, 1_700_000_100)]
     assert parsed["keepalived_script_status"]["samples"] == [({"name": "web/haproxy"}, 0.0)]
@@ -511,7 +409,7 @@ def test_daemon_metrics_names_and_helpers() -> None:
     ]
 
     m.forget_instance("web")
-    after = parse_exposition(m.render())
+    after = scrape(m.render().decode())
     assert [n for n, f in after.items() if f["samples"]] == ["keepalived_up"]
 
 
@@ -527,19 +425,18 @@ def test_state_numbers_are_keepalived_s() -> None:
         state_value("LEARNING")
 
 
-async def test_collectors_run_at_scrape_time(served: tuple[int, State]) -> None:
-    port, state = served
+async def test_on_scrape_callbacks_run_at_each_scrape() -> None:
     m = DaemonMetrics()
     priority = {"web": 100}
 
     def collect() -> None:
         for name, value in priority.items():
-            m.effective_priority.set(value, iname=name)
+            m.effective_priority.labels(iname=name).set(value)
 
-    m.registry.add_collector(collect)
-    state.metrics = m.render()
-    priority["web"] = 80
-    state.metrics = m.render()
-    _, _, body = await get(port, "/metrics")
-    parsed = parse_exposition(body.decode())
-    assert parsed["vrrpd_effective_priority"]["samples"] == [({"iname": "web"}, 80.0)]
+    m.on_scrape(collect)
+    async with HttpServer("127.0.0.1", 0, metrics=m.render) as server:
+        first = scrape((await get(server.address[1], "/metrics"))[2].decode())
+        priority["web"] = 80
+        second = scrape((await get(server.address[1], "/metrics"))[2].decode())
+    assert first["vrrpd_effective_priority"]["samples"] == [({"iname": "web"}, 100.0)]
+    assert second["vrrpd_effective_priority"]["samples"] == [({"iname": "web"}, 80.0)]

@@ -226,6 +226,12 @@ async def test_http_non_matching_status(http_server: HttpServer) -> None:
     assert (outcome.ok, outcome.detail) == (False, "status 503, expected 200")
 
 
+async def test_http_redirect_is_a_status_not_followed(http_server: HttpServer) -> None:
+    outcome = await _http(http_server, "/moved").check()
+    assert (outcome.ok, outcome.detail) == (False, "status 301, expected 200")
+    assert len(http_server.requests) == 1
+
+
 async def test_http_expected_status_list(http_server: HttpServer) -> None:
     assert (await _http(http_server, "/down", expected_status=(200, 503)).check()).ok
     outcome = await _http(http_server, "/nope", expected_status=(200, 204)).check()

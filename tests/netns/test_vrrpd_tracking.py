@@ -102,9 +102,11 @@ def test_readyz_metrics_and_status_answer_what_the_state_is(lab: Lab) -> None:
     code, body = get(lab, 2, "/readyz")
     assert code == 503 and "readiness Master" in body
     _, metrics = get(lab, 1, "/metrics")
-    assert 'keepalived_vrrp_state{iname="default/web/ipv4",intf="eth0",vrid="51",' in metrics
     state_line = next(m for m in metrics.splitlines() if m.startswith("keepalived_vrrp_state{"))
-    assert state_line.endswith(" 2")  # MASTER in keepalived's numbering
+    assert state_line == (
+        'keepalived_vrrp_state{iname="default/web/ipv4",intf="eth0",ip_address="192.168.77.100",'
+        'vrid="51"} 2.0'  # MASTER in keepalived's numbering
+    )
     assert "keepalived_advertisements_sent_total{" in metrics
     status = json.loads(get(lab, 1, "/status")[1])
     (inst,) = status["instances"]

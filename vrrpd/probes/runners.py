@@ -193,9 +193,19 @@ class TcpProbe:
             return bad
 
         async def body() -> tuple[bool, str, None]:
-            _, writer = await httpclient.connect(self.host, self.port)
-            await httpclient.close(writer)
-            return True, f"connected to {httpclient.hostport(self.host, self.port)}", None
+            where = httpclient.hostport(self.host, self.port)
+            if not 1 <= self.port <= 65535:
+                raise _Failed(f"port must be in 1..65535, not {self.port}")
+            try:
+                _, writer = await asyncio.open_connection(self.host, self.port)
+            except socket.gaierror as exc:
+                raise _Failed(f"cannot resolve host {self.host!r}: {exc.strerror}") from exc
+            except OSError as exc:
+                raise _Failed(f"{where}: {describe(exc)}") from exc
+            writer.close()
+            with contextlib.suppress(OSError):  # the answer is in: it connected
+                await writer.wait_closed()
+            return True, f"connected to {where}", None
 
         return await _measure(self.timeout_s, body)
 
@@ -207,8 +217,9 @@ class TcpProbe:
 class HttpProbe:
     """GET a path over HTTP/1.1 (optionally TLS); success is an expected status and body.
 
-    The body is read (through ``vrrpd.httpclient``) only when a body check asks for it, and
-    never more than ``max_body_bytes``.
+    The body is read (through ``vrrpd.httpclient``, on aiohttp) only when a body check asks
+    for it, and never more than ``max_body_bytes``. Redirects are not followed (keepalived's
+    HTTP_GET does not either): a 301 is a status like any other.
     """
 
     host: str
