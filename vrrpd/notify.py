@@ -20,7 +20,6 @@ import base64
 import collections
 import contextlib
 import datetime
-import email.policy
 import json
 import logging
 import os
@@ -33,10 +32,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Any, BinaryIO, Final
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 from vrrpd import httpclient
+from vrrpd.httpclient import describe
 from vrrpd.model import NotifyConfig
+
+if TYPE_CHECKING:
+    import aiosmtplib
 
 log = logging.getLogger("vrrpd.notify")
 
@@ -453,7 +456,7 @@ class Notifier:
             except httpclient.ConnectError as exc:
                 problem = exc.reason  # the log line names the URL already
             except OSError as exc:
-                problem = httpclient.describe(exc)
+                problem = describe(exc)
             else:
                 status = response.status
                 if 200 <= status < 300:
@@ -505,28 +508,41 @@ class Notifier:
     # --- email --------------------------------------------------------------------------------
 
     async def _send_email(self, event: Event) -> None:
+        import aiosmtplib  # here: only a daemon that sends mail loads the client
+
         config = self.config
         assert config is not None and config.email is not None
         mail = config.email
         server = f"{mail.smtp_host}:{mail.smtp_port}"
+        timeout_s = mail.connect_timeout_cs / 100
         try:
-            message = build_email(event, sender=mail.sender, to=mail.to)
-            await smtp_send(
-                mail.smtp_host,
-                mail.smtp_port,
+            refused, _ = await aiosmtplib.send(
+                build_email(event, sender=mail.sender, to=mail.to),
                 sender=mail.sender,
-                recipients=mail.to,
-                message=message,
-                timeout_s=mail.connect_timeout_cs / 100,
-                local_name=_hostname_for_helo(self.node),
+                recipients=list(mail.to),
+                hostname=mail.smtp_host,
+                port=mail.smtp_port,
+                local_hostname=_hostname_for_helo(self.node),
+                timeout=timeout_s,  # the connection and each answer
+                # Plain SMTP to a relay, as keepalived's smtp_alert: a relay that offers
+                # STARTTLS with a self-signed certificate (Debian's postfix does) still works.
+                start_tls=False,
             )
-        except TimeoutError:
-            problem = f"no answer within {mail.connect_timeout_cs / 100:g}s"
-        except (SmtpError, ValueError) as exc:
-            problem = str(exc)
-        except (OSError, EOFError) as exc:
-            problem = httpclient.describe(exc)
+        except aiosmtplib.SMTPTimeoutError:
+            problem = f"no answer within {timeout_s:g}s"
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            problem = "no recipient accepted: " + "; ".join(_smtp_answer(r) for r in exc.recipients)
+        except aiosmtplib.SMTPResponseException as exc:
+            problem = _smtp_answer(exc)
+        except aiosmtplib.SMTPException as exc:
+            # A connection that failed says why in its cause ("connection refused").
+            problem = describe(exc.__cause__) if exc.__cause__ is not None else str(exc)
         else:
+            for recipient, (code, text) in refused.items():
+                log.warning(
+                    "%s: mail to %s refused: %d %s", self.instance, recipient, code, text,
+                    extra=self._extra,
+                )  # fmt: skip
             log.info(
                 "%s: mail about %s sent through %s",
                 self.instance,
@@ -562,11 +578,7 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-# --- email: keepalived's smtp_alert, over a tiny asyncio SMTP client --------------------------
-
-
-class SmtpError(Exception):
-    """The SMTP server refused a command or spoke something that is not SMTP."""
+# --- email: keepalived's smtp_alert --------------------------------------------------------
 
 
 def build_email(event: Event, *, sender: str, to: Sequence[str]) -> EmailMessage:
@@ -609,88 +621,6 @@ def _hostname_for_helo(node: str) -> str:
     return name or "localhost"
 
 
-def _check_address(address: str) -> str:
-    if not address or any(c in address for c in "<>\r\n \t"):
-        raise ValueError(f"mail address {address!r} is not valid")
-    return address
-
-
-async def smtp_send(
-    host: str,
-    port: int,
-    *,
-    sender: str,
-    recipients: Sequence[str],
-    message: EmailMessage,
-    timeout_s: float,
-    local_name: str = "localhost",
-) -> None:
-    """Deliver one message: EHLO (HELO if refused), MAIL FROM, RCPT TO, DATA, QUIT.
-
-    Plain SMTP without TLS or AUTH, as keepalived's smtp_alert: a local relay is expected.
-    ``timeout_s`` bounds the connection and each answer. Raises SmtpError, OSError or
-    TimeoutError; a recipient the server refuses is logged and the others still get it.
-    """
-    sender = _check_address(sender)
-    recipients = [_check_address(r) for r in recipients]
-    data = message.as_bytes(policy=email.policy.SMTP)
-    async with asyncio.timeout(timeout_s):
-        reader, writer = await asyncio.open_connection(host, port)
-
-    async def reply(*expected: int) -> tuple[int, str]:
-        lines: list[str] = []
-        while True:
-            async with asyncio.timeout(timeout_s):
-                raw = await reader.readline()
-            if not raw:
-                raise EOFError
-            text = raw.decode("utf-8", "replace").rstrip("\r\n")
-            if len(text) < 3 or not text[:3].isdigit():
-                raise SmtpError(f"not an SMTP answer: {text[:60]!r}")
-            lines.append(text[4:])
-            if len(text) == 3 or text[3] != "-":  # "250-..." continues, "250 ..." ends
-                break
-        code = int(text[:3])
-        if code not in expected:
-            raise SmtpError(f"{code} {' '.join(lines)}".strip())
-        return code, " ".join(lines)
-
-    async def command(line: str, *expected: int) -> tuple[int, str]:
-        writer.write(line.encode("ascii", "replace") + b"\r\n")
-        await writer.drain()
-        return await reply(*expected)
-
-    try:
-        await reply(220)
-        try:
-            await command(f"EHLO {local_name}", 250)
-        except SmtpError:
-            await command(f"HELO {local_name}", 250)
-        await command(f"MAIL FROM:<{sender}>", 250)
-        accepted = 0
-        for recipient in recipients:
-            try:
-                await command(f"RCPT TO:<{recipient}>", 250, 251)
-                accepted += 1
-            except SmtpError as exc:
-                log.warning("mail to %s refused: %s", recipient, exc)
-        if not accepted:
-            raise SmtpError("no recipient accepted")
-        await command("DATA", 354)
-        writer.write(_dot_stuff(data) + b".\r\n")
-        await writer.drain()
-        await reply(250)
-        with contextlib.suppress(Exception):  # the mail is accepted; QUIT is a courtesy
-            await command("QUIT", 221)
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-
-
-def _dot_stuff(data: bytes) -> bytes:
-    """RFC 5321 §4.5.2: a line starting with "." gets another; the data ends with CRLF."""
-    lines = data.replace(b"\r\n", b"\n").split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    return b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines)
+def _smtp_answer(exc: aiosmtplib.SMTPResponseException) -> str:
+    text = " ".join(exc.message.split())
+    return f"{exc.code} {text}" if exc.code > 0 else text  # -1: no code, not SMTP at all

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.handlers import Message
+from aiosmtpd.smtp import SMTP
 
 from tests.component.test_httpclient import self_signed, server_context
 from vrrpd import notify
@@ -549,54 +551,106 @@ def test_mail_header_cannot_be_injected() -> None:
     assert b"\nBcc:" not in raw
 
 
-def test_dot_stuffing() -> None:
-    assert notify._dot_stuff(b"a\r\n.b\r\n..c\r\n") == b"a\r\n..b\r\n...c\r\n"
-    assert notify._dot_stuff(b"no newline") == b"no newline\r\n"
+@dataclass
+class Relay:
+    """An SMTP relay (aiosmtpd) on loopback that keeps what it gets and refuses some RCPTs."""
+
+    port: int = 0
+    received: list[Any] = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)
 
 
-@pytest.fixture
-async def smtpd() -> AsyncIterator[tuple[int, list[Any]]]:
-    try:
-        from aiosmtpd.handlers import Message
-        from aiosmtpd.smtp import SMTP
-    except ImportError:
-        pytest.skip("aiosmtpd is not installed (pip install aiosmtpd, in the test extras)")
-    received: list[Any] = []
+@contextlib.asynccontextmanager
+async def relay(tls: ssl.SSLContext | None = None) -> AsyncIterator[Relay]:
+    """With ``tls``, the relay offers STARTTLS (not required), as Debian's postfix does."""
+    found = Relay()
 
     class Keep(Message):
+        async def handle_RCPT(
+            self, server: Any, session: Any, envelope: Any, address: str, options: Any
+        ) -> str:
+            if address in found.refuse:
+                return "550 5.1.1 no such mailbox here"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
         def handle_message(self, message: Any) -> None:
-            received.append(message)
+            found.received.append(message)
 
     # In this loop rather than aiosmtpd's threaded Controller, which cannot take port 0.
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(Keep()), "127.0.0.1", 0)
+    server = await loop.create_server(lambda: SMTP(Keep(), tls_context=tls), "127.0.0.1", 0)
+    found.port = int(server.sockets[0].getsockname()[1])
     try:
-        yield int(server.sockets[0].getsockname()[1]), received
+        yield found
     finally:
         server.close()
 
 
-async def test_mail_is_sent_over_smtp(
-    smtpd: tuple[int, list[Any]], caplog: pytest.LogCaptureFixture
-) -> None:
-    port, received = smtpd
-    mail = EmailConfig(
-        to=("ops@example.test", "oncall@example.test"),
-        sender="vrrp@example.test",
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        connect_timeout_cs=200,
-    )
-    n = Notifier(NotifyConfig(email=mail), instance="web", node="node-a")
-    with caplog.at_level(logging.INFO, LOG):
-        n.notify("MASTER", 150, ".starts with a dot")
-        await n.join()
-    [message] = received
+def mail_to(port: int, *to: str) -> NotifyConfig:
+    return NotifyConfig(
+        email=EmailConfig(
+            to=to or ("ops@example.test",), sender="vrrp@example.test", smtp_host="127.0.0.1",
+            smtp_port=port, connect_timeout_cs=200,
+        )
+    )  # fmt: skip
+
+
+async def test_mail_is_sent_over_smtp(caplog: pytest.LogCaptureFixture) -> None:
+    async with relay() as smtp:
+        n = Notifier(
+            mail_to(smtp.port, "ops@example.test", "oncall@example.test"),
+            instance="web",
+            node="node-a",
+        )
+        with caplog.at_level(logging.INFO, LOG):
+            n.notify("MASTER", 150, ".starts with a dot\n.and so does this line")
+            await n.join()
+    [message] = smtp.received
     assert message["Subject"] == "[node-a] VRRP instance web is now MASTER"
     assert message["X-MailFrom"] == "vrrp@example.test"
     assert message["X-RcptTo"] == "ops@example.test, oncall@example.test"
-    assert "reason:    .starts with a dot" in message.get_payload()
+    # Lines that start with a dot arrive as written (RFC 5321 dot-stuffing, both ways).
+    assert "reason:    .starts with a dot\r\n.and so does this line\r\n" in message.get_payload()
     assert "mail about MASTER sent through 127.0.0.1" in caplog.text
+
+
+async def test_a_refused_recipient_does_not_stop_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with relay() as smtp:
+        smtp.refuse.add("gone@example.test")
+        n = Notifier(mail_to(smtp.port, "gone@example.test", "ops@example.test"), instance="web")
+        with caplog.at_level(logging.INFO, LOG):
+            n.notify("MASTER", 150, "")
+            await n.join()
+    [message] = smtp.received
+    assert message["X-RcptTo"] == "ops@example.test"
+    assert "mail to gone@example.test refused: 550 5.1.1 no such mailbox here" in caplog.text
+    assert "mail about MASTER sent through" in caplog.text
+
+
+async def test_no_recipient_accepted_is_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    async with relay() as smtp:
+        smtp.refuse.add("ops@example.test")
+        n = Notifier(mail_to(smtp.port), instance="web")
+        with caplog.at_level(logging.ERROR, LOG):
+            n.notify("MASTER", 150, "")
+            await n.join()
+    assert smtp.received == []
+    assert "not sent through 127.0.0.1" in caplog.text
+    assert "no recipient accepted: 550 5.1.1 no such mailbox here" in caplog.text
+
+
+async def test_starttls_offered_with_a_self_signed_certificate_still_delivers(
+    tmp_path: Path,
+) -> None:
+    # keepalived's smtp_alert speaks plain SMTP; a relay's untrusted STARTTLS must not stop it.
+    async with relay(tls=server_context(*self_signed(tmp_path))) as smtp:
+        n = Notifier(mail_to(smtp.port), instance="web")
+        n.notify("MASTER", 150, "")
+        await n.join()
+    assert len(smtp.received) == 1
 
 
 async def test_mail_server_down_is_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -625,7 +679,7 @@ async def test_mail_to_something_that_is_not_smtp(caplog: pytest.LogCaptureFixtu
         n.notify("FAULT", 0, "")
         await n.join()
     server.close()
-    assert "not an SMTP answer" in caplog.text
+    assert "Malformed SMTP response line: SSH-2.0-OpenSSH" in caplog.text
 
 
 async def test_a_failing_webhook_does_not_delay_scripts(tmp_path: Path) -> None:
