@@ -12,14 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import ipaddress
-import itertools
 import logging
 import math
 import os
 import signal
 import socket
-import struct
 import subprocess
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
@@ -272,29 +269,14 @@ class HttpProbe:
 
 # --- icmp -------------------------------------------------------------------------------------
 
-ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY = 8, 0
-ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY = 128, 129
-
-
-def _inet_checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    words: tuple[int, ...] = struct.unpack(f"!{len(data) // 2}H", data)
-    total = sum(words)
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-_icmp_sequence = itertools.count(1)
-
 
 @dataclass(frozen=True)
 class IcmpProbe:
-    """Send one ICMP echo request; success is the matching echo reply within the timeout.
+    """Send one ICMP echo request (icmplib); success is its echo reply within the timeout.
 
-    Uses a raw socket (needs CAP_NET_RAW, which the daemon has) and falls back to an
-    unprivileged ping socket where net.ipv4.ping_group_range allows one.
+    A raw socket when the daemon may open one (CAP_NET_RAW, which it has), else an
+    unprivileged ping socket where net.ipv4.ping_group_range allows one; either lives in the
+    daemon's network namespace. Replies are matched by identifier and sequence.
     """
 
     host: str
@@ -307,60 +289,33 @@ class IcmpProbe:
         return await _measure(self.timeout_s, self._ping)
 
     async def _ping(self) -> tuple[bool, str, None]:
+        import icmplib  # here: only a daemon with an icmp probe loads it
+
         loop = asyncio.get_running_loop()
         family = {4: socket.AF_INET, 6: socket.AF_INET6, None: socket.AF_UNSPEC}[self.family]
-        try:
+        try:  # resolved here, for a reason a person can act on (icmplib's has none)
             infos = await loop.getaddrinfo(self.host, None, family=family, type=socket.SOCK_RAW)
         except socket.gaierror as exc:
             raise _Failed(f"cannot resolve host {self.host!r}: {exc.strerror}") from exc
-        af, sockaddr = infos[0][0], infos[0][4]
-        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
-        v6 = af == socket.AF_INET6
-        sock, raw = _icmp_socket(af)
-        with sock:
-            seq = next(_icmp_sequence) & 0xFFFF
-            ident = (os.getpid() ^ id(self)) & 0xFFFF
-            token = os.urandom(16)  # ties the reply to this request whatever else is in flight
-            request, reply = (
-                (ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY)
-                if v6
-                else (ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY)
-            )
-            header = struct.pack("!BBHHH", request, 0, 0, ident, seq)
-            # ICMPv6 checksums cover a pseudo-header; the kernel fills them in for us.
-            checksum = 0 if v6 else _inet_checksum(header + token)
-            packet = struct.pack("!BBHHH", request, 0, checksum, ident, seq) + token
-            await loop.sock_sendto(sock, packet, sockaddr)
-            while True:
-                data, source = await loop.sock_recvfrom(sock, 2048)
-                if raw and not v6:
-                    data = data[(data[0] & 0x0F) * 4 :]  # raw IPv4 sockets include the IP header
-                if len(data) < 8 + len(token):
-                    continue
-                kind, _, _, r_ident, r_seq = struct.unpack("!BBHHH", data[:8])
-                # A ping socket rewrites the identifier to its own, and filters by it.
-                if kind != reply or r_seq != seq or (raw and r_ident != ident):
-                    continue
-                if data[8 : 8 + len(token)] != token:
-                    continue
-                if ipaddress.ip_address(str(source[0]).split("%")[0]) != address:
-                    continue
-                return True, f"echo reply from {address}", None
-
-
-def _icmp_socket(af: int) -> tuple[socket.socket, bool]:
-    proto = socket.IPPROTO_ICMPV6 if af == socket.AF_INET6 else socket.IPPROTO_ICMP
-    try:
-        sock, raw = socket.socket(af, socket.SOCK_RAW, proto), True
-    except PermissionError:
-        try:
-            sock, raw = socket.socket(af, socket.SOCK_DGRAM, proto), False
-        except OSError as exc:
+        address = str(infos[0][4][0])
+        for privileged in (True, False):  # a raw socket, else a ping socket
+            try:
+                host = await icmplib.async_ping(
+                    address, count=1, timeout=self.timeout_s, privileged=privileged
+                )
+                break
+            except icmplib.SocketPermissionError:
+                continue
+            except icmplib.ICMPLibError as exc:
+                raise _Failed(f"cannot ping {address}: {exc}") from exc
+        else:
             raise _Failed(
-                f"no ICMP socket: needs CAP_NET_RAW or net.ipv4.ping_group_range ({describe(exc)})"
-            ) from exc
-    sock.setblocking(False)
-    return sock, raw
+                "no ICMP socket: needs CAP_NET_RAW, or net.ipv4.ping_group_range covering "
+                f"group {os.getgid()}"
+            )
+        if not host.is_alive:
+            raise _Failed(f"no echo reply from {address} within {self.timeout_s:g}s")
+        return True, f"echo reply from {address}", None
 
 
 # --- file -------------------------------------------------------------------------------------
