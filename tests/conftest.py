@@ -4,6 +4,13 @@ Tests marked `root` or `keepalived` skip when their prerequisites are missing, w
 reason; under CI (env CI set) they fail instead, so CI never passes by skipping them.
 `kube_api` is the real-API tier's kube-apiserver (tests/envtest.py); without
 KUBEBUILDER_ASSETS its tests skip with one line (.ci/run always sets it).
+
+On it, for both tiers that use it (tests/realapi, tests/system):
+`release`: charts/kube-vrrp installed with helm, once per run (cluster.install_chart).
+`operator`: the operator running as the chart's ServiceAccount (cluster.running_operator),
+one process per test module, stopped after it; modules that need none never start it.
+`nodes`: Ready nodes for one test, labelled so that only that test's VirtualIPs select
+them (the operator serves the whole cluster), deleted after it.
 """
 
 from __future__ import annotations
@@ -11,10 +18,14 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.envtest import SKIP_REASON, ApiServer, assets
+
+if TYPE_CHECKING:
+    from tests.realapi.cluster import Operator, Release, TestNodes
 
 
 def _missing(item: pytest.Item) -> list[str]:
@@ -52,3 +63,47 @@ def kube_api() -> Iterator[ApiServer]:
         pytest.skip(SKIP_REASON)
     with ApiServer.start() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def release(kube_api: ApiServer) -> Iterator[Release]:
+    from tests.realapi.cluster import install_chart
+
+    installed = install_chart(kube_api)
+    try:
+        yield installed
+    finally:
+        shutil.rmtree(installed.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def operator(release: Release) -> Iterator[Operator]:
+    from tests.realapi.cluster import running_operator
+
+    with running_operator(release) as running:
+        yield running
+
+
+@pytest.fixture
+def nodes(kube_api: ApiServer, request: pytest.FixtureRequest) -> Iterator[TestNodes]:
+    """Ready nodes of this test only (see TestNodes), deleted after it."""
+    from tests.realapi.cluster import TestNodes
+
+    made = TestNodes(kube_api, request.node.name)
+    yield made
+    made.delete()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Any:
+    """A failed test that used the operator shows the end of its log."""
+    report = yield
+    running = getattr(item, "funcargs", {}).get("operator")
+    if not report.failed or running is None:
+        return report
+    from tests.realapi.cluster import Operator
+
+    if isinstance(running, Operator):
+        tail = "\n".join(running.log().splitlines()[-60:])
+        report.sections.append(("operator log (last 60 lines)", tail))
+    return report

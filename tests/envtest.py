@@ -321,11 +321,14 @@ class ApiServer:
         return events
 
     def forbidden(self, user: str) -> list[str]:
-        """`verb uri` of every request of `user` the server refused with 403."""
+        """`verb uri` of every request of `user` the server refused with 403, but those it
+        refused while starting (after `start_apiserver`, annotated "early=true" in the audit
+        log): until its RBAC caches are loaded it refuses every ServiceAccount, whatever its
+        roles, and a client that retries meets that after any restart."""
         return [
             f"{e['verb']} {e['requestURI']}"
             for e in self.audit(user)
-            if e.get("responseStatus", {}).get("code") == 403
+            if e.get("responseStatus", {}).get("code") == 403 and not _while_starting(e)
         ]
 
     def stop_apiserver(self) -> None:
@@ -438,8 +441,12 @@ class ApiServer:
     # --- what controllers and kubelets would do ---------------------------------------------
 
     def namespace(self, name: str) -> str:
-        """Create namespace `name` with its `default` ServiceAccount (no controller-manager
-        here to make it; the ServiceAccount admission plugin needs it for pods)."""
+        """Create namespace `name` with its `default` ServiceAccount and the CA ConfigMaps
+        (no controller-manager here to make them). The ServiceAccount admission plugin needs
+        the first for pods; a kubelet needs the others for a pod's service-account volume:
+        `kube-root-ca.crt`, and `openshift-service-ca.crt`, which this kube-apiserver
+        (built from microshift's tree) projects too."""
+        ca = self.ca_file.read_text()
         self.apply(
             [
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
@@ -447,6 +454,18 @@ class ApiServer:
                     "apiVersion": "v1",
                     "kind": "ServiceAccount",
                     "metadata": {"name": "default", "namespace": name},
+                },
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": "kube-root-ca.crt", "namespace": name},
+                    "data": {"ca.crt": ca},
+                },
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": "openshift-service-ca.crt", "namespace": name},
+                    "data": {"service-ca.crt": ca},
                 },
             ]
         )
@@ -498,6 +517,12 @@ class ApiServer:
             "patch", "node", name, "--subresource=status", "--type=merge", "-p", json.dumps(status)
         )
         return node
+
+
+def _while_starting(event: dict[str, Any]) -> bool:
+    """The server answered the request before it was ready (after a start or restart)."""
+    startup = str(event.get("annotations", {}).get("apiserver.k8s.io/startup", ""))
+    return startup.startswith("early=true")
 
 
 def _now() -> str:

@@ -14,8 +14,9 @@ on request: a namespace's `default` ServiceAccount (`kube_api.namespace`), finis
 graceful deletion of pods (`finish_pod_deletions`), a pod's phase (`set_pod_phase`).
 
 A daemon in a network namespace reaches the API server through `UnixForwarder` (the host
-half) and tests/system/relay.py (the half inside the namespace): TLS passes through both,
-so the daemon checks the server's certificate for 127.0.0.1 as it would any other.
+half) and tests/system/relay.py (the half inside the namespace), both started for every
+node of a lab by `api_in_namespaces`: TLS passes through both, so the daemon checks the
+server's certificate for 127.0.0.1 as it would any other.
 
 Shared by the real-API tests, and meant for the system test and the benchmarks too.
 """
@@ -28,6 +29,8 @@ import json
 import os
 import re
 import secrets
+import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -41,12 +44,15 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from tests.chart.kubetools import tool
 from tests.envtest import ApiServer, free_port
+
+if TYPE_CHECKING:
+    from vrrpd.lab.netns import Lab
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kube-vrrp"
@@ -55,6 +61,8 @@ NAMESPACE = "kube-vrrp"
 VIP_RESOURCE = "virtualips.kubevrrp.io"
 DAEMON_SELECTOR = "app.kubernetes.io/name=kube-vrrp,app.kubernetes.io/component=daemon"
 STOP_TIMEOUT_S = 30.0
+RELAY = ROOT / "tests" / "system" / "relay.py"
+RELAY_PORT = 6443  # on each node namespace's own loopback
 
 T = TypeVar("T")
 
@@ -275,7 +283,10 @@ class Operator:
     health_url: str
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:  # the release's workdir is gone (the session is over)
+            return ""
 
     def healthy(self) -> bool:
         try:
@@ -497,3 +508,29 @@ def _copy(source: socket.socket, sink: socket.socket) -> None:
         sink.shutdown(socket.SHUT_WR)
     except OSError:
         pass
+
+
+@contextlib.contextmanager
+def api_in_namespaces(api: ApiServer, lab: Lab) -> Iterator[str]:
+    """The API server as a process in any node namespace of `lab` reaches it: its URL there.
+
+    A relay on each node's loopback (stopped when the lab closes), a forwarder on this host.
+    """
+    sockets = Path(tempfile.mkdtemp(prefix="kv-api-"))  # UNIX socket paths stop at 107 bytes
+    forwarder = UnixForwarder(sockets / "api.sock", api.port)
+    try:
+        for node in lab.nodes:
+            relay = lab.run(
+                node.netns,
+                [sys.executable, str(RELAY), f"127.0.0.1:{RELAY_PORT}", str(forwarder.path)],
+                stdout=subprocess.PIPE,
+            )
+            assert relay.stdout is not None
+            ready, _, _ = select.select([relay.stdout], [], [], 15.0)
+            line = relay.stdout.readline().decode() if ready else ""
+            if not line.startswith("ready"):
+                raise AssertionError(f"the relay in {node.netns} did not start: {line!r}")
+        yield f"https://127.0.0.1:{RELAY_PORT}"
+    finally:
+        forwarder.close()
+        shutil.rmtree(sockets, ignore_errors=True)

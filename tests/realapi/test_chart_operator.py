@@ -6,13 +6,9 @@ reports on its pod, also with none refused."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
-import select
-import shutil
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +23,7 @@ from tests.realapi.cluster import (
     Operator,
     Release,
     TestNodes,
-    UnixForwarder,
+    api_in_namespaces,
     daemon_objects,
     delete_virtualips,
     finish_pod_deletions,
@@ -140,9 +136,6 @@ def test_a_virtualip_renders_updates_and_deletes_with_nothing_forbidden(
 
 # --- the daemon as its ServiceAccount ---------------------------------------------------------
 
-RELAY = Path(__file__).resolve().parents[1] / "system" / "relay.py"
-RELAY_PORT = 6443
-
 
 @pytest.fixture
 def lab() -> Iterator[Any]:
@@ -190,22 +183,14 @@ def test_the_daemon_reads_its_configmap_and_reports_on_its_pod_with_nothing_forb
     for key, value in (secret.get("data") or {}).items():
         (secrets_dir / key).write_bytes(base64.b64decode(value))
 
-    # UNIX socket paths stop at 107 bytes: a short directory for the forwarder's.
-    sockets = Path(tempfile.mkdtemp(prefix="kvra-"))
-    forwarder = UnixForwarder(sockets / "api.sock", kube_api.port)
     log_path = tmp_path / "vrrpd.log"
-    try:
-        relay = lab.run(
-            lab.nodes[0].netns,
-            [sys.executable, str(RELAY), f"127.0.0.1:{RELAY_PORT}", str(forwarder.path)],
-            stdout=subprocess.PIPE,
-        )
-        ready, _, _ = select.select([relay.stdout], [], [], 15.0)
-        assert ready and relay.stdout.readline().startswith(b"ready")
+    with contextlib.ExitStack() as stack:
+        api_url = stack.enter_context(api_in_namespaces(kube_api, lab))
+        stack.callback(delete_virtualips, kube_api, "default", "daemon")
         argv, env = daemon_argv(pod, secrets_dir, tmp_path / "state")
         token = release.token_file(release.daemon_service_account)
         argv += [
-            "--kube-api", f"https://127.0.0.1:{RELAY_PORT}", "--kube-token-file", str(token),
+            "--kube-api", api_url, "--kube-token-file", str(token),
             "--kube-ca-file", str(kube_api.ca_file),
         ]  # fmt: skip
         env |= {"PATH": os.environ["PATH"], "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT}/operator"}
@@ -240,10 +225,6 @@ def test_the_daemon_reads_its_configmap_and_reports_on_its_pod_with_nothing_forb
         )  # fmt: skip
         daemon.terminate()
         assert daemon.wait(timeout=30) == 0
-    finally:
-        forwarder.close()
-        shutil.rmtree(sockets, ignore_errors=True)
-        delete_virtualips(kube_api, "default", "daemon")
     requests = kube_api.audit(release.daemon_user)
     verbs = {(e["verb"], e["objectRef"]["resource"]) for e in requests if e.get("objectRef")}
     assert {("get", "configmaps"), ("patch", "pods")} <= verbs
