@@ -21,7 +21,6 @@ import sys
 from typing import Any
 
 import kopf
-import urllib3
 
 from vrrp_operator.handlers import VERSION, Runtime, register
 from vrrp_operator.kube import ApiError, KubeClient
@@ -48,7 +47,7 @@ async def preflight(client: KubeClient, settings: OperatorSettings) -> None:
         if exc.status != 404:
             raise NotReady(f"the API server at {server} answered {exc}") from None
         resources = None
-    except (OSError, urllib3.exceptions.HTTPError) as exc:
+    except OSError as exc:  # ApiUnreachable, a certificate file that cannot be read
         raise NotReady(f"cannot reach the API server at {server}: {exc}") from None
     names = {r.get("name") for r in (resources or {}).get("resources") or ()}
     if "virtualips" not in names:

@@ -18,10 +18,11 @@ import asyncio
 import base64
 import binascii
 import functools
+import itertools
 import json
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -66,6 +67,7 @@ PLURAL = "virtualips"
 FINALIZER = f"{GROUP}/finalizer"
 LABEL_SELECTOR = ",".join(f"{k}={v}" for k, v in DAEMON_LABELS.items())
 FAILED_POD_BACKOFF_S = (5.0, 300.0)  # first and longest wait before recreating a failed pod
+RESYNC_RETRY_S = 5.0  # a resync that failed is tried again after this long
 
 log = logging.getLogger("vrrp_operator")
 
@@ -92,13 +94,29 @@ def _values(index: Any) -> list[Any]:
     return [value for key in list(index) for value in index.get(key, ())]
 
 
+class RetryForever:
+    """kopf's delays between tries of a request the API server failed or did not answer: a
+    few quick ones, then one every few seconds for as long as it takes.
+
+    kopf's default (1, 1, 2, ... 21 s) gives up after 54 s: a status patch that gives up
+    ends its VirtualIP's timer for good, and a watch between its last tries reconnects up
+    to 21 s after the server is back. An iterable, not an iterator: each request starts
+    over."""
+
+    def __iter__(self) -> Iterator[float]:
+        yield from (1.0, 2.0)
+        yield from itertools.repeat(3.0)
+
+
 class Reconciler:
     """Runs the reconcile once for any number of concurrent requests.
 
     A request waits for the run that starts after it (that run reads the indexes as they
     are by then); runs never overlap. A run that fails leaves the requests pending, so the
     next waiter runs again, and the error reaches the caller (kopf retries VirtualIP
-    handlers).
+    handlers). A resync (`max_age`) is skipped while the last run is younger than
+    `max_age`, and for RESYNC_RETRY_S after a failed one: every VirtualIP's timer asks for
+    it, and while the API server is away they must not each try and log.
     """
 
     def __init__(self, run: Callable[[], Awaitable[None]]) -> None:
@@ -107,31 +125,36 @@ class Reconciler:
         self._requested = 0
         self._done = 0
         self.last_success: float | None = None
+        self.last_failure: float | None = None
         self.runs = 0
 
+    def _fresh(self, max_age: float | None) -> bool:
+        if max_age is None:
+            return False
+        now = asyncio.get_running_loop().time()
+        succeeded = self.last_success is not None and now - self.last_success < max_age
+        failed = self.last_failure is not None and now - self.last_failure < RESYNC_RETRY_S
+        return succeeded or failed
+
     async def request(self, *, max_age: float | None = None) -> None:
-        loop = asyncio.get_running_loop()
-        if (
-            max_age is not None
-            and self.last_success is not None
-            and loop.time() - self.last_success < max_age
-        ):
+        if self._fresh(max_age):
             return
         self._requested += 1
         ticket = self._requested
         async with self._lock:
             if self._done >= ticket:
                 return
-            fresh = self.last_success is not None and loop.time() - self.last_success < (
-                max_age or 0.0
-            )
-            if max_age is not None and fresh:
-                return  # a resync ran while this one waited
+            if self._fresh(max_age):
+                return  # a resync ran (or failed) while this one waited
             covered = self._requested
             self.runs += 1
-            await self._run()
+            try:
+                await self._run()
+            except Exception:
+                self.last_failure = asyncio.get_running_loop().time()
+                raise
             self._done = covered
-            self.last_success = loop.time()
+            self.last_success = asyncio.get_running_loop().time()
 
 
 @dataclass
@@ -399,6 +422,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         settings.peering.standalone = runtime.settings.peering == "standalone"
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
+        settings.networking.error_backoffs = RetryForever()
 
     # --- indexes: the cluster state a reconcile reads ------------------------------------
 
@@ -484,8 +508,11 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     @kopf.timer(GROUP, VERSION, PLURAL, interval=settings.status_interval_s, registry=registry)
     async def virtualip_status(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
         runtime.remember(kwargs)
-        # The timers double as the periodic resync (Secret rotation, missed events).
-        await runtime.reconciler.request(max_age=settings.resync_interval_s)
+        # The timers double as the periodic resync (Secret rotation, missed events). One
+        # that fails (the API server away) is tried again on the next round; the status
+        # still follows the daemons' reports meanwhile (a timer that raised would wait
+        # kopf's backoff of a minute).
+        await _quietly(runtime.reconciler.request(max_age=settings.resync_interval_s))
         rendered = runtime.rendered
         # Stopping (operator exit, peering pause): a status patch now would race the exit.
         stopped = kwargs.get("stopped")  # kopf's DaemonStopped flag

@@ -12,6 +12,10 @@ deletes a key), which the real API server and kmock both implement.
 Every write names its field manager, kube-vrrp-operator: `managedFields` (and the conflict a
 user's server-side apply of a daemon object meets) then say who owns what, where the
 client's default would say "OpenAPI-Generator". The User-Agent says the same to audit logs.
+
+Two failures, two exceptions: the server answered with an error status (`ApiError`, with
+it), or it did not answer at all (`ApiUnreachable`: down, restarting, a broken connection;
+the client's own urllib3 errors, which are no OSError, become this ConnectionError).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import urllib3
 from kubernetes import client as k8s
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -61,6 +66,10 @@ class ApiError(Exception):
     def __init__(self, status: int, method: str, path: str, message: str) -> None:
         super().__init__(f"{method} {path}: HTTP {status}: {message}")
         self.status = status
+
+
+class ApiUnreachable(ConnectionError):
+    """No answer from the API server; retrying later is all there is to do."""
 
 
 class KubeClient:
@@ -104,8 +113,12 @@ class KubeClient:
             body=body,
             auth_settings=["BearerToken"],
         )
-        response = self.api.call_api(*serialized, _request_timeout=REQUEST_TIMEOUT_S)
-        data = response.read()
+        try:
+            response = self.api.call_api(*serialized, _request_timeout=REQUEST_TIMEOUT_S)
+            data = response.read()
+        except urllib3.exceptions.HTTPError as exc:
+            reason = getattr(exc, "reason", None) or exc  # MaxRetryError: the last failure
+            raise ApiUnreachable(f"{method} {path}: {reason}") from exc
         if response.status >= 400:
             try:
                 message = json.loads(data).get("message", "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from vrrp_operator.handlers import Reconciler
+from vrrp_operator.handlers import RESYNC_RETRY_S, Reconciler
 
 pytestmark = [pytest.mark.looptime]
 
@@ -66,3 +66,29 @@ async def test_failure_reaches_the_caller_and_the_next_waiter_retries() -> None:
     results = await asyncio.gather(r.request(), r.request(), return_exceptions=True)
     assert isinstance(results[0], RuntimeError) and results[1] is None
     assert calls == 2
+
+
+async def test_a_failed_resync_is_tried_again_later_not_by_every_timer() -> None:
+    calls, failing = 0, True
+
+    async def run() -> None:
+        nonlocal calls
+        calls += 1
+        if failing:
+            raise ConnectionError("API server away")
+
+    r = Reconciler(run)
+    results = await asyncio.gather(
+        *(r.request(max_age=60) for _ in range(20)), return_exceptions=True
+    )
+    assert calls == 1 and isinstance(results[0], ConnectionError) and results[1:] == [None] * 19
+    with pytest.raises(ConnectionError):
+        await r.request()  # an event's request is no resync: it runs
+    assert calls == 2
+    await asyncio.sleep(RESYNC_RETRY_S - 0.5)
+    await r.request(max_age=60)
+    assert calls == 2
+    await asyncio.sleep(0.5)
+    failing = False
+    await r.request(max_age=60)
+    assert calls == 3
