@@ -53,9 +53,11 @@ from vrrp_operator.rollout import Create, Delete, Existing, Patch, plan
 from vrrp_operator.services import ingress_patch, release_patch, service_ingress
 from vrrp_operator.settings import OperatorSettings
 from vrrp_operator.status import (
+    REPORT_LAG_S,
     NodeReport,
     aggregate_status,
     events,
+    master_lost,
     masters,
     parse_report,
     reports_from_pods,
@@ -173,6 +175,7 @@ class Runtime:
     # our own last patch yet, and re-sending it under load feeds a storm of watch events.
     written_status: dict[str, tuple[dict[str, Any], float]] = field(default_factory=dict)
     written_vrids: dict[str, int] = field(default_factory=dict)
+    master_lost_at: dict[str, float] = field(default_factory=dict)  # loop time; master_lost
     reconciler: Reconciler = field(init=False)
     _rendered_for: tuple[str, Rendered] | None = field(default=None, init=False, repr=False)
     _manifests_for: dict[str, tuple[str, list[dict[str, Any]]]] = field(
@@ -504,6 +507,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         runtime.deleting.discard(key)
         runtime.written_status.pop(key, None)
         runtime.written_vrids.pop(key, None)
+        runtime.master_lost_at.pop(key, None)
 
     @kopf.timer(GROUP, VERSION, PLURAL, interval=settings.status_interval_s, registry=registry)
     async def virtualip_status(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
@@ -533,6 +537,12 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             findings=rendered.findings(key),
             advisory=advisory(rendered, key),
         )
+        if not master_lost(old, new):
+            runtime.master_lost_at.pop(key, None)
+        else:
+            moment = asyncio.get_running_loop().time()
+            if moment - runtime.master_lost_at.setdefault(key, moment) < REPORT_LAG_S:
+                return  # the new master's first report may be on its way: wait for it
         changes = status_patch(old, new)
         # Re-assert what we wrote when the object still disagrees after a resync interval
         # (someone else changed status); sooner, the body is merely behind our own patch.

@@ -25,6 +25,7 @@ from vrrp_operator.handlers import Runtime, register
 from vrrp_operator.kube import KubeClient
 from vrrp_operator.manifests import DaemonSettings
 from vrrp_operator.settings import OperatorSettings
+from vrrp_operator.status import REPORT_LAG_S
 
 from tests.operator.harness import HarnessTasks, running_operator
 
@@ -323,6 +324,42 @@ async def test_reports_become_status_and_events(
         return found
 
     await eventually(lambda: {"MasterChanged", "ProbeFailed"} <= set(reasons()))
+
+
+async def test_a_handover_keeps_the_master_until_the_new_one_reports(
+    cluster: kmock.KubernetesEmulator, operator: Runtime
+) -> None:
+    await cluster.post(
+        VIP_PATH, json=virtualip("web", nodeSelector={"matchLabels": {"role": "edge"}})
+    )
+    await eventually(lambda: names(cluster, "v1/pods") == {"vrrpd-node-1", "vrrpd-node-2"})
+    row = {"name": "default/web/ipv4", "priority": 100, "since": "2025-01-01T00:00:00Z"}
+    await kubelet_runs(cluster, "node-1", {**row, "state": "MASTER"})
+    await kubelet_runs(cluster, "node-2", {**row, "state": "BACKUP"})
+
+    def status() -> dict[str, Any]:
+        return dict((live(cluster, VIPS, "default", "web") or {}).get("status") or {})
+
+    def messages() -> list[str]:
+        return [
+            str(obj.raw.get("message"))
+            for (resource, _, _), obj in cluster.objects.items()
+            if resource.plural == "events" and obj.raw.get("reason") == "MasterChanged"
+        ]
+
+    await eventually(lambda: status().get("master") == "node-1")
+    # node-1 handed over: its report says so before node-2's report of the takeover comes.
+    await kubelet_runs(cluster, "node-1", {**row, "state": "BACKUP"})
+    await asyncio.sleep(REPORT_LAG_S - 0.2)  # status rounds every 1 s saw no MASTER
+    assert status()["master"] == "node-1"
+    await kubelet_runs(cluster, "node-2", {**row, "state": "MASTER"})
+    await eventually(lambda: status().get("master") == "node-2")
+    assert messages() == ["node-1 is now MASTER", "node-2 is now MASTER (was node-1)"]
+
+    # A master lost for good is reported REPORT_LAG_S later.
+    await kubelet_runs(cluster, "node-2", {**row, "state": "FAULT"})
+    await eventually(lambda: status().get("master") is None)
+    assert messages()[-1] == "no node is MASTER any more (was node-2)"
 
 
 async def test_load_balancer_service_gets_the_vip(

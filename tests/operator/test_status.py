@@ -13,6 +13,7 @@ from vrrp_operator.status import (
     NodeReport,
     aggregate_status,
     events,
+    master_lost,
     masters,
     parse_report,
     reports_from_pods,
@@ -244,25 +245,39 @@ def test_probe_failure_degrades() -> None:
 @pytest.mark.parametrize(
     ("overlap_s", "interval", "split"),
     [
-        (1.5, "1s", False),  # a preemption overlaps briefly
-        (2.0, "1s", False),
+        (0.1, "100ms", False),  # a preemption: the old master's report is on its way
+        (0.3, "100ms", False),
+        (1.9, "100ms", False),
+        (2.5, "100ms", True),  # longer than any report takes: they do not hear each other
+        (1.5, "1s", False),
         (2.5, "1s", True),
-        (0.3, "100ms", True),
-        (0.1, "100ms", False),
+        (30, "20s", False),  # two adverts
+        (41, "20s", True),
     ],
 )
-def test_split_brain_after_two_adverts(overlap_s: float, interval: str, split: bool) -> None:
+def test_two_masters_are_a_split_brain_after_two_adverts_and_the_report_lag(
+    overlap_s: float, interval: str, split: bool
+) -> None:
     obj, p = placed(vip("web", advertInterval=interval), nodes=2)
     reports = {
         "node-1": report("node-1", row("MASTER", since=ago(600))),
         "node-2": report("node-2", row("MASTER", since=ago(overlap_s))),
     }
     s = aggregate_status(obj, reports, NOW, placement=p)
-    assert s["master"] == "node-1,node-2"
     assert (cond(s, "SplitBrain")["status"] == "True") is split
-    assert (cond(s, "Ready")["reason"] == "SplitBrain") is split
     if split:
+        assert s["master"] == "node-1,node-2"
+        assert cond(s, "Ready")["reason"] == "SplitBrain"
         assert "node-1, node-2 all MASTER for IPv4" in cond(s, "SplitBrain")["message"]
+    else:  # the newer master took over; the older one yields as it hears it
+        assert s["master"] == "node-2"
+        assert cond(s, "Ready")["message"].startswith("node-2 holds")
+
+
+def test_a_master_lost_is_one_the_status_named_and_the_reports_no_longer_show() -> None:
+    assert master_lost({"master": "node-1"}, {"master": None})
+    assert not master_lost({"master": "node-1"}, {"master": "node-2"})
+    assert not master_lost({}, {"master": None})  # never had one: nothing to wait for
 
 
 def test_dual_stack_node_entry_combines_families() -> None:
