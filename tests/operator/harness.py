@@ -1,4 +1,4 @@
-"""The operator's kopf handlers running against kmock, for the operator and system tests."""
+"""The operator's kopf handlers in the test's event loop, against kmock (tests/operator)."""
 
 from __future__ import annotations
 

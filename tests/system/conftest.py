@@ -1,102 +1,51 @@
-"""The system under test, without a cluster: kmock as the API server, the operator (kopf) in
-this process, three lab nodes (network namespaces on one bridge) and a test kubelet that runs
-each daemon pod as a real `vrrpd` in its node's namespace.
+"""The system under test on the real API server: the chart installed with helm, the operator
+as its ServiceAccount, three lab nodes (network namespaces on one bridge) and a test kubelet
+that runs each daemon pod as a real `vrrpd` in its node's namespace, as the daemon
+ServiceAccount with a token of its own.
 
     test process (host network namespace)                 lab node namespaces n1 n2 n3
     ┌──────────────────────────────────────────┐           ┌──────────────────────────────┐
-    │ kmock :PORT on 127.0.0.1  ◄── kopf        │           │ vrrpd --kube --kube-api      │
-    │   ▲        ▲                 operator     │           │   http://127.0.0.1:6443      │
-    │   │        └── test kubelet (pods → procs)│           │        │                     │
-    │   └── UNIX server api.sock ◄──────────────┼───────────┼── relay.py 127.0.0.1:6443    │
+    │ kube-apiserver + etcd (kube_api) ◄─ operator          │ vrrpd --kube --kube-api      │
+    │   ▲    ▲                     (a subprocess)│           │   https://127.0.0.1:6443     │
+    │   │    └── test kubelet (pods → processes) │           │        │                     │
+    │   └── UnixForwarder api.sock ◄─────────────┼───────────┼── relay.py 127.0.0.1:6443    │
     └──────────────────────────────────────────┘ filesystem └──────────────────────────────┘
 
-A namespace cannot reach the host's loopback, but UNIX sockets live in the shared
-filesystem: relay.py (in each node namespace) forwards every TCP connection to api.sock,
-where this process forwards it to kmock's TCP port.
-
-The emulator adds what kmock leaves out and the system needs: uid, resourceVersion and
-creationTimestamp on create, names for generateName (kopf's Events), and graceful pod
-deletion (a finalizer the kubelet removes once the process has stopped; see kubelet.py).
+Each test has its own API nodes (`nodes`: <test>-1..3 at the lab nodes' addresses) and its
+own namespace for its VirtualIPs, so Events and names of one test never meet another's. The
+operator is one process per test module (tests/conftest.py). `System` is what a test sees,
+with node names as the lab's (n1, n2, n3) wherever it reads the API.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import json
 import os
-import select
 import shutil
-import subprocess
-import sys
 import tempfile
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-OPERATOR_DIR = Path(__file__).resolve().parents[2] / "operator"
-if str(OPERATOR_DIR) not in sys.path:
-    sys.path.insert(0, str(OPERATOR_DIR))
+from tests.envtest import ApiServer
+from tests.realapi.cluster import (
+    NAMESPACE,
+    Operator,
+    Release,
+    TestNodes,
+    admin,
+    api_in_namespaces,
+    daemon_objects,
+    get_virtualip,
+)
+from tests.system.kubelet import Kubelet, RunningPod
+from vrrpd.lab.netns import Lab
 
-import kmock  # noqa: E402
-
-from tests.operator.harness import running_operator  # noqa: E402
-from tests.system.kubelet import KUBELET_FINALIZER, Kubelet  # noqa: E402
-from vrrpd.lab.netns import Lab  # noqa: E402
-
-NS = "kube-vrrp"  # the operator's namespace: daemon ConfigMaps, Secrets, Pods
-VIPS = "kubevrrp.io/v1alpha1/virtualips"
 LAB_PREFIX = "kvs"
-RELAY_PORT = 6443  # on each node namespace's own loopback
-RELAY = Path(__file__).with_name("relay.py")
-NODE_LABELS = {"role": "edge"}
-
-
-class SystemEmulator(kmock.KubernetesEmulator):
-    """kmock plus what an API server does on create, and graceful pod deletion."""
-
-    async def _handle(self, request: Any) -> Any:
-        if request.action == kmock.action.CREATE and isinstance(request.data, dict):
-            meta = request.data.setdefault("metadata", {})
-            if "name" not in meta and "generateName" in meta:  # kopf's Events
-                meta["name"] = meta["generateName"] + uuid.uuid4().hex[:8]
-            meta.setdefault("uid", str(uuid.uuid4()))
-            meta.setdefault("resourceVersion", "1")  # never changes: kopf's test op holds
-            meta.setdefault("creationTimestamp", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-            if request.resource is not None and request.resource.plural == "pods":
-                # DELETE then only sets deletionTimestamp; the kubelet removes the finalizer
-                # when the process is gone, as kubelet + API server do with a grace period.
-                finalizers = meta.setdefault("finalizers", [])
-                if KUBELET_FINALIZER not in finalizers:
-                    finalizers.append(KUBELET_FINALIZER)
-                request.data.setdefault("status", {"phase": "Pending"})
-        return await super()._handle(request)
-
-
-def node_object(name: str, address: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "uid": f"uid-{name}",
-            "labels": {"kubernetes.io/hostname": name, **NODE_LABELS},
-        },
-        "spec": {},
-        "status": {
-            "addresses": [
-                {"type": "InternalIP", "address": address},
-                {"type": "Hostname", "address": name},
-            ],
-            "conditions": [{"type": "Ready", "status": "True"}],
-        },
-    }
-
-
-# --- the lab and the way into it ------------------------------------------------------------
+TIMEOUT = 30.0  # for anything that takes a few adverts and a status round or two
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -107,7 +56,6 @@ def _remove_stale_labs() -> None:
 
 @pytest.fixture
 def workdir() -> Iterator[Path]:
-    """Short paths (UNIX socket paths stop at 107 bytes), removed afterwards."""
     path = Path(tempfile.mkdtemp(prefix="kv-sys-"))
     try:
         yield path
@@ -117,7 +65,8 @@ def workdir() -> Iterator[Path]:
 
 @pytest.fixture
 def lab(workdir: Path) -> Iterator[Lab]:
-    """Three nodes n1..n3 at 192.168.77.11..13 on eth0; torn down whatever happens."""
+    """Three nodes n1..n3 at 192.168.77.11..13 on eth0 and a client; torn down whatever
+    happens."""
     lab = Lab(3, prefix=LAB_PREFIX, unique=True, workdir=workdir / "lab")
     try:
         yield lab
@@ -125,117 +74,215 @@ def lab(workdir: Path) -> Iterator[Lab]:
         lab.close()
 
 
-@pytest.fixture
-async def cluster(kmock: kmock.KubernetesEmulator, lab: Lab) -> kmock.KubernetesEmulator:
-    """kmock with the VirtualIP resource and one Node per lab node."""
-    kmock.resources.load_bundled()
-    kmock.resources[VIPS] = kmock.ResourceInfo(
-        kind="VirtualIP",
-        singular="virtualip",
-        shortnames={"vip"},
-        namespaced=True,
-        subresources={"status"},
-        verbs={"get", "list", "watch", "create", "patch", "delete"},
-    )
-    for node in lab.nodes:
-        kmock.objects["v1/nodes", None, node.name] = node_object(node.name, node.address4)
-    return kmock
+class System:
+    """What a test sees: the API (as the admin), the nodes (lab) and the daemons (kubelet)."""
 
+    def __init__(
+        self, api: ApiServer, lab: Lab, kubelet: Kubelet, nodes: TestNodes, namespace: str
+    ) -> None:
+        self.api = api
+        self.lab = lab
+        self.kubelet = kubelet
+        self.nodes = nodes
+        self.namespace = namespace  # of this test's VirtualIPs
+        self.names = {n.name: f"{nodes.test}-{n.index}" for n in lab.nodes}  # n1 -> API node
+        self._short = {v: k for k, v in self.names.items()}
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-    except (ConnectionError, OSError):
-        pass
+    def short(self, text: str) -> str:
+        """`text` with API node names written as the lab's (n1, n2, n3)."""
+        for name, short in sorted(self._short.items(), key=lambda kv: -len(kv[0])):
+            text = text.replace(name, short)
+        return text
 
+    def instance(self, name: str) -> str:
+        """A daemon's instance name for VirtualIP `name` (IPv4)."""
+        return f"{self.namespace}/{name}/ipv4"
 
-@pytest.fixture
-async def api_socket(cluster: kmock.KubernetesEmulator, workdir: Path) -> AsyncIterator[Path]:
-    """The host half of the relay: a UNIX socket forwarding each connection to kmock."""
-    path = workdir / "api.sock"
-    host, port = cluster.url.host, cluster.url.port
-    assert host is not None and port is not None
-    writers: set[asyncio.StreamWriter] = set()
+    # -- API ------------------------------------------------------------------------------------
 
-    async def on_connect(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        writers.add(w)
-        try:
-            up_r, up_w = await asyncio.open_connection(host, port)
-        except OSError:
-            w.close()
-            writers.discard(w)
-            return
-        writers.add(up_w)
-        try:
-            await asyncio.gather(_pipe(r, up_w), _pipe(up_r, w))
-        finally:
-            for x in (w, up_w):
-                x.close()
-                writers.discard(x)
+    def virtualip(
+        self, name: str, address: str, vrid: int, priorities: dict[str, int]
+    ) -> dict[str, Any]:
+        """A VirtualIP on this test's nodes: 100 ms adverts, preempt Always, per-node
+        priorities by lab node name."""
+        return {
+            "apiVersion": "kubevrrp.io/v1alpha1",
+            "kind": "VirtualIP",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": {
+                "addresses": [f"{address}/24"],
+                "vrid": vrid,
+                "advertInterval": "100ms",
+                "nodeSelector": self.nodes.selector,
+                "priority": 100,
+                "nodePriorities": [
+                    {"nodeName": self.names[n], "priority": p} for n, p in priorities.items()
+                ],
+                "preempt": {"mode": "Always"},
+            },
+        }
 
-    server = await asyncio.start_unix_server(on_connect, str(path))
-    try:
-        yield path
-    finally:
-        server.close()
-        for w in list(writers):
-            w.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(server.wait_closed(), 5)
-        path.unlink(missing_ok=True)
+    def apply(self, obj: dict[str, Any]) -> None:
+        self.api.apply(obj)
 
-
-@pytest.fixture
-def node_api(lab: Lab, api_socket: Path, workdir: Path) -> str:
-    """The API server as a daemon inside any node namespace sees it (relay.py on each node;
-    the lab stops the relays when it closes)."""
-    for node in lab.nodes:
-        log = open(workdir / f"relay-{node.name}.log", "ab")  # noqa: SIM115
-        proc = lab.run(
-            node.netns,
-            [sys.executable, str(RELAY), f"127.0.0.1:{RELAY_PORT}", str(api_socket)],
-            stdout=subprocess.PIPE,
-            stderr=log,
+    def patch(self, name: str, patch: dict[str, Any]) -> None:
+        self.api.kubectl(
+            "patch", "vip", name, "-n", self.namespace, "--type=merge", "-p", json.dumps(patch)
         )
-        log.close()
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 15.0)
-        line = proc.stdout.readline().decode() if ready else ""
-        if not line.startswith("ready"):
-            raise RuntimeError(f"relay in {node.netns} did not start: {line!r}")
-    return f"http://127.0.0.1:{RELAY_PORT}"
 
+    def delete(self, name: str) -> None:
+        self.api.kubectl("delete", "vip", name, "-n", self.namespace, "--wait=false")
 
-# --- the operator ------------------------------------------------------------------------------
+    def delete_pod(self, node: str) -> None:
+        """`kubectl delete pod` of a node's daemon: the API server begins a graceful deletion."""
+        self.api.kubectl("delete", "pod", self.pod_name(node), "-n", NAMESPACE, "--wait=false")
+
+    def exists(self, name: str) -> bool:
+        return get_virtualip(self.api, self.namespace, name) is not None
+
+    def status(self, name: str) -> dict[str, Any]:
+        """status of VirtualIP `name`, node names as the lab's."""
+        obj = get_virtualip(self.api, self.namespace, name) or {}
+        return dict(json.loads(self.short(json.dumps(obj.get("status") or {}))))
+
+    def master(self, name: str) -> str | None:
+        value = self.status(name).get("master")
+        return str(value) if value else None
+
+    def node_status(self, name: str, node: str) -> dict[str, Any]:
+        return next((n for n in self.status(name).get("nodes") or () if n["name"] == node), {})
+
+    def events(self, reason: str, name: str) -> list[str]:
+        """Messages of the Events with `reason` about VirtualIP `name`, oldest first."""
+        from kubernetes import client
+
+        selector = f"involvedObject.name={name},reason={reason}"
+        found = client.CoreV1Api(admin(self.api)).list_namespaced_event(
+            self.namespace, field_selector=selector
+        )
+        items = sorted(found.items, key=lambda e: e.metadata.creation_timestamp)
+        return [self.short(str(e.message)) for e in items]
+
+    def events_like(self, reason: str, name: str, starts: str) -> list[str]:
+        return [m for m in self.events(reason, name) if m.startswith(starts)]
+
+    def pod_name(self, node: str) -> str:
+        return f"vrrpd-{self.names[node]}"
+
+    def pod(self, node: str) -> dict[str, Any] | None:
+        return daemon_objects(self.api, "pods").get(self.pod_name(node))
+
+    @staticmethod
+    def report(pod: dict[str, Any]) -> dict[str, Any]:
+        """The daemon's report on its pod (annotation kubevrrp.io/status)."""
+        text = (pod["metadata"].get("annotations") or {}).get("kubevrrp.io/status")
+        return dict(json.loads(text)) if text else {}
+
+    def pod_ready(self, node: str) -> bool:
+        conditions = ((self.pod(node) or {}).get("status") or {}).get("conditions") or ()
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    def daemon_objects(self, kind: str) -> list[str]:
+        """The names of this test's daemon objects of `kind` ("pods", ...), as n1, n2..."""
+        mine = {self.pod_name(n): n for n in self.names}
+        return sorted(mine[name] for name in daemon_objects(self.api, kind) if name in mine)
+
+    # -- nodes ----------------------------------------------------------------------------------
+
+    def holders(self, vip: str) -> list[str]:
+        return [self.lab.node(i).name for i in self.lab.holders(vip)]
+
+    def held_by(self, vip: str, nodes: list[str]) -> bool:
+        return self.holders(vip) == nodes
+
+    def daemon(self, node: str) -> RunningPod:
+        pod = self.kubelet.running(self.names[node])
+        assert pod is not None, f"no daemon runs on {node}\n{self.kubelet.describe()}"
+        return pod
+
+    # -- waiting ----------------------------------------------------------------------------------
+
+    def until(self, what: str, check: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
+        """Poll `check` until it is truthy, which is returned; fail with the whole picture."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = check()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not within {timeout:g}s: {what}\n{self.picture()}")
+            time.sleep(0.2)
+
+    def picture(self) -> str:
+        lines = []
+        for obj in self._virtualips():
+            name = obj["metadata"]["name"]
+            holders = {a: self.holders(a.split("/")[0]) for a in obj["spec"]["addresses"]}
+            lines.append(f"{name}: held by {holders}; status {self.status(name)}"[:2000])
+            for reason in ("MasterChanged", "ProbeFailed", "SplitBrain"):
+                lines.extend(f"  event {reason}: {m}" for m in self.events(reason, name))
+        lines.append(f"pods: {self.daemon_objects('pods')}")
+        lines.append(self.kubelet.describe())
+        return "\n".join(lines)
+
+    def _virtualips(self) -> list[dict[str, Any]]:
+        from kubernetes import client
+
+        found = client.CustomObjectsApi(admin(self.api)).list_namespaced_custom_object(
+            "kubevrrp.io", "v1alpha1", self.namespace, "virtualips"
+        )
+        return list(found["items"])
+
+    def up(self, obj: dict[str, Any], master: str) -> None:
+        """Create a VirtualIP and wait until `master` holds it and its status says so."""
+        self.apply(obj)
+        name, vip = obj["metadata"]["name"], obj["spec"]["addresses"][0].split("/")[0]
+        self.until(f"{vip} on {master} only", lambda: self.held_by(vip, [master]))
+        self.until(f"{name} status.master == {master}", lambda: self.master(name) == master)
+
+    def no_crashes(self) -> None:
+        crashed = [p for p in self.kubelet.history if p.unexpected_exits]
+        assert not crashed, f"daemons exited on their own:\n{self.kubelet.describe()}"
+
+    def delete_all(self) -> None:
+        """Delete this test's VirtualIPs and wait until they and their daemon objects are
+        gone (the kubelet stopping the pods as the operator deletes them)."""
+        self.api.kubectl("delete", "vip", "--all", "-n", self.namespace, "--wait=false")
+        self.until("this test's VirtualIPs deleted", lambda: not self._virtualips(), 60)
+        self.until(
+            "this test's daemon objects deleted",
+            lambda: not any(self.daemon_objects(k) for k in ("pods", "configmaps", "secrets")),
+            60,
+        )
 
 
 @pytest.fixture
-async def operator(cluster: kmock.KubernetesEmulator) -> AsyncIterator[Any]:
-    async with running_operator(
-        str(cluster.url), namespace=NS, image="kube-vrrp/vrrpd:system-test",
-        status_interval_s=0.5,
-    ) as runtime:  # fmt: skip
-        yield runtime
-
-
-@pytest.fixture
-async def kubelet(
-    cluster: kmock.KubernetesEmulator, lab: Lab, node_api: str, workdir: Path, operator: Any
-) -> AsyncIterator[Kubelet]:
-    """The test kubelet on every lab node; it stops its processes before the operator stops."""
-    k = Kubelet(
-        str(cluster.url),
-        lab,
-        {node.name: node.index for node in lab.nodes},
-        workdir / "kubelet",
-        extra_args=("--kube-api", node_api),
-    )
-    await k.start()
-    try:
-        yield k
-    finally:
-        await k.close()
+def system(
+    kube_api: ApiServer,
+    release: Release,
+    operator: Operator,
+    nodes: TestNodes,
+    lab: Lab,
+    workdir: Path,
+) -> Iterator[System]:
+    made = nodes(len(lab.nodes))
+    namespace = kube_api.namespace(f"sys-{nodes.test}")
+    with api_in_namespaces(kube_api, lab) as api_url:
+        kubelet = Kubelet(
+            admin(kube_api),
+            lab,
+            {name: i for i, name in enumerate(made, start=1)},
+            workdir / "kubelet",
+            namespace=release.namespace,
+            api_url=api_url,
+        )
+        kubelet.start()
+        s = System(kube_api, lab, kubelet, nodes, namespace)
+        try:
+            yield s
+            s.delete_all()
+            s.no_crashes()  # whatever the test did to them, no daemon exited on its own
+            assert kube_api.forbidden(release.operator_user) == []
+            assert kube_api.forbidden(release.daemon_user) == []
+        finally:
+            kubelet.close()

@@ -1,37 +1,36 @@
 """A small test kubelet: runs the pods bound to lab nodes as real processes in their namespaces.
 
-It plays the part of the kubelet on every lab node at once, against kmock over HTTP:
+It plays the kubelet of every lab node at once, against the real API server (tests/envtest.py)
+with the admin's credentials, and does what the operator relies on a kubelet for:
 
-- It polls the pods (GET /api/v1/pods) and picks those whose spec.nodeName is a lab node.
-- A new pod (by uid) starts: the container's command and args with `$(VAR)` expanded from
-  its env; env `valueFrom.fieldRef` resolved (spec.nodeName, metadata.name,
-  metadata.namespace, status.hostIP, status.podIP); volumes materialised in a work directory:
-  `hostPath` as a per-node directory (it outlives the pod, as on a host), `secret` as one file
-  per key with the base64-decoded value from the Secret in the API (the pod waits while the
-  Secret is missing, as ContainerCreating), `emptyDir` as a per-pod directory. There is no
-  mount namespace, so each mountPath is rewritten to its directory in env values and
-  arguments. `extra_args` (here `--kube-api http://127.0.0.1:<relay port>`) stand in for the
-  in-cluster service account the daemon would use. The image's `vrrpd` entry point is the
-  checkout's `python -m vrrpd`. The process runs in the node's namespace (`ip netns exec`,
-  host network = the node's network) with a clean environment, its output in a log file.
-- Once started it patches the pod's status: phase Running, hostIP/podIP (host network:
-  the node's address), a running containerStatus; readiness comes from the container's
-  readinessProbe (httpGet, sent from inside the node's namespace), as Ready / ContainersReady
-  conditions and containerStatuses[].ready. Liveness probes are not run.
-- A process that exits on its own is restarted (restartPolicy Always) after a backoff; the
-  restart count goes into containerStatuses.
-- Graceful deletion: the emulator (conftest.SystemEmulator) puts KUBELET_FINALIZER on every
-  pod, so DELETE only sets deletionTimestamp, as a real API server does while the kubelet
-  works. The kubelet then sends SIGTERM, waits up to terminationGracePeriodSeconds, sends
-  SIGKILL after that, and only then removes its finalizer: the object goes when the process
-  has gone. A pod that vanishes without it (force deletion) is stopped the same way.
-- `hold(node)` keeps new pods on a node Pending (a kubelet slow to start them), `release`
-  lets them start.
+- Every `poll_s` it lists the pods of one namespace (the daemons') and takes those whose
+  spec.nodeName is a lab node; `hold(node)` leaves a node's new pods Pending (a kubelet
+  slow to start them) until `release(node)`.
+- A new pod starts: the container's command and args with `$(VAR)` expanded from its env;
+  env `valueFrom.fieldRef` resolved; volumes as directories (`hostPath` per node, so it
+  outlives the pod as on a host; `secret` as one file per key; `emptyDir` per pod;
+  `projected`, the ServiceAccount admission's kube-api-access-*: a token of the pod's
+  ServiceAccount from the TokenRequest API bound to the pod, so valid while the pod exists,
+  the CA from kube-root-ca.crt and the namespace). A pod waits, as ContainerCreating, while
+  a Secret or ConfigMap it mounts is missing. There is no mount namespace, so each
+  mountPath is rewritten to its directory in env values and arguments, and what the
+  in-cluster configuration would read from the service-account volume is given as
+  `--kube-api` (the API server as seen from the node, through the relay), `--kube-token-file`
+  and `--kube-ca-file`. `start_container` is the one place that turns the prepared pod
+  into a process.
+- Its status goes through the status subresource: phase Running, hostIP/podIP (host
+  network: the node's address), the container's state; Ready and ContainersReady from the
+  readinessProbe (httpGet, sent from inside the node's namespace; other probes are not run).
+  A status the API server did not take (it is down) is sent again on the next round.
+- restartPolicy Always: a process that exits on its own starts again after a backoff.
+- Graceful deletion: the API server sets deletionTimestamp; the kubelet sends SIGTERM,
+  SIGKILL after deletionGracePeriodSeconds, reports the container terminated and the pod's
+  terminal phase, and `linger_s` later deletes the pod with grace period 0 (uid
+  precondition). A pod that vanishes otherwise (a forced deletion) is stopped the same way.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import ctypes
@@ -42,33 +41,21 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import aiohttp
-
+from tests.realapi.cluster import ROOT, script_command
 from vrrpd.lab.netns import Lab
 
-ROOT = str(Path(__file__).resolve().parents[2])  # the checkout: `vrrpd` runs from here
-KUBELET_FINALIZER = "kubelet.test.kubevrrp.io/graceful-termination"
-FIELD_PATHS = (
-    "spec.nodeName",
-    "metadata.name",
-    "metadata.namespace",
-    "status.hostIP",
-    "status.podIP",
-)
 RESTART_BACKOFF_S = (1.0, 10.0)
+SERVICE_ACCOUNT_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 log = logging.getLogger("test-kubelet")
-
-T = TypeVar("T")
 
 
 class PodRejected(Exception):
@@ -76,53 +63,29 @@ class PodRejected(Exception):
 
 
 class NotYet(Exception):
-    """The pod cannot start yet (a Secret is missing); retried on the next poll."""
+    """The pod cannot start yet (a Secret is missing); retried on the next round."""
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-# --- running code inside a network namespace ------------------------------------------------
+# --- a readiness probe inside a network namespace --------------------------------------------
 
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNET = 0x40000000
 
 
-async def in_netns(netns: str, fn: Callable[[], T]) -> T:
-    """Run `fn` in a fresh thread that has entered network namespace `netns`.
-
-    setns(CLONE_NEWNET) moves only the calling thread, so a throwaway thread is used (never
-    an executor's thread, which other code would reuse: kopf's API client, for one).
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def deliver(ok: bool, value: Any) -> None:
-        if future.done():
-            return
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
-
-    def target() -> None:
-        try:
-            fd = os.open(f"/run/netns/{netns}", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"setns({netns}): {os.strerror(err)}")
-            finally:
-                os.close(fd)
-            result = fn()
-        except BaseException as exc:
-            loop.call_soon_threadsafe(deliver, False, exc)
-        else:
-            loop.call_soon_threadsafe(deliver, True, result)
-
-    threading.Thread(target=target, name=f"netns-{netns}", daemon=True).start()
-    return await future
+def enter_netns(netns: str) -> None:
+    """Move the calling thread into network namespace `netns` (only that thread moves: call
+    it in a thread of its own that ends after)."""
+    fd = os.open(f"/run/netns/{netns}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns({netns}): {os.strerror(err)}")
+    finally:
+        os.close(fd)
 
 
 def http_probe(host: str, port: int, path: str, timeout: float) -> bool:
@@ -151,7 +114,7 @@ def http_probe(host: str, port: int, path: str, timeout: float) -> bool:
 
 @dataclass
 class RunningPod:
-    """A pod this kubelet runs: its process and where its files are."""
+    """A pod this kubelet runs: its process, its files and what it last reported."""
 
     uid: str
     namespace: str
@@ -164,25 +127,34 @@ class RunningPod:
     log_path: Path
     grace_s: float
     readiness: Mapping[str, Any] | None
+    pod_ip: str
+    container: str
+    image: str
+    ports: list[Mapping[str, Any]] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
+    pids: list[int] = field(default_factory=list)  # of every process started, in order
     restarts: int = 0
     exits: list[int] = field(default_factory=list)  # exit codes of processes that ended
     unexpected_exits: list[int] = field(default_factory=list)  # ... on their own (crashes)
-    stopping: bool = False
-    stopped: bool = False
-    released: bool = False  # our finalizer is off the pod: the API server removed it
-    ready: bool = False
-    next_probe: float = 0.0
     restart_at: float | None = None
-    pod_ip: str = ""
-    container: str = ""
-    image: str = ""
-    ports: list[Mapping[str, Any]] = field(default_factory=list)
+    stopping: bool = False  # SIGTERM sent or about to be
+    deleting: bool = False  # stopping because the API server began its graceful deletion
+    terminated_at: float | None = None  # the process has ended for good
+    ready: bool = False
+    ready_since: str = ""
     started_at: str = ""
+    start_time: str = ""
+    next_probe: float = 0.0
+    probing: bool = False
+    reported: dict[str, Any] | None = None  # the last status the API server took
 
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
 
     # -- observing the daemon through its JSON log -------------------------------------------
 
@@ -221,50 +193,52 @@ class RunningPod:
 class Kubelet:
     def __init__(
         self,
-        api_url: str,
+        client: Any,
         lab: Lab,
         nodes: Mapping[str, int],
         workdir: Path,
         *,
-        extra_args: tuple[str, ...] = (),
-        poll_s: float = 0.2,
-        linger_s: float = 0.0,
+        namespace: str,
+        api_url: str,
+        poll_s: float = 0.25,
+        linger_s: float = 0.5,
     ) -> None:
-        self.api_url = api_url.rstrip("/")
+        from kubernetes import client as k8s
+
+        self.core = k8s.CoreV1Api(client)  # kubernetes.client.ApiClient, the admin's
         self.lab = lab
         self.nodes = dict(nodes)  # node name -> lab node index
         self.workdir = workdir
-        self.extra_args = extra_args
+        self.namespace = namespace
+        self.api_url = api_url  # the API server as a process in a node namespace reaches it
         self.poll_s = poll_s
-        self.linger_s = linger_s  # between the process's exit and the pod object's removal
-        self.pods: dict[str, RunningPod] = {}  # uid -> pod, while it runs or stops
+        self.linger_s = linger_s  # between the process's end and the pod object's removal
+        self.pods: dict[str, RunningPod] = {}  # uid -> pod, until its object is deleted
         self.history: list[RunningPod] = []  # every pod ever started, in order
         self.problems: list[str] = []  # API errors, rejected pods: shown when a test fails
         self._held: set[str] = set()
-        self._rejected: set[str] = set()  # uids marked Failed: never tried again
-        self._session: aiohttp.ClientSession | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stops: set[asyncio.Task[None]] = set()
-        self._probes: set[asyncio.Task[None]] = set()
+        self._done: set[str] = set()  # uids started, stopped and deleted, or rejected
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="test-kubelet", daemon=True)
 
     # -- control ----------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        self._task = asyncio.create_task(self._loop(), name="test-kubelet")
+    def start(self) -> None:
+        self._thread.start()
 
-    async def close(self) -> None:
-        """Stop every process (SIGTERM, then SIGKILL after the grace period); pods stay."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        for task in [*self._probes]:
-            task.cancel()
-        stops = [self._terminate(p) for p in self.pods.values()]
-        await asyncio.gather(*stops, *self._stops, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
+    def close(self) -> None:
+        """Stop the loop, then every process (SIGTERM, SIGKILL after the grace period); the
+        pod objects stay."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+        with self._lock:
+            pods = list(self.pods.values())
+        stops = [threading.Thread(target=self._terminate, args=(p,)) for p in pods]
+        for t in stops:
+            t.start()
+        for t in stops:
+            t.join()
 
     def hold(self, node: str) -> None:
         """Leave new pods on `node` Pending until `release(node)`."""
@@ -275,17 +249,19 @@ class Kubelet:
 
     def running(self, node: str) -> RunningPod | None:
         """The pod whose process runs on `node` now (not one being stopped)."""
-        for p in self.pods.values():
-            if p.node == node and p.running and not p.stopping:
-                return p
-        return None
+        with self._lock:
+            pods = list(self.pods.values())
+        return next((p for p in pods if p.node == node and p.running and not p.stopping), None)
 
     def describe(self) -> str:
         """What ran and how it ended, with the tail of each log: for failure messages."""
         lines = []
         for p in self.history:
             state = "running" if p.running else f"exited {p.exits}"
-            lines.append(f"--- {p.name} ({p.uid[:8]}) on {p.node}: {state}, restarts {p.restarts}")
+            lines.append(
+                f"--- {p.name} ({p.uid[:8]}) on {p.node}: {state}, pids {p.pids}, "
+                f"restarts {p.restarts}"
+            )
             try:
                 tail = p.log_path.read_text(errors="replace").splitlines()[-25:]
             except OSError:
@@ -294,118 +270,91 @@ class Kubelet:
         lines.extend(f"!!! {p}" for p in self.problems[-20:])
         return "\n".join(lines)
 
-    # -- API ----------------------------------------------------------------------------------
-
-    async def _api(self, method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
-        assert self._session is not None
-        headers = {}
-        if method == "PATCH":
-            headers["Content-Type"] = "application/merge-patch+json"
-        async with self._session.request(
-            method, self.api_url + path, data=None if body is None else json.dumps(body),
-            headers=headers, **kw,
-        ) as resp:  # fmt: skip
-            text = await resp.text()
-            try:
-                return resp.status, json.loads(text) if text else None
-            except ValueError:
-                return resp.status, text
-
-    async def _patch_pod(
-        self, namespace: str, name: str, patch: Mapping[str, Any], sub: str = ""
-    ) -> None:
-        path = f"/api/v1/namespaces/{namespace}/pods/{name}" + (f"/{sub}" if sub else "")
-        code, answer = await self._api("PATCH", path, patch)
-        if code != 200 and code != 404:
-            self.problems.append(f"PATCH {path}: HTTP {code}: {str(answer)[:200]}")
+    def _problem(self, what: str, exc: BaseException) -> None:
+        text = f"{what}: {type(exc).__name__}: {str(exc)[:300]}"
+        if not self.problems or self.problems[-1] != text:
+            self.problems.append(text)
 
     # -- the loop -----------------------------------------------------------------------------
 
-    async def _loop(self) -> None:
-        while True:
+    def _loop(self) -> None:
+        while not self._stop.is_set():
             try:
-                await self._sync()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the API going away at teardown, mostly
-                self.problems.append(f"sync failed: {type(exc).__name__}: {exc}")
-            await asyncio.sleep(self.poll_s)
+                self._sync()
+            except Exception as exc:  # the API server down, mostly: the next round retries
+                self._problem("sync", exc)
+            with self._lock:
+                pods = list(self.pods.values())
+            for p in pods:
+                try:
+                    self._tend(p)
+                except Exception as exc:
+                    self._problem(f"tend {p.name}", exc)
+            self._stop.wait(self.poll_s)
 
-    async def _sync(self) -> None:
-        code, listing = await self._api("GET", "/api/v1/pods")
-        if code != 200 or not isinstance(listing, Mapping):
-            self.problems.append(f"GET /api/v1/pods: HTTP {code}")
-            return
+    def _sync(self) -> None:
+        """Start new pods, begin the deletion of those the API server is deleting."""
+        listing = self.core.list_namespaced_pod(self.namespace, _preload_content=False)
+        items = json.loads(listing.data)["items"]
         seen: set[str] = set()
-        for pod in listing.get("items") or ():
-            meta = pod.get("metadata") or {}
-            node = (pod.get("spec") or {}).get("nodeName")
-            uid = meta.get("uid")
-            if node not in self.nodes or not uid:
+        for pod in items:
+            meta, spec = pod["metadata"], pod["spec"]
+            uid, node = meta["uid"], spec.get("nodeName")
+            if node not in self.nodes:
                 continue
             seen.add(uid)
-            current = self.pods.get(uid)
+            with self._lock:
+                current = self.pods.get(uid)
             if current is None:
-                done = next((h for h in self.history if h.uid == uid), None)
-                if done is not None:  # stopped already; release it (again, if that failed)
-                    if done.released and meta.get("deletionTimestamp"):
-                        await self._release(meta["namespace"], meta["name"], uid)
+                if uid in self._done:
                     continue
-                if meta.get("deletionTimestamp"):
-                    await self._release(meta["namespace"], meta["name"])  # never started
-                elif node not in self._held and uid not in self._rejected:
-                    await self._start(pod)
-                continue
-            if meta.get("deletionTimestamp") and not current.stopping:
+                if meta.get("deletionTimestamp"):  # never started: nothing to stop
+                    self._delete(meta["name"], uid)
+                elif node not in self._held:
+                    self._start(pod)
+            elif meta.get("deletionTimestamp") and not current.stopping:
                 grace = meta.get("deletionGracePeriodSeconds")
                 if isinstance(grace, int):
                     current.grace_s = float(grace)
-                self._spawn_stop(current, release=True)
-            elif not current.stopping:
-                await self._tend(current)
-        for uid, p in list(self.pods.items()):
-            if uid not in seen and not p.stopping:  # gone without graceful deletion
-                self._spawn_stop(p, release=False)
+                current.deleting = True
+                self._stop_in_background(current)
+        with self._lock:
+            vanished = [p for uid, p in self.pods.items() if uid not in seen and not p.stopping]
+        for p in vanished:  # gone without a graceful deletion (forced): stop it all the same
+            self._stop_in_background(p)
 
     # -- starting -----------------------------------------------------------------------------
 
-    async def _start(self, pod: Mapping[str, Any]) -> None:
-        meta, spec = pod["metadata"], pod["spec"]
+    def _start(self, pod: Mapping[str, Any]) -> None:
+        meta = pod["metadata"]
         try:
-            running = await self._prepare(pod)
+            p = self._prepare(pod)
         except NotYet as exc:
-            log.info("pod %s/%s waits: %s", meta["namespace"], meta["name"], exc)
+            self._problem(f"pod {meta['name']} waits", exc)
             return
         except PodRejected as exc:
-            self._rejected.add(meta["uid"])
+            self._done.add(meta["uid"])
             self.problems.append(f"pod {meta['name']} rejected: {exc}")
-            await self._patch_pod(
-                meta["namespace"], meta["name"],
-                {"status": {"phase": "Failed", "reason": "TestKubelet", "message": str(exc)}},
-                "status",
-            )  # fmt: skip
+            self.core.patch_namespaced_pod_status(meta["name"], self.namespace, {"status": {
+                "phase": "Failed", "reason": "TestKubelet", "message": str(exc),
+            }})  # fmt: skip
             return
-        self.pods[running.uid] = running
-        self.history.append(running)
-        self._spawn(running)
-        node_ip = self.lab.node(self.nodes[spec["nodeName"]]).address4
-        await self._patch_pod(running.namespace, running.name, {"status": {
-            "phase": "Running", "hostIP": node_ip, "podIP": node_ip,
-            "podIPs": [{"ip": node_ip}], "startTime": _now(),
-            "conditions": self._conditions(False),
-            "containerStatuses": [self._container_status(running)],
-        }}, "status")  # fmt: skip
+        p.start_time = _now()
+        self.start_container(p)
+        with self._lock:
+            self.pods[p.uid] = p
+            self.history.append(p)
 
-    async def _prepare(self, pod: Mapping[str, Any]) -> RunningPod:
+    def _prepare(self, pod: Mapping[str, Any]) -> RunningPod:
         meta, spec = pod["metadata"], pod["spec"]
         containers = spec.get("containers") or []
         if len(containers) != 1:
             raise PodRejected(f"{len(containers)} containers; this kubelet runs exactly one")
         container = containers[0]
-        node = spec["nodeName"]
-        lab_node = self.lab.node(self.nodes[node])
         if not spec.get("hostNetwork"):
             raise PodRejected("only hostNetwork pods run here (the node's namespace is the pod's)")
+        node = spec["nodeName"]
+        lab_node = self.lab.node(self.nodes[node])
         uid = meta["uid"]
         pod_dir = self.workdir / "pods" / f"{meta['name']}-{uid[:8]}"
         pod_dir.mkdir(parents=True, exist_ok=True)
@@ -417,9 +366,7 @@ class Kubelet:
             volume = volumes.get(mount["name"])
             if volume is None:
                 raise PodRejected(f"volumeMount {mount['name']} names no volume")
-            mounts.append(
-                (mount["mountPath"].rstrip("/"), await self._volume(volume, meta, node, pod_dir))
-            )
+            mounts.append((mount["mountPath"].rstrip("/"), self._volume(volume, pod, pod_dir)))
 
         def rewrite(value: str) -> str:
             for path, directory in sorted(mounts, key=lambda m: -len(m[0])):
@@ -441,21 +388,22 @@ class Kubelet:
                 continue
             ref = ((entry.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
             if ref not in fields:
-                raise PodRejected(
-                    f"env {entry['name']}: only fieldRefs {FIELD_PATHS} are supported"
-                )
+                raise PodRejected(f"env {entry['name']}: only fieldRefs {sorted(fields)} work")
             env[entry["name"]] = fields[ref]
         env = {k: rewrite(v) for k, v in env.items()}
         command = [*(container.get("command") or ()), *(container.get("args") or ())]
         if not command:
             raise PodRejected("no command: this kubelet has no image entry points")
-        argv = [rewrite(_expand(a, env)) for a in command]
-        if argv[0] == "vrrpd":
-            argv = [sys.executable, "-m", "vrrpd", *argv[1:]]
-        argv += list(self.extra_args)
+        argv = script_command([rewrite(_expand(a, env)) for a in command])
+        account = dict(mounts).get(SERVICE_ACCOUNT_MOUNT)
+        if account is not None:  # what the in-cluster configuration would read
+            argv += [
+                "--kube-api", self.api_url, "--kube-token-file", str(account / "token"),
+                "--kube-ca-file", str(account / "ca.crt"),
+            ]  # fmt: skip
         process_env = {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-            "PYTHONPATH": ROOT,
+            "PYTHONPATH": str(ROOT),
             "PYTHONDONTWRITEBYTECODE": "1",
             **env,
         }
@@ -478,189 +426,261 @@ class Kubelet:
             ports=list(container.get("ports") or ()),
         )
 
-    async def _volume(
-        self, volume: Mapping[str, Any], meta: Mapping[str, Any], node: str, pod_dir: Path
-    ) -> Path:
+    def _volume(self, volume: Mapping[str, Any], pod: Mapping[str, Any], pod_dir: Path) -> Path:
         name = volume["name"]
         if "hostPath" in volume:
+            node = pod["spec"]["nodeName"]
             directory = self.workdir / "nodes" / node / volume["hostPath"]["path"].lstrip("/")
             directory.mkdir(parents=True, exist_ok=True)
             return directory
+        directory = pod_dir / "volumes" / name
+        directory.mkdir(parents=True, exist_ok=True)
         if "emptyDir" in volume:
-            directory = pod_dir / "volumes" / "empty-dir" / name
-            directory.mkdir(parents=True, exist_ok=True)
             return directory
         if "secret" in volume:
-            secret_name = volume["secret"]["secretName"]
-            path = f"/api/v1/namespaces/{meta['namespace']}/secrets/{secret_name}"
-            code, secret = await self._api("GET", path)
-            if code == 404:
-                raise NotYet(f"Secret {secret_name} not found")
-            if code != 200 or not isinstance(secret, Mapping):
-                raise NotYet(f"GET {path}: HTTP {code}")
-            directory = pod_dir / "volumes" / "secret" / name
-            directory.mkdir(parents=True, exist_ok=True)
-            mode = int(volume["secret"].get("defaultMode", 0o644))
-            for key, value in (secret.get("data") or {}).items():
-                target = directory / key
-                target.write_bytes(base64.b64decode(value))
-                target.chmod(mode)
+            source = volume["secret"]
+            data = self._object_data("secret", source)
+            files = {k: base64.b64decode(v) for k, v in data.items()}
+            _write(directory, files, int(source.get("defaultMode", 0o644)))
             return directory
-        raise PodRejected(f"volume {name}: only hostPath, emptyDir and secret are supported")
+        if "projected" in volume:  # the ServiceAccount admission's kube-api-access-*
+            files = {}
+            for item in volume["projected"].get("sources") or ():
+                files.update(self._projection(item, pod))
+            _write(directory, files, int(volume["projected"].get("defaultMode", 0o644)))
+            return directory
+        raise PodRejected(f"volume {name}: not hostPath, emptyDir, secret or projected")
 
-    def _spawn(self, p: RunningPod) -> None:
+    def _object_data(self, kind: str, source: Mapping[str, Any]) -> dict[str, str]:
+        """`data` of the Secret or ConfigMap a volume names; NotYet while it does not exist,
+        unless the volume says it is optional."""
+        from kubernetes.client.rest import ApiException
+
+        read = self.core.read_namespaced_secret if kind == "secret" else (
+            self.core.read_namespaced_config_map)  # fmt: skip
+        name = source["secretName" if kind == "secret" else "name"]
+        try:
+            return dict(read(name, self.namespace).data or {})
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            if source.get("optional"):
+                return {}
+            raise NotYet(f"{kind} {name} not found") from None
+
+    def _projection(self, item: Mapping[str, Any], pod: Mapping[str, Any]) -> dict[str, bytes]:
+        meta = pod["metadata"]
+        if "serviceAccountToken" in item:
+            source = item["serviceAccountToken"]
+            token = self._token(
+                pod["spec"].get("serviceAccountName") or "default",
+                meta,
+                audience=source.get("audience"),
+                seconds=int(source.get("expirationSeconds", 3600)),
+            )
+            return {source["path"]: token.encode()}
+        if "configMap" in item:
+            source = item["configMap"]
+            data = self._object_data("configmap", source)
+            items = source.get("items") or [{"key": k, "path": k} for k in data]
+            return {i["path"]: data[i["key"]].encode() for i in items if i["key"] in data}
+        if "downwardAPI" in item:
+            fields = {"metadata.namespace": meta["namespace"], "metadata.name": meta["name"]}
+            out = {}
+            for i in item["downwardAPI"].get("items") or ():
+                path = (i.get("fieldRef") or {}).get("fieldPath")
+                if path not in fields:
+                    raise PodRejected(f"downwardAPI {path}: only {sorted(fields)} work")
+                out[i["path"]] = fields[path].encode()
+            return out
+        raise PodRejected(f"projected source {sorted(item)}: not a token, ConfigMap or fields")
+
+    def _token(
+        self, service_account: str, meta: Mapping[str, Any], *, audience: str | None, seconds: int
+    ) -> str:
+        """A token of the pod's ServiceAccount bound to the pod (TokenRequest): valid while
+        the pod exists, as a kubelet's is."""
+        from kubernetes import client as k8s
+
+        request = k8s.AuthenticationV1TokenRequest(
+            spec=k8s.V1TokenRequestSpec(
+                audiences=[audience] if audience else [],  # none: the API server's own
+                expiration_seconds=seconds,
+                bound_object_ref=k8s.V1BoundObjectReference(
+                    api_version="v1", kind="Pod", name=meta["name"], uid=meta["uid"]
+                ),
+            )
+        )
+        answer = self.core.create_namespaced_service_account_token(
+            service_account, self.namespace, request
+        )
+        return str(answer.status.token)
+
+    def start_container(self, p: RunningPod) -> None:
+        """Run the pod's process: in its node's network namespace (host network), from this
+        checkout, with a clean environment, its output in the pod's log file."""
         with open(p.log_path, "ab") as out:
             p.proc = self.lab.run(
                 p.netns, p.argv, env=p.env, cwd=str(p.workdir),
                 stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
+        p.pids.append(p.proc.pid)
         p.ready = False
-        p.started_at = _now()
+        p.ready_since = p.started_at = _now()
         p.next_probe = time.monotonic() + float((p.readiness or {}).get("initialDelaySeconds", 0))
         log.info("started %s on %s: pid %d", p.name, p.node, p.proc.pid)
 
-    def _conditions(self, ready: bool) -> list[dict[str, Any]]:
-        value = "True" if ready else "False"
-        return [
-            {"type": "PodScheduled", "status": "True"},
-            {"type": "Initialized", "status": "True"},
-            {"type": "ContainersReady", "status": value, "lastTransitionTime": _now()},
-            {"type": "Ready", "status": value, "lastTransitionTime": _now()},
-        ]
+    # -- tending a pod ------------------------------------------------------------------------
 
-    @staticmethod
-    def _container_status(p: RunningPod, **fields: Any) -> dict[str, Any]:
-        status: dict[str, Any] = {
-            "name": p.container,
-            "image": p.image,
-            "ready": p.ready,
-            "started": p.running,
-            "restartCount": p.restarts,
-            "state": {"running": {"startedAt": p.started_at}},
-        }
-        status.update(fields)
-        return status
-
-    # -- tending a running pod ------------------------------------------------------------------
-
-    async def _tend(self, p: RunningPod) -> None:
+    def _tend(self, p: RunningPod) -> None:
         now = time.monotonic()
+        if p.terminated_at is not None:
+            self._report(p)
+            if p.deleting and now >= p.terminated_at + self.linger_s:
+                self._delete(p.name, p.uid)
+            if not p.deleting or p.uid in self._done:
+                with self._lock:
+                    self.pods.pop(p.uid, None)
+            return
+        if p.stopping:
+            return
         if p.proc is not None and p.proc.poll() is not None and p.restart_at is None:
             code = p.proc.returncode
             p.exits.append(code)
             p.unexpected_exits.append(code)
-            delay = min(
-                RESTART_BACKOFF_S[0] * 2 ** (len(p.unexpected_exits) - 1), RESTART_BACKOFF_S[1]
-            )
+            n = len(p.unexpected_exits)
+            delay = min(RESTART_BACKOFF_S[0] * 2 ** (n - 1), RESTART_BACKOFF_S[1])
             p.restart_at = now + delay
-            self.problems.append(
-                f"{p.name} on {p.node} exited with {code}; restarting in {delay:g}s"
-            )
-            await self._patch_pod(p.namespace, p.name, {"status": {
-                "conditions": self._conditions(False),
-                "containerStatuses": [self._container_status(
-                    p, ready=False, started=False,
-                    state={"waiting": {"reason": "CrashLoopBackOff"}},
-                    lastState={"terminated": {"exitCode": code}},
-                )],
-            }}, "status")  # fmt: skip
-            return
-        if p.restart_at is not None:
-            if now >= p.restart_at:
-                p.restart_at = None
-                p.restarts += 1
-                self._spawn(p)
-                await self._patch_pod(p.namespace, p.name, {"status": {
-                    "conditions": self._conditions(False),
-                    "containerStatuses": [self._container_status(p)],
-                }}, "status")  # fmt: skip
-            return
-        if (
-            p.readiness
-            and now >= p.next_probe
-            and not any(not t.done() for t in self._probes if t.get_name() == p.uid)
-        ):
-            period = float(p.readiness.get("periodSeconds", 10))
-            p.next_probe = now + period
-            task = asyncio.create_task(self._probe(p), name=p.uid)
-            self._probes.add(task)
-            task.add_done_callback(self._probes.discard)
+            p.ready = False
+            self.problems.append(f"{p.name} on {p.node} exited with {code}; restart in {delay:g}s")
+        elif p.restart_at is not None and now >= p.restart_at:
+            p.restart_at = None
+            p.restarts += 1
+            self.start_container(p)
+        elif p.readiness and p.running and now >= p.next_probe and not p.probing:
+            p.next_probe = now + float(p.readiness.get("periodSeconds", 10))
+            p.probing = True
+            threading.Thread(target=self._probe, args=(p,), daemon=True).start()
+        self._report(p)
 
-    async def _probe(self, p: RunningPod) -> None:
-        probe = p.readiness or {}
-        get = probe.get("httpGet")
-        if not get:
-            ok = True  # exec / tcpSocket probes: not run here, counted as passing
+    def _probe(self, p: RunningPod) -> None:
+        """In a thread of its own (it enters the node's namespace)."""
+        try:
+            get = (p.readiness or {}).get("httpGet")
+            if not get:
+                ok = True  # exec / tcpSocket probes: not run here, counted as passing
+            else:
+                port = get.get("port")
+                if isinstance(port, str):  # a named container port
+                    port = next(
+                        (q["containerPort"] for q in p.ports if q.get("name") == port), None
+                    )
+                timeout = float((p.readiness or {}).get("timeoutSeconds", 1))
+                enter_netns(p.netns)
+                host = str(get.get("host") or p.pod_ip)
+                ok = isinstance(port, int) and http_probe(
+                    host, port, str(get.get("path", "/")), timeout
+                )
+            if ok != p.ready and p.running and not p.stopping:
+                p.ready = ok
+                p.ready_since = _now()
+        finally:
+            p.probing = False
+
+    def _status(self, p: RunningPod) -> dict[str, Any]:
+        """The pod's status as this kubelet sees it now."""
+        container: dict[str, Any] = {
+            "name": p.container, "image": p.image, "imageID": "", "containerID": "",
+            "ready": p.ready, "started": p.running, "restartCount": p.restarts,
+        }  # fmt: skip
+        phase = "Running"
+        if p.terminated_at is not None:
+            code = p.exits[-1] if p.exits else 137
+            phase = "Succeeded" if code == 0 else "Failed"
+            container["state"] = {"terminated": {"exitCode": code, "reason": (
+                "Completed" if code == 0 else "Error")}}  # fmt: skip
+        elif p.restart_at is not None:
+            container["state"] = {"waiting": {"reason": "CrashLoopBackOff"}}
+            container["lastState"] = {"terminated": {"exitCode": p.exits[-1]}}
         else:
-            port = get.get("port")
-            if isinstance(port, str):  # a named container port
-                port = next((q["containerPort"] for q in p.ports if q.get("name") == port), None)
-            if not isinstance(port, int):
-                port = 0
-            timeout = float(probe.get("timeoutSeconds", 1))
-            path = str(get.get("path", "/"))
-            host = str(get.get("host") or p.pod_ip)
-            ok = bool(port) and await in_netns(
-                p.netns, lambda: http_probe(host, port, path, timeout)
-            )
-        if ok != p.ready and not p.stopping and p.running:
-            p.ready = ok
-            await self._patch_pod(p.namespace, p.name, {"status": {
-                "conditions": self._conditions(ok),
-                "containerStatuses": [self._container_status(p)],
-            }}, "status")  # fmt: skip
+            container["state"] = {"running": {"startedAt": p.started_at}}
+        ready = "True" if p.ready and phase == "Running" else "False"
+        return {
+            "phase": phase,
+            "hostIP": p.pod_ip,
+            "podIP": p.pod_ip,
+            "podIPs": [{"ip": p.pod_ip}],
+            "startTime": p.start_time,
+            "conditions": [
+                {"type": "PodScheduled", "status": "True"},
+                {"type": "Initialized", "status": "True"},
+                {"type": "ContainersReady", "status": ready, "lastTransitionTime": p.ready_since},
+                {"type": "Ready", "status": ready, "lastTransitionTime": p.ready_since},
+            ],
+            "containerStatuses": [container],
+        }
+
+    def _report(self, p: RunningPod) -> None:
+        """Send the pod's status if it changed since the API server last took it."""
+        from kubernetes.client.rest import ApiException
+
+        status = self._status(p)
+        if status == p.reported:
+            return
+        try:
+            self.core.patch_namespaced_pod_status(p.name, self.namespace, {"status": status})
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        p.reported = status
 
     # -- stopping -----------------------------------------------------------------------------
 
-    def _spawn_stop(self, p: RunningPod, *, release: bool) -> None:
+    def _stop_in_background(self, p: RunningPod) -> None:
         p.stopping = True
-        task = asyncio.create_task(self._stop(p, release=release))
-        self._stops.add(task)
-        task.add_done_callback(self._stops.discard)
+        threading.Thread(target=self._terminate, args=(p,), daemon=True).start()
 
-    async def _stop(self, p: RunningPod, *, release: bool) -> None:
-        await self._terminate(p)
-        self.pods.pop(p.uid, None)
-        if release:
-            await asyncio.sleep(self.linger_s)
-            await self._release(p.namespace, p.name, p.uid)
-        p.released = True
-
-    async def _terminate(self, p: RunningPod) -> None:
+    def _terminate(self, p: RunningPod) -> None:
         """SIGTERM, wait up to the grace period, then SIGKILL (the process group)."""
         p.stopping = True
         proc = p.proc
-        if proc is None or p.stopped:
-            return
-        if proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             log.info("stopping %s on %s (grace %gs)", p.name, p.node, p.grace_s)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGTERM)
-            deadline = time.monotonic() + p.grace_s
-            while proc.poll() is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            if proc.poll() is None:
-                self.problems.append(
-                    f"{p.name} on {p.node} ignored SIGTERM for {p.grace_s:g}s: SIGKILL"
-                )
+            try:
+                proc.wait(timeout=p.grace_s)
+            except subprocess.TimeoutExpired:
+                self.problems.append(f"{p.name} on {p.node} ignored SIGTERM for {p.grace_s:g}s")
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group too
-            while proc.poll() is None:
-                await asyncio.sleep(0.05)
-        p.exits.append(proc.returncode)
-        p.stopped = True
+        if proc is not None and p.restart_at is None and p.terminated_at is None:
+            p.exits.append(proc.wait())  # (a crash waiting for its restart is counted)
+        p.ready = False
+        p.terminated_at = time.monotonic()
 
-    async def _release(self, namespace: str, name: str, uid: str | None = None) -> None:
-        """Remove our finalizer: the API server then deletes the pod object."""
-        path = f"/api/v1/namespaces/{namespace}/pods/{name}"
-        code, pod = await self._api("GET", path)
-        if code != 200 or not isinstance(pod, Mapping):
-            return
-        meta = pod.get("metadata") or {}
-        if uid is not None and meta.get("uid") != uid:
-            return  # a new pod of the same name already
-        rest = [f for f in meta.get("finalizers") or () if f != KUBELET_FINALIZER]
-        await self._patch_pod(namespace, name, {"metadata": {"finalizers": rest or None}})
+    def _delete(self, name: str, uid: str) -> None:
+        """Delete the pod object at once (grace period 0), if it is still the pod `uid`."""
+        from kubernetes import client as k8s
+        from kubernetes.client.rest import ApiException
+
+        options = k8s.V1DeleteOptions(
+            grace_period_seconds=0, preconditions=k8s.V1Preconditions(uid=uid)
+        )
+        try:
+            self.core.delete_namespaced_pod(name, self.namespace, body=options)
+        except ApiException as exc:
+            if exc.status not in (404, 409):  # gone, or a new pod of the same name
+                raise
+        self._done.add(uid)
+
+
+def _write(directory: Path, files: Mapping[str, bytes], mode: int) -> None:
+    for path, data in files.items():
+        target = directory / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        target.chmod(mode)
 
 
 _VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)")

@@ -1,13 +1,14 @@
 """A TCP-to-UNIX-socket relay, run inside a lab node's network namespace.
 
-    python relay.py 127.0.0.1:6443 /tmp/kv-sys-xyz/api.sock
+    python relay.py 127.0.0.1:6443 /tmp/kv-api-xyz/api.sock
 
-A network namespace cannot reach the host's loopback, where kmock listens; a UNIX socket
-lives in the filesystem, which namespaces share. So each node namespace runs this relay on
-its own loopback, and the test runs the other half on the host (a UNIX server forwarding to
-kmock's TCP port): a daemon in the namespace talks to `http://127.0.0.1:6443` as if the API
-server were local. Every accepted connection gets its own UNIX connection; bytes are copied
-both ways until either side closes. Standard library only (it runs under `ip netns exec`).
+A network namespace cannot reach the host's loopback, where the test's kube-apiserver
+listens; a UNIX socket lives in the filesystem, which namespaces share. So each node
+namespace runs this relay on its own loopback, and the test runs the other half on the host
+(tests/realapi/cluster.py: UnixForwarder, to the API server's TCP port): a daemon in the
+namespace talks to `https://127.0.0.1:6443` as if the API server were local, TLS end to
+end. Every accepted connection gets its own UNIX connection; bytes are copied both ways
+until either side closes. Standard library only (it runs under `ip netns exec`).
 
 Prints "ready HOST:PORT" on stdout once listening; exits on SIGTERM / SIGINT.
 """
@@ -35,7 +36,13 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
 
 
 async def serve(listen_host: str, listen_port: int, unix_path: str) -> None:
+    connections: set[asyncio.Task[None]] = set()
+
     async def on_connect(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        connections.add(task)
+        task.add_done_callback(connections.discard)
         try:
             upstream_r, upstream_w = await asyncio.open_unix_connection(unix_path)
         except OSError as exc:
@@ -58,6 +65,10 @@ async def serve(listen_host: str, listen_port: int, unix_path: str) -> None:
     print(f"ready {listen_host}:{listen_port}", flush=True)
     async with server:
         await stop.wait()
+        server.close()
+        for task in list(connections):  # end open connections before the loop goes
+            task.cancel()
+        await asyncio.gather(*connections, return_exceptions=True)
 
 
 def main(argv: list[str]) -> int:
