@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from ipaddress import ip_address
 from typing import Any
 
@@ -64,7 +64,7 @@ class Instance:
     announcements: list[asyncio.TimerHandle] = field(default_factory=list)
     stopped: asyncio.Future[None] | None = None
     holds_addresses: bool = False
-    since: float = 0.0
+    since: float = 0.0  # wall clock (Unix seconds) of the last transition, fixed there
     last_reason: str = ""
     transitions: int = 0
     drops: dict[str, int] = field(default_factory=dict)
@@ -73,7 +73,7 @@ class Instance:
     faults: dict[str, str] = field(default_factory=dict)
     trackers: dict[str, ProbeTracker] = field(default_factory=dict)
     outcomes: dict[str, ProbeOutcome] = field(default_factory=dict)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # probe loops by name
     peers_seen: dict[str, tuple[int, float]] = field(default_factory=dict)
     notifier: Notifier | None = None
     # Actions waiting for an address change to reach the kernel (see Daemon._run).
@@ -97,9 +97,17 @@ class Instance:
 class ApplyResult:
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
-    changed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()  # reconfigured in place, or restarted (also in `restarted`)
     unchanged: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
+    restarted: tuple[str, ...] = ()
+
+
+# What only a new router can change: another VRID, version or family is another router on
+# the wire, other addresses or label another set of VIPs to hand over, another source
+# address another tie-breaker. (A different interface, which needs another socket, is
+# compared once resolved.) Everything else is applied in place: no re-election.
+RESTART_FIELDS = ("vrid", "version", "family", "addresses", "label", "source_address")
 
 
 class Daemon:
@@ -147,9 +155,12 @@ class Daemon:
         return self.apply(configs)
 
     def apply(self, configs: Iterable[InstanceConfig]) -> ApplyResult:
-        """Reload by difference: unchanged instances keep their state (no re-election)."""
+        """Reload by difference: unchanged instances keep their state, and so do instances
+        whose change can be applied in place (priority, interval, preempt, probes, ...: no
+        re-election); only what makes another router (RESTART_FIELDS, the interface)
+        restarts one, with a make-before-break handover."""
         wanted = {c.name: c for c in configs}
-        added, removed, changed, unchanged, failed = [], [], [], [], []
+        added, removed, changed, unchanged, failed, restarted = [], [], [], [], [], []
         for name in list(self.instances):
             if name not in wanted:
                 removed.append(name)
@@ -161,9 +172,14 @@ class Daemon:
                 continue
             if current is not None:
                 changed.append(name)
+                why = self._restart_reason(current, config)
+                if why is None:
+                    self._reconfigure(current, config)
+                    continue
+                restarted.append(name)
                 del self.instances[name]
                 self._pending[name] = config
-                self._retire(current, "configuration changed")
+                self._retire(current, f"configuration changed: {why}")
                 continue
             if name in self._retiring:  # re-added while its old self still hands over
                 self._pending[name] = config
@@ -178,14 +194,18 @@ class Daemon:
         for name in list(self._pending):
             if name not in wanted:
                 del self._pending[name]
-        result = ApplyResult(*(tuple(x) for x in (added, removed, changed, unchanged, failed)))
+        result = ApplyResult(
+            *(tuple(x) for x in (added, removed, changed, unchanged, failed, restarted))
+        )
         log.info(
-            "configuration applied: %d added, %d removed, %d changed, %d unchanged, %d failed",
+            "configuration applied: %d added, %d removed, %d changed, %d unchanged, %d failed"
+            " (%d restarted)",
             len(added),
             len(removed),
             len(changed),
             len(unchanged),
             len(failed),
+            len(restarted),
         )
         return result
 
@@ -246,7 +266,7 @@ class Daemon:
                     "priority": inst.config.priority,
                     "effectivePriority": inst.router.effective_priority,
                     "master": None if master is None else str(master),
-                    "since": self._unix(inst.since),
+                    "since": inst.since,
                     "reason": inst.last_reason,
                     "faults": list(inst.faults.values()),
                     "transitions": inst.transitions,
@@ -329,27 +349,14 @@ class Daemon:
                 f"{config.name}: {ifname} has no IPv{config.family} address to send adverts "
                 "from" + (" (IPv6 needs a link-local address)" if config.family == 6 else "")
             )
-        auth = config.auth_password
-        rconfig = RouterConfig(
-            vrid=config.vrid,
-            version=config.version,
-            priority=config.priority,
-            advert_interval_cs=config.advert_interval_cs,
-            addresses=tuple(a.ip for a in config.addresses),
-            primary_address=primary or _unspecified(config.family),
-            preempt=config.preempt,
-            preempt_delay_cs=config.preempt_delay_cs,
-            accept=config.accept,
-            auth_type=packet.AUTH_PASS if auth else packet.AUTH_NONE,
-            auth_data=auth or b"",
-        )
+        rconfig = _router_config(config, primary or _unspecified(config.family))
         inst = Instance(
             config=config,
             ifname=ifname,
             primary=rconfig.primary_address,
             rconfig=rconfig,
             router=VirtualRouter(rconfig),
-            since=self.now(),
+            since=time.time(),
         )
         self._socket(key)
         self.instances[config.name] = inst
@@ -384,9 +391,94 @@ class Daemon:
                 "instance %s: waiting in FAULT: %s", config.name, "; ".join(inst.faults.values())
             )
         for probe in config.probes:
-            inst.tasks.append(asyncio.create_task(self._probe_loop(inst, probe.name)))
+            inst.tasks[probe.name] = asyncio.create_task(self._probe_loop(inst, probe.name))
         self._sync_faults(inst)
         return inst
+
+    def _restart_reason(self, inst: Instance, config: InstanceConfig) -> str | None:
+        """Why `config` needs a new router for `inst` (None: it can be applied in place)."""
+        changed = [f for f in RESTART_FIELDS if getattr(inst.config, f) != getattr(config, f)]
+        if changed:
+            return ", ".join(changed) + " changed"
+        try:
+            ifname = self._resolve_interface(config)
+        except StartupError as exc:
+            return str(exc)
+        if ifname != inst.ifname:
+            return f"interface {inst.ifname} -> {ifname}"
+        return None
+
+    def _reconfigure(self, inst: Instance, config: InstanceConfig) -> None:
+        """Apply a new configuration to a running instance: it keeps its state, its VIPs
+        and its probes' history; the FSM advertises what changed (RFC 5798 lets a router
+        advertise a new priority) and the election takes its ordinary course."""
+        old = inst.config
+        what = [
+            f.name
+            for f in fields(InstanceConfig)
+            if getattr(old, f.name) != getattr(config, f.name)
+        ]
+        log.info("instance %s: reconfigured in place, keeping %s (%s changed)",
+                 config.name, inst.state, ", ".join(what))  # fmt: skip
+        regrouped = {*self._group(inst)}
+        inst.config = config
+        inst.rconfig = _router_config(config, inst.primary)
+        regrouped.update(self._group(inst))
+        if old.notify != config.notify:
+            self._close_notifier(inst)
+            inst.notifier = None
+            if config.notify is not None:
+                inst.notifier = Notifier(
+                    config.notify, instance=config.name, group=config.sync_group, node=self.node
+                )
+        if old.probes != config.probes:
+            self._replace_probes(inst, old)
+        for name in old.track_interfaces:
+            if name not in config.track_interfaces:
+                inst.faults.pop(f"interface {name}", None)
+        for name in config.track_interfaces:
+            if name not in old.track_interfaces and not self.ports.addresses.link_up(name):
+                inst.faults[f"interface {name}"] = f"tracked interface {name} down"
+        _, effective = self._probe_standing(inst)
+        self._run(inst, inst.router.reconfigure(inst.rconfig, self.now(), effective=effective))
+        for member in [inst, *regrouped]:
+            self._resync(member, "configuration changed")
+
+    def _resync(self, inst: Instance, why: str) -> None:
+        """Probe faults, weights and sync-group standing again, after a configuration change
+        of the instance or of a member of its old or new sync group."""
+        self._assess_probes(inst)
+        if not self._group(inst):
+            inst.faults.pop("sync", None)
+            inst.router.inhibit_preempt(False)
+        self._apply_faults(inst, why)
+        self._sync_faults(inst)
+        if inst.config.sync_group is not None:
+            self._hold_group(inst)
+
+    def _replace_probes(self, inst: Instance, old: InstanceConfig) -> None:
+        """Keep unchanged probes running; a changed one restarts with its state carried over
+        (keepalived keeps a script's state over a reload); a new one starts unheard."""
+        before = {p.name: p for p in old.probes}
+        wanted = {p.name: p for p in inst.config.probes}
+        for name, probe in before.items():
+            if wanted.get(name) != probe:
+                task = inst.tasks.pop(name, None)
+                if task is not None:
+                    task.cancel()
+            if name not in wanted:
+                inst.trackers.pop(name, None)
+                inst.outcomes.pop(name, None)
+        carried = {ProbeState.UP: True, ProbeState.DOWN: False, ProbeState.INIT: None}
+        for name, probe in wanted.items():
+            if before.get(name) == probe:
+                continue
+            previous = inst.trackers.get(name)
+            inst.trackers[name] = ProbeTracker(
+                name, probe.rise, probe.fall, probe.weight,
+                initially_up=None if previous is None else carried[previous.state],
+            )  # fmt: skip
+            inst.tasks[name] = asyncio.create_task(self._probe_loop(inst, name))
 
     def _retire(self, inst: Instance, reason: str) -> None:
         log.info("instance %s: stopping (%s)", inst.config.name, reason)
@@ -401,10 +493,7 @@ class Daemon:
             del self._retiring[name]
         if name not in self.instances and name not in self._pending:
             self.metrics.forget_instance(name)
-        if inst.notifier is not None:
-            task = asyncio.create_task(inst.notifier.aclose(timeout=10.0))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+        self._close_notifier(inst)
         if inst.stopped is not None and not inst.stopped.done():
             inst.stopped.set_result(None)
         self._drop_unused_sockets()
@@ -414,6 +503,13 @@ class Daemon:
                 self._launch(pending)
             except StartupError as exc:
                 log.error("instance %s not started: %s", name, exc)
+
+    def _close_notifier(self, inst: Instance) -> None:
+        """Let the instance's notifier deliver what it has queued, then close it."""
+        if inst.notifier is not None:
+            task = asyncio.create_task(inst.notifier.aclose(timeout=10.0))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     # ---------------------------------------------------------------- actions
 
@@ -428,7 +524,7 @@ class Daemon:
         """
         for action in actions:
             if isinstance(action, Transition):
-                inst.since = self.now()
+                inst.since = time.time()
                 inst.last_reason = action.reason
                 inst.transitions += 1
                 if action.new != State.MASTER:
@@ -545,7 +641,7 @@ class Daemon:
             inst.timer.cancel()
             inst.timer = None
         self._cancel_announcements(inst)
-        for task in inst.tasks:
+        for task in inst.tasks.values():
             task.cancel()
         inst.tasks.clear()
 
@@ -773,26 +869,35 @@ class Daemon:
 
     def _assess_probes(self, inst: Instance) -> None:
         """keepalived's arithmetic: weights move the priority; a failing weight-0 probe, or
-        one not heard from yet, holds the instance in FAULT.
+        one not heard from yet, holds the instance in FAULT (see `_probe_standing`)."""
+        fault, effective = self._probe_standing(inst)
+        if fault is None:
+            inst.faults.pop("probes", None)
+        else:
+            inst.faults["probes"] = fault
+        if effective is not None:
+            self._run(inst, inst.router.set_priority(effective, self.now()))
 
-        In a sync group every member takes every member's weights (keepalived's group
-        track_script), so the members of one node always advertise in the same order and
-        the group's elections agree instead of splitting it across nodes.
+    def _probe_standing(self, inst: Instance) -> tuple[str | None, int | None]:
+        """Why the probes hold the instance in FAULT (None: they do not), and the effective
+        priority they give it (None: no probe touches it, the base priority stands); in a
+        sync group, with every member's weights (`shared_priority`).
+
+        A weight-0 probe not heard from yet holds an instance that has not joined (at start,
+        or in FAULT) as keepalived does; one added to a running instance by a reload does
+        not make it leave its state before the probe has said anything.
         """
         members = [inst, *self._group(inst)]
-        weighted = [t for m in members for t in m.trackers.values() if t.weight != 0]
-        if not inst.trackers and not weighted:
-            return
+        if not any(m.trackers for m in members):
+            return None, None
         own = effective_priority(inst.config.priority, inst.trackers.values())
+        fault = None
         if isinstance(own, Fault):
-            inst.faults["probes"] = "probe " + ", ".join(own.failing) + " failing"
-        elif isinstance(own, Pending):
-            inst.faults["probes"] = "waiting for probe " + ", ".join(own.awaiting)
-        else:
-            inst.faults.pop("probes", None)
+            fault = "probe " + ", ".join(own.failing) + " failing"
+        elif isinstance(own, Pending) and inst.state in (State.INITIALIZE, State.FAULT):
+            fault = "waiting for probe " + ", ".join(own.awaiting)
         shared = shared_priority(inst.config.priority, (m.trackers.values() for m in members))
-        if isinstance(shared, Priority):
-            self._run(inst, inst.router.set_priority(shared.value, self.now()))
+        return fault, shared.value if isinstance(shared, Priority) else None
 
     async def _probe_loop(self, inst: Instance, name: str) -> None:
         config = next(p for p in inst.config.probes if p.name == name)
@@ -905,6 +1010,23 @@ def log_leftover(ifname: str, address: object) -> None:
 def _report_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.error("carrying out state changes failed", exc_info=exc)
+
+
+def _router_config(config: InstanceConfig, primary: IPAddress) -> RouterConfig:
+    auth = config.auth_password
+    return RouterConfig(
+        vrid=config.vrid,
+        version=config.version,
+        priority=config.priority,
+        advert_interval_cs=config.advert_interval_cs,
+        addresses=tuple(a.ip for a in config.addresses),
+        primary_address=primary,
+        preempt=config.preempt,
+        preempt_delay_cs=config.preempt_delay_cs,
+        accept=config.accept,
+        auth_type=packet.AUTH_PASS if auth else packet.AUTH_NONE,
+        auth_data=auth or b"",
+    )
 
 
 def _unspecified(family: int) -> IPAddress:

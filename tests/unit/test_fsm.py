@@ -9,7 +9,7 @@ at priority 100 and 1 s, Skew_Time = 156 * 100 / 256 = 60.9375 cs).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
@@ -188,6 +188,21 @@ class Sync:
 class Shutdown:
     def __call__(self, r: VirtualRouter, now: float) -> list[Action]:
         return r.shutdown(now)
+
+
+@dataclass(frozen=True)
+class Reconf:
+    """A new configuration in place: `changes` to the router's current one."""
+
+    changes: tuple[tuple[str, Any], ...]
+    effective: int | None = None
+
+    def __call__(self, r: VirtualRouter, now: float) -> list[Action]:
+        return r.reconfigure(replace(r.config, **dict(self.changes)), now, effective=self.effective)
+
+
+def reconf(effective: int | None = None, **changes: Any) -> Reconf:
+    return Reconf(tuple(sorted(changes.items())), effective)
 
 
 ANY = object()
@@ -632,6 +647,63 @@ SCENARIOS = [
             (0.75, Start(), [], BACKUP, ANY),
         ],
     ),
+    Scenario(
+        "reconfigured master advertises its new priority at once and stays master",
+        [
+            *BECOME_MASTER,
+            (M + 0.5, reconf(priority=120), [sent(120)], MASTER, M + 1.5),
+            (M + 1.5, Timer(), [sent(120)], MASTER, M + 2.5),
+        ],
+    ),
+    Scenario(
+        "reconfigured master advertises a longer interval at once, then paces by it",
+        [
+            *BECOME_MASTER,
+            (
+                M + 0.5,
+                reconf(advert_interval_cs=300),
+                [sent(100, config(advert_interval_cs=300))],
+                MASTER,
+                M + 3.5,
+            ),
+            (M + 3.5, Timer(), [sent(100, config(advert_interval_cs=300))], MASTER, M + 6.5),
+        ],
+    ),
+    Scenario(
+        "a reconfiguration that changes nothing advertised sends nothing",
+        [
+            *BECOME_MASTER,
+            (M + 0.5, reconf(accept=False), [], MASTER, M + 1),
+            (M + 0.6, reconf(preempt=PreemptMode.NEVER), [], MASTER, M + 1),
+        ],
+    ),
+    Scenario(
+        "backup raised above the master preempts at the master's next advert (Always)",
+        [
+            (0.0, Start(), [T(INIT, BACKUP)], BACKUP, MDI_100),
+            (1.0, Recv(150), [], BACKUP, 1 + MDI_100),
+            (1.5, reconf(priority=200), [], BACKUP, 1 + MDI_100),
+            (2.0, Recv(150), takeover("master 150 < 200", priority=200), MASTER, 3.0),
+        ],
+    ),
+    Scenario(
+        "backup raised above the master under Never keeps following it",
+        [
+            (0.0, Start(), [T(INIT, BACKUP)], BACKUP, MDI_100),
+            (1.0, Recv(150), [], BACKUP, 1 + MDI_100),
+            (1.5, reconf(priority=200), [], BACKUP, 1 + MDI_100),
+            (2.0, Recv(150), [], BACKUP, 2 + 3.21875),  # Master_Down_Interval at 200
+        ],
+        config(preempt=PreemptMode.NEVER),
+    ),
+    Scenario(
+        "a router in FAULT takes a new configuration and joins with it",
+        [
+            (0.0, Start(fault=True), [T(INIT, FAULT)], FAULT, None),
+            (1.0, reconf(priority=255), [], FAULT, None),
+            (2.0, Fault(False), takeover("address owner", FAULT, 255), MASTER, 3.0),
+        ],
+    ),
 ]
 
 
@@ -751,6 +823,61 @@ def test_ipv6_tie_break_compares_addresses_as_integers() -> None:
     r.handle_timer(MDI_100)
     assert r.receive(advert(100), IPv6Address("fe80::8"), 4.0) == []
     assert r.receive(advert(100), high, 4.1)[0] == T(MASTER, BACKUP, "higher address fe80::a")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"vrid": 52},
+        {"version": 2},
+        {"addresses": (IPv4Address("192.168.77.101"),)},
+        {"primary_address": LOWER_ADDR},
+    ],
+)
+def test_reconfigure_refuses_what_makes_another_router(changes: dict[str, Any]) -> None:
+    r = VirtualRouter(config())
+    r.start(0.0)
+    with pytest.raises(ValueError, match=f"{next(iter(changes))} changed"):
+        r.reconfigure(replace(r.config, **changes), 1.0)
+    assert r.config == config() and r.state is BACKUP
+
+
+def test_reconfigure_checks_the_new_values() -> None:
+    r = VirtualRouter(config())
+    with pytest.raises(ValueError, match="advert_interval_cs 5000"):
+        r.reconfigure(config(advert_interval_cs=5000), 0.0)
+    assert r.config == config()
+
+
+def test_reconfigure_takes_the_effective_priority_clamped() -> None:
+    r = VirtualRouter(config())
+    r.start(0.0)
+    r.handle_timer(MDI_100)
+    assert r.reconfigure(config(priority=120), 4.0, effective=300) == [sent(254)]
+    assert r.effective_priority == 254
+    assert r.reconfigure(config(priority=255), 4.1, effective=10) == [sent(255)]
+    assert r.effective_priority == 255
+
+
+def test_reconfigure_restarts_a_pending_delay_preempt_when_the_delay_changes() -> None:
+    r = VirtualRouter(config(preempt=PreemptMode.DELAY, preempt_delay_cs=3000))
+    r.start(0.0)
+    r.receive(advert(50), HIGHER_ADDR, 1.0)
+    assert r.preempt_deadline == 31.0
+    r.reconfigure(config(preempt=PreemptMode.DELAY, preempt_delay_cs=500), 2.0)
+    assert r.preempt_deadline is None and r.state is BACKUP
+    r.receive(advert(50), HIGHER_ADDR, 3.0)
+    assert r.preempt_deadline == 8.0
+
+
+def test_reconfigure_of_a_v2_backup_counts_on_its_new_interval() -> None:
+    r = VirtualRouter(config(version=2))
+    r.start(0.0)
+    r.receive(advert(150, version=2), HIGHER_ADDR, 1.0)
+    r.reconfigure(config(version=2, advert_interval_cs=200), 1.5)
+    assert r.master_adver_interval_cs == 200
+    r.receive(advert(150, 200, version=2), HIGHER_ADDR, 2.0)
+    assert r.next_deadline() == 2.0 + master_down_interval_cs(100, 200) / 100
 
 
 def test_set_priority_is_ignored_by_the_owner() -> None:
@@ -896,6 +1023,73 @@ def test_link_probe_driven_priority_drop_fails_over_at_once() -> None:
     assert link.masters() == [0] and link.holding == [True, False]
 
 
+def started_link(*configs: RouterConfig) -> Link:
+    link = Link(list(configs))
+    for i in range(len(configs)):
+        link.event(i, Start())
+    link.run_until(10.0)
+    return link
+
+
+def transitions_after(link: Link, t: float) -> list[tuple[int, Transition]]:
+    return [(i, a) for when, i, a in link.log if when >= t and isinstance(a, Transition)]
+
+
+def test_link_master_lowered_below_a_backup_hands_over_under_always() -> None:
+    link = started_link(node(0, 150), node(1, 100))
+    assert link.masters() == [0]
+    link.event(0, reconf(priority=90))
+    # Its advert at 90 makes the backup preempt; the backup's advert makes it yield.
+    assert link.masters() == [1] and link.holding == [False, True]
+    assert [a for _, a in transitions_after(link, 10.0)] == [
+        T(BACKUP, MASTER, "lower priority master 90 < 100"),
+        T(MASTER, BACKUP, "higher priority 100 > 90"),
+    ]
+
+
+def test_link_master_lowered_below_a_backup_keeps_the_vip_under_never() -> None:
+    never = {"preempt": PreemptMode.NEVER}
+    link = started_link(node(0, 150, **never), node(1, 100, **never))
+    link.event(0, reconf(priority=90))
+    link.run_until(30.0)
+    assert link.masters() == [0] and transitions_after(link, 10.0) == []
+
+
+def test_link_backup_raised_above_the_master_takes_over_under_always() -> None:
+    link = started_link(node(0, 150), node(1, 100))
+    link.event(1, reconf(priority=200))
+    assert link.masters() == [0]  # a backup does not advertise: the master's next advert
+    link.run_until(11.0)
+    assert link.masters() == [1] and link.holding == [False, True]
+
+
+def test_link_backup_raised_above_the_master_moves_nothing_under_never() -> None:
+    never = {"preempt": PreemptMode.NEVER}
+    link = started_link(node(0, 150, **never), node(1, 100, **never))
+    link.event(1, reconf(priority=200))
+    link.run_until(30.0)
+    assert link.masters() == [0] and transitions_after(link, 10.0) == []
+
+
+def test_link_raising_the_masters_priority_moves_nothing() -> None:
+    link = started_link(node(0, 150), node(1, 100))
+    link.event(0, reconf(priority=200))
+    link.event(1, reconf(priority=120))
+    link.run_until(30.0)
+    assert link.masters() == [0] and transitions_after(link, 10.0) == []
+    assert link.routers[1].master_priority == 200
+
+
+@pytest.mark.parametrize("interval_cs", [10, 300, 4095])
+def test_link_a_new_interval_on_every_node_keeps_the_master(interval_cs: int) -> None:
+    link = started_link(node(0, 150), node(1, 100), node(2, 50))
+    for i in (1, 2, 0):  # backups first or last: neither may take over
+        link.event(i, reconf(advert_interval_cs=interval_cs))
+    link.run_until(10.0 + 5 * interval_cs / 100)
+    assert link.masters() == [0] and transitions_after(link, 10.0) == []
+    assert link.routers[1].master_adver_interval_cs == interval_cs
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     priorities=st.lists(st.integers(1, 255), min_size=2, max_size=4),
@@ -950,6 +1144,15 @@ events = st.one_of(
     st.builds(Prio, st.one_of(st.integers(-300, 300), st.sampled_from([99, 100, 101]))),
     st.builds(Start, st.booleans()),
     st.builds(Sync, st.booleans()),
+    st.builds(
+        lambda effective, **changes: reconf(effective, **changes),
+        st.one_of(st.none(), st.integers(-300, 300)),
+        priority=st.one_of(st.integers(1, 255), st.sampled_from([1, 100, 254, 255])),
+        advert_interval_cs=st.sampled_from([1, 7, 100, 4095]),
+        preempt=st.sampled_from(list(PreemptMode)),
+        preempt_delay_cs=st.integers(0, 1000),
+        auth_data=st.sampled_from([b"", b"secret"]),
+    ),
 )
 configs = st.builds(
     config,
@@ -1015,9 +1218,10 @@ class RandomEvents(RuleBasedStateMachine):
         self.apply(event)
 
     def apply(self, event: Callable[[VirtualRouter, float], list[Action]]) -> None:
-        r, cfg, now = self.router, self.cfg, self.now
+        r, now = self.router, self.now
         before_state = r.state
         actions = event(r, now)
+        cfg = self.cfg = r.config  # a Reconf changes it
 
         if before_state is STOPPED:
             assert actions == []

@@ -29,6 +29,10 @@ Decisions beyond the letter of the RFC (each one also explained where it is made
   another router advertises or until a handover deadline (see `shutdown`) passes.
 - FAULT is a state of its own (keepalived's, not the RFC's): no timers, no addresses.
   The caller aggregates its fault sources (links, weight-0 probes) into one boolean.
+- A new priority, interval, preempt mode or password is applied in place
+  (`reconfigure`): the router keeps its state and the election takes its ordinary
+  course from the next advertisement; only a new VRID, version, address list or primary
+  address makes another router.
 """
 
 from __future__ import annotations
@@ -142,27 +146,43 @@ def _seconds(cs: float) -> float:
     return cs / 100
 
 
+def _check(config: RouterConfig) -> None:
+    problems = []
+    if not 1 <= config.vrid <= 255:
+        problems.append(f"vrid {config.vrid}: must be 1..255")
+    if config.version not in (2, 3):
+        problems.append(f"version {config.version}: must be 2 or 3")
+    if not PRIORITY_MIN <= config.priority <= PRIORITY_OWNER:
+        problems.append(f"priority {config.priority}: must be 1..255")
+    max_cs = ADVER_INTERVAL_MAX_CS.get(config.version, 0)
+    if max_cs and not 1 <= config.advert_interval_cs <= max_cs:
+        problems.append(
+            f"advert_interval_cs {config.advert_interval_cs}: must be 1..{max_cs}"
+            f" for VRRPv{config.version}"
+        )
+    if config.preempt_delay_cs < 0:
+        problems.append(f"preempt_delay_cs {config.preempt_delay_cs}: must be >= 0")
+    if problems:
+        raise ValueError("invalid RouterConfig: " + "; ".join(problems))
+
+
+def _clamp(config: RouterConfig, effective: int) -> int:
+    """The address owner keeps 255; any other router advertises 1..254."""
+    if config.priority == PRIORITY_OWNER:
+        return PRIORITY_OWNER
+    return max(PRIORITY_MIN, min(PRIORITY_MAX_BACKUP, effective))
+
+
+# What identifies a router on the wire: changing any of these is a different router (the
+# caller restarts it). Everything else `reconfigure` applies in place.
+IDENTITY_FIELDS = ("vrid", "version", "addresses", "primary_address")
+
+
 class VirtualRouter:
     """One VRRP router for one VRID and one address family (RFC 5798 §6)."""
 
     def __init__(self, config: RouterConfig) -> None:
-        problems = []
-        if not 1 <= config.vrid <= 255:
-            problems.append(f"vrid {config.vrid}: must be 1..255")
-        if config.version not in (2, 3):
-            problems.append(f"version {config.version}: must be 2 or 3")
-        if not PRIORITY_MIN <= config.priority <= PRIORITY_OWNER:
-            problems.append(f"priority {config.priority}: must be 1..255")
-        max_cs = ADVER_INTERVAL_MAX_CS.get(config.version, 0)
-        if max_cs and not 1 <= config.advert_interval_cs <= max_cs:
-            problems.append(
-                f"advert_interval_cs {config.advert_interval_cs}: must be 1..{max_cs}"
-                f" for VRRPv{config.version}"
-            )
-        if config.preempt_delay_cs < 0:
-            problems.append(f"preempt_delay_cs {config.preempt_delay_cs}: must be >= 0")
-        if problems:
-            raise ValueError("invalid RouterConfig: " + "; ".join(problems))
+        _check(config)
         self._config = config
         self._state = State.INITIALIZE
         self._effective_priority = config.priority
@@ -318,14 +338,62 @@ class VirtualRouter:
         backups learn it without waiting an interval; a backup's new skew applies from the
         next reset of its Master_Down_Timer, as RFC 5798 §6.4.2 recomputes it there.
         """
-        if self._config.priority == PRIORITY_OWNER:
-            return []
-        clamped = max(PRIORITY_MIN, min(PRIORITY_MAX_BACKUP, effective))
+        clamped = _clamp(self._config, effective)
         if clamped == self._effective_priority:
             return []
         self._effective_priority = clamped
         if self._state is State.MASTER and not self._stopping:
             return self._advertise(now)
+        return []
+
+    def reconfigure(
+        self, config: RouterConfig, now: float, *, effective: int | None = None
+    ) -> list[Action]:
+        """A new configuration for the same router, applied in place: no re-election.
+
+        Priority, advertisement interval, preempt mode and delay, accept mode and
+        authentication may change; `effective` is the new effective priority (default: the
+        new base priority). The IDENTITY_FIELDS may not (ValueError: the caller restarts
+        the router). RFC 5798 lets a router advertise a new priority at any time, and the
+        election then runs its ordinary course:
+
+        - A master advertises at once whenever what it advertises changed, and re-arms
+          its Adver_Timer from now. So backups learn a longer interval (v3: §6.4.2 sets
+          Master_Adver_Interval from the advertisement) before their Master_Down_Timer,
+          computed from the shorter one, runs out; and a master whose priority fell below
+          a backup's is preempted by that backup on this advertisement (preempt Always),
+          or after its delay (Delay), or kept (Never), as for a probe-driven drop.
+        - A backup keeps its Master_Down_Timer (recomputed at the next advertisement, as
+          §6.4.2 does for a priority change) and acts on the master's next advertisement:
+          a raised priority preempts a lower master under Always. A pending Delay preempt
+          starts again from that advertisement when the mode or the delay changed.
+        - A router in INITIALIZE, FAULT or STOPPED only takes the configuration, which
+          applies when it joins.
+        """
+        changed = [f for f in IDENTITY_FIELDS if getattr(config, f) != getattr(self._config, f)]
+        if changed:
+            raise ValueError(
+                f"reconfigure: {', '.join(changed)} changed; that is another router: restart it"
+            )
+        _check(config)
+        old = self._config
+        before = self._advertisement(self._effective_priority)
+        self._config = config
+        self._effective_priority = _clamp(
+            config, config.priority if effective is None else effective
+        )
+        if (config.preempt, config.preempt_delay_cs) != (old.preempt, old.preempt_delay_cs):
+            self._preempt_deadline = None
+        if self._state is State.BACKUP and (
+            config.version == 2 or (self._master_address is None and self._resigned is None)
+        ):
+            # v2 checks that every advertisement carries our own interval; with no master
+            # heard yet, ours is the one Master_Down_Interval counts on (§6.4.1).
+            self._master_adver_interval_cs = config.advert_interval_cs
+        if self._state is State.MASTER:
+            self._master_adver_interval_cs = config.advert_interval_cs
+            if not self._stopping and self._advertisement(self._effective_priority) != before:
+                return self._advertise(now)
         return []
 
     @property
