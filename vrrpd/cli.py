@@ -28,7 +28,6 @@ log = logging.getLogger("vrrpd")
 
 EXIT_CONFIG = 2  # invalid configuration: nothing on the host was changed
 DEFAULT_HTTP = "127.0.0.1:9655"
-REPORT_S = 0.1  # cluster mode: how soon a state change reaches the pod's annotation
 MAX_STATUS_BYTES = 16 * 1024 * 1024  # what `vrrpd status` reads of /status
 
 
@@ -140,101 +139,8 @@ class FileSource:
         pass
 
 
-class KubeSource:
-    """Cluster mode: the node's ConfigMap through the API, the last good copy on the host."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        from vrrpd.kube import ApiServer, KubeConfig
-
-        api = (
-            ApiServer.from_url(
-                args.kube_api, token_file=args.kube_token_file, ca_file=args.kube_ca_file
-            )
-            if args.kube_api
-            else ApiServer.in_cluster()
-        )
-        self.config = KubeConfig(
-            api, node=args.node, namespace=args.namespace,
-            configmap=args.configmap or f"vrrpd-{args.node}",
-            pod=args.pod, secrets_dir=args.secrets_dir, state_dir=args.state_dir,
-        )  # fmt: skip
-        self.interval = args.watch_interval
-        self.api_down = False
-
-    async def initial(self) -> list[InstanceConfig]:
-        """The ConfigMap if the API answers, else the last good copy: VRRP starts anyway."""
-        from vrrpd.kube import ApiError
-
-        try:
-            text = await self.config.fetch()
-        except ApiError as exc:
-            text = self.config.last_good()
-            log.warning("API server unavailable (%s); starting from the last good "
-                        "configuration%s", exc, "" if text else ": none kept yet")  # fmt: skip
-        if text is None:
-            return []
-        try:
-            instances = self.config.parse(text)
-        except ConfigError as exc:
-            self.config.error = str(exc)
-            log.error("configuration refused, waiting for a good one:\n%s", exc)
-            return []
-        self.config.applied = text
-        self.config.keep(text)
-        return instances
-
-    def reload(self, daemon: Any, why: str) -> None:
-        log.info("%s: the configuration is re-read from the API every %g s", why, self.interval)
-
-    async def follow(self, daemon: Any) -> None:
-        """Fetch the ConfigMap every interval; report state changes within REPORT_S."""
-        from vrrpd.kube import ApiError
-
-        loop = asyncio.get_running_loop()
-        next_fetch = loop.time() + self.interval
-        while True:
-            await asyncio.sleep(REPORT_S)
-            try:
-                if loop.time() >= next_fetch:
-                    next_fetch = loop.time() + self.interval
-                    text = await self.config.fetch()
-                    if text is not None and text != self.config.applied:
-                        self._apply(daemon, text)
-                    if self.api_down:
-                        log.info("API server reachable again")
-                    self.api_down = False
-                if not self.api_down:  # during an outage only the fetches knock
-                    await self.config.report(daemon.status(), daemon.health())
-            except ApiError as exc:
-                if not self.api_down:  # once per outage: VRRP goes on regardless
-                    log.warning("API server unavailable, VRRP goes on unchanged: %s", exc)
-                self.api_down = True
-            except Exception:  # a bug here must not silence config and reports for good
-                log.exception("cluster-mode loop failed; retrying")
-
-    async def finish(self, daemon: Any) -> None:
-        """One last report after the handover, so the operator sees this node let go."""
-        try:
-            await asyncio.wait_for(self.config.report(daemon.status(), daemon.health()), 2.0)
-        except Exception as exc:
-            log.warning("final status report not sent: %s", exc)
-
-    def _apply(self, daemon: Any, text: str) -> None:
-        try:
-            instances = self.config.parse(text)
-        except ConfigError as exc:
-            if self.config.error != str(exc):
-                log.error("new configuration refused; keeping the running one:\n%s", exc)
-            self.config.error = str(exc)
-            return
-        self.config.error = None
-        self.config.applied = text
-        self.config.keep(text)
-        daemon.apply(instances)
-
-
-async def _run(args: argparse.Namespace, source: FileSource | KubeSource,
-               instances: list[InstanceConfig]) -> int:  # fmt: skip
+async def _run(args: argparse.Namespace, source: Any, instances: list[InstanceConfig]) -> int:
+    """Run the daemon; `source` (FileSource, or kube.ClusterSource) feeds configurations."""
     from vrrpd.daemon import Daemon, StartupError
 
     await _claim_namespace()  # held until the process exits
@@ -468,13 +374,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def _run_kube(args: argparse.Namespace) -> int:
-    from vrrpd.kube import ApiError
+    from vrrpd.kube import ApiError, ClusterSource, KubeApi  # the client: --kube mode only
 
     try:
-        source = KubeSource(args)
+        api = KubeApi.connect(
+            args.kube_api, token_file=args.kube_token_file, ca_file=args.kube_ca_file,
+            user_agent=f"vrrpd/{args.node}",
+        )  # fmt: skip
     except ApiError as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
+    source = ClusterSource(
+        api, node=args.node, namespace=args.namespace,
+        configmap=args.configmap or f"vrrpd-{args.node}", pod=args.pod,
+        secrets_dir=args.secrets_dir, state_dir=args.state_dir, poll_s=args.watch_interval,
+    )  # fmt: skip
     return await _run(args, source, await source.initial())
 
 
@@ -576,8 +490,10 @@ def build_parser() -> argparse.ArgumentParser:
     kube = run.add_argument_group("cluster mode (the operator's pods set these)")
     kube.add_argument("--kube", action="store_true", help="read the node's ConfigMap via the API")
     kube.add_argument("--kube-api", help="API server URL (default: in-cluster service account)")
-    kube.add_argument("--kube-token-file", help="bearer token file for --kube-api")
-    kube.add_argument("--kube-ca-file", help="CA bundle that signs --kube-api's certificate")
+    kube.add_argument("--kube-token-file", help="bearer token file for --kube-api (re-read "
+                      "when it changes)")  # fmt: skip
+    kube.add_argument("--kube-ca-file", help="CA bundle (PEM) that signs --kube-api's "
+                      "certificate (default: the system's)")  # fmt: skip
     kube.add_argument("--namespace", default=env("POD_NAMESPACE", "kube-vrrp"))
     kube.add_argument("--pod", default=env("POD_NAME"), help="this pod, for status reports")
     kube.add_argument("--configmap", default=env("VRRPD_CONFIGMAP"),

@@ -2124,37 +2124,44 @@ def _conflicts(loaded: list[tuple[str, int, VirtualIP]]) -> list[str]:
     problems: list[str] = []
     for i, (where, _, vip) in enumerate(loaded):
         for _, other_number, other in loaded[:i]:
-            other_ref = f"{other.key} (document {other_number})"
             if other.key == vip.key:
                 problems.append(
                     f"{where}: metadata.name: {vip.key} is already defined in document "
                     f"{other_number}; give each VirtualIP its own name"
                 )
                 continue
-            shared = [
-                a.ip for a in vip.spec.addresses if a.ip in {b.ip for b in other.spec.addresses}
-            ]
-            for ip in shared:
-                problems.append(
-                    f"{where}: spec.addresses: {ip} is also a virtual address of {other_ref}; "
-                    "an address belongs to one VirtualIP only"
-                )
-            if vip.spec.vrid is None or vip.spec.vrid != other.spec.vrid:
-                continue
-            mine, theirs = vip.spec.interface, other.spec.interface
-            if mine is not None and theirs is not None and mine != theirs:
-                continue
-            for family in set(vip.spec.families) & set(other.spec.families):
-                link = (
-                    f"interface {mine}"
-                    if mine is not None and mine == theirs
-                    else "possibly the same interface (interface unset: picked at runtime)"
-                )
-                problems.append(
-                    f"{where}: spec.vrid: {vip.spec.vrid} ({_family_name(family)}) is already "
-                    f"used by {other_ref} on {link}; use another vrid (unique per link and "
-                    "family), or set distinct spec.interface values"
-                )
+            ref = f"{other.key} (document {other_number})"
+            problems.extend(f"{where}: {p}" for p in conflicts_between(vip, other, ref))
+    return problems
+
+
+def conflicts_between(vip: VirtualIP, other: VirtualIP, other_ref: str) -> list[str]:
+    """Why `vip` cannot run beside `other` (`other_ref` names it in the messages) on one
+    node: a shared virtual address, or one (vrid, address family) on what may be one link
+    (an unset interface may turn out to be any interface)."""
+    problems: list[str] = []
+    theirs = {b.ip for b in other.spec.addresses}
+    for ip in (a.ip for a in vip.spec.addresses if a.ip in theirs):
+        problems.append(
+            f"spec.addresses: {ip} is also a virtual address of {other_ref}; "
+            "an address belongs to one VirtualIP only"
+        )
+    if vip.spec.vrid is None or vip.spec.vrid != other.spec.vrid:
+        return problems
+    mine, their_link = vip.spec.interface, other.spec.interface
+    if mine is not None and their_link is not None and mine != their_link:
+        return problems
+    for family in set(vip.spec.families) & set(other.spec.families):
+        link = (
+            f"interface {mine}"
+            if mine is not None and mine == their_link
+            else "possibly the same interface (interface unset: picked at runtime)"
+        )
+        problems.append(
+            f"spec.vrid: {vip.spec.vrid} ({_family_name(family)}) is already "
+            f"used by {other_ref} on {link}; use another vrid (unique per link and "
+            "family), or set distinct spec.interface values"
+        )
     return problems
 
 

@@ -89,6 +89,7 @@ class NodeReport:
     instances: Mapping[str, InstanceReport] = field(default_factory=dict)
     config_hash: str | None = None  # the ConfigMap hash the daemon runs
     config_error: str | None = None  # why it refused the latest ConfigMap, if it did
+    refused: Mapping[str, str] = field(default_factory=dict)  # VirtualIP key -> why not run
     updated: datetime | None = None
     # The daemon pod's phase, or Terminating once it is being deleted (PodInfo.lifecycle).
     pod_phase: str = "Running"
@@ -129,6 +130,11 @@ def parse_report(node: str, text: str | None, *, pod_phase: str = "Running") -> 
             reason=str(row["reason"]) if row.get("reason") else None,
             vrid=_int(row.get("vrid")),
         )
+    refused = {
+        str(r["virtualip"]): str(r.get("error") or "refused")
+        for r in data.get("refused") or ()
+        if isinstance(r, Mapping) and isinstance(r.get("virtualip"), str)
+    }
     error = data.get("configError")
     config_hash = data.get("configHash")
     return NodeReport(
@@ -136,6 +142,7 @@ def parse_report(node: str, text: str | None, *, pod_phase: str = "Running") -> 
         instances=instances,
         config_hash=config_hash if isinstance(config_hash, str) else None,
         config_error=str(error) if error else None,
+        refused=refused,
         updated=parse_time(data.get("updated")),
         pod_phase=pod_phase,
     )
@@ -202,7 +209,7 @@ def aggregate_status(
     for node in sorted(expected | set(per_node)):
         nodes.append(
             _node_entry(
-                node, per_node.get(node, []), reports.get(node), placement, node in expected
+                node, per_node.get(node, []), reports.get(node), placement, node in expected, key
             )
         )
 
@@ -274,6 +281,7 @@ def _node_entry(
     report: NodeReport | None,
     placement: Placement | None,
     expected: bool,
+    key: str,
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": node}
     base = placement.priorities.get(node) if placement is not None else None
@@ -282,7 +290,7 @@ def _node_entry(
         entry["healthy"] = False
         if base is not None:
             entry["basePriority"] = base
-        entry["reason"] = _why_no_report(node, report)
+        entry["reason"] = _why_no_report(node, report, key)
         return entry
     insts = sorted(insts, key=lambda i: i.family)
     state = max((i.state for i in insts), key=lambda s: _STATE_WEIGHT.get(s, 0))
@@ -310,9 +318,11 @@ def _node_entry(
     return entry
 
 
-def _why_no_report(node: str, report: NodeReport | None) -> str:
+def _why_no_report(node: str, report: NodeReport | None, key: str) -> str:
     if report is None:
         return f"no running vrrpd pod on {node}"
+    if key in report.refused:
+        return f"vrrpd refused this VirtualIP: {report.refused[key]}"[:1024]
     if report.config_error:
         return f"vrrpd refused its configuration: {report.config_error}"[:1024]
     if not report.pod_running:

@@ -220,6 +220,22 @@ def test_config_not_applied_or_refused_is_explained() -> None:
     assert "refused its configuration: spec.vrid" in s["nodes"][1]["reason"]
 
 
+def test_a_virtualip_the_daemon_refused_alone_says_why() -> None:
+    obj, p = placed(nodes=2)
+    taken = "spec.addresses: 192.168.77.100 is also a virtual address of other/web (document 1)"
+    refused = [
+        {"virtualip": KEY, "document": 2, "error": taken, "previous": False},
+        {"virtualip": None, "document": 3, "error": "not a VirtualIP", "previous": False},
+    ]
+    reports = {
+        "node-1": report("node-1", row("MASTER")),
+        "node-2": report("node-2", refused=refused),
+    }
+    assert reports["node-2"].refused == {KEY: taken}
+    s = aggregate_status(obj, reports, NOW, placement=p)
+    assert s["nodes"][1]["reason"] == f"vrrpd refused this VirtualIP: {taken}"
+
+
 def test_probe_failure_degrades() -> None:
     obj, p = placed(nodes=2)
     reports = {

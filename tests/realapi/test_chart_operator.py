@@ -227,5 +227,5 @@ def test_the_daemon_reads_its_configmap_and_reports_on_its_pod_with_nothing_forb
         assert daemon.wait(timeout=30) == 0
     requests = kube_api.audit(release.daemon_user)
     verbs = {(e["verb"], e["objectRef"]["resource"]) for e in requests if e.get("objectRef")}
-    assert {("get", "configmaps"), ("patch", "pods")} <= verbs
+    assert {("list", "configmaps"), ("watch", "configmaps"), ("patch", "pods")} <= verbs
     assert kube_api.forbidden(release.daemon_user) == []

@@ -28,7 +28,7 @@ class VrrpdProcess:
         self,
         lab: Lab,
         index: int,
-        config: str | Path,
+        config: str | Path | None,
         *,
         node_name: str | None = None,
         extra_args: tuple[str, ...] = (),
@@ -37,7 +37,7 @@ class VrrpdProcess:
         self.index = index
         self.node = lab.node(index)
         self.node_name = node_name or self.node.name
-        self.config = str(config)
+        self.config = None if config is None else str(config)  # None: --kube in extra_args
         self.extra_args = extra_args
         # In the lab's workdir, so the logs go when the lab goes.
         fd, self.log_path = tempfile.mkstemp(
@@ -49,9 +49,9 @@ class VrrpdProcess:
     def start(self) -> VrrpdProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+        source = [] if self.config is None else ["--config", self.config]
         argv = [
-            sys.executable, "-m", "vrrpd", "run",
-            "--config", self.config, "--node", self.node_name,
+            sys.executable, "-m", "vrrpd", "run", *source, "--node", self.node_name,
             "--log-format", "json", *self.extra_args,
         ]  # fmt: skip
         with open(self.log_path, "ab") as log:
