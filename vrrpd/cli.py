@@ -374,8 +374,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def _run_kube(args: argparse.Namespace) -> int:
-    from vrrpd.kube import ApiError, ClusterSource, KubeApi  # the client: --kube mode only
+    from vrrpd.kube import ApiError, ClusterSource, KubeApi, import_client_only
 
+    import_client_only()  # the kubernetes client: --kube mode only, and only what is used
     try:
         api = KubeApi.connect(
             args.kube_api, token_file=args.kube_token_file, ca_file=args.kube_ca_file,

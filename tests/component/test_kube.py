@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -512,5 +514,33 @@ async def test_an_unreachable_server_is_an_api_error() -> None:
 def test_a_bad_url_or_ca_is_refused_before_anything_runs(tmp_path: Path) -> None:
     with pytest.raises(ApiError, match="use http"):
         KubeApi.connect("ftp://x")
-    with pytest.raises(ApiError, match=r"--kube-ca-file .*cannot read"):
+    with pytest.raises(ApiError, match=r"cannot read .*none.crt, --kube-ca-file"):
         KubeApi.connect("https://127.0.0.1:6443", ca_file=str(tmp_path / "none.crt"))
+
+
+def test_in_a_pod_the_service_account_is_used_and_outside_one_the_flag_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(ApiError, match=r"not in a pod .*give --kube-api URL"):
+        KubeApi.connect(None)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    with pytest.raises(ApiError, match=r"serviceaccount/ca\.crt, the ServiceAccount.s CA"):
+        KubeApi.connect(None)
+
+
+def test_the_daemon_imports_the_client_without_what_it_does_not_use() -> None:
+    """requests, oauthlib, websocket-client come with kubernetes/__init__.py (8 MB of RSS)."""
+    code = (
+        "import sys\n"
+        "from vrrpd.kube import KubeApi, import_client_only\n"
+        "import_client_only()\n"
+        "KubeApi.connect('https://127.0.0.1:1')\n"
+        "import kubernetes.watch\n"
+        "kubernetes.watch.Watch(return_type='object')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'requests', 'oauthlib', 'websocket', 'kubernetes'}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout  # fmt: skip
+    assert out.strip() == "['kubernetes']"

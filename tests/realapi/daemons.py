@@ -141,14 +141,14 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         pass
 
 
-def daemon_token(api: ApiServer) -> str:
+def daemon_token(api: ApiServer, chart: Path = CHART) -> str:
     """The chart's daemon ServiceAccount, Role and RoleBinding (helm template, the real
     binary), applied; a token for that ServiceAccount from the TokenRequest API."""
     from tests.chart.kubetools import tool
 
     api.namespace(NS)
     rendered = subprocess.run(
-        [str(tool("helm")), "template", "kube-vrrp", str(CHART), "--namespace", NS,
+        [str(tool("helm")), "template", "kube-vrrp", str(chart), "--namespace", NS,
          "--show-only", "templates/rbac-daemon.yaml",
          "--show-only", "templates/serviceaccounts.yaml"],
         capture_output=True, text=True, check=True, timeout=120,
@@ -163,11 +163,11 @@ class ClusterNodes:
     """Lab nodes n1..nN, each with a ConfigMap and a Pod vrrpd-<node> in the API server and
     a `vrrpd run --kube` in its namespace as that node's daemon."""
 
-    def __init__(self, api: ApiServer, lab: Lab, workdir: Path) -> None:
+    def __init__(self, api: ApiServer, lab: Lab, workdir: Path, chart: Path = CHART) -> None:
         self.api, self.lab, self.workdir = api, lab, workdir
         self.core = _core(api)
         self.token_file = workdir / "token"
-        self.token_file.write_text(daemon_token(api))
+        self.token_file.write_text(daemon_token(api, chart))
         self.daemons: dict[str, VrrpdProcess] = {}
         self._clear()
         self.relay = UnixRelay(workdir / "api.sock", "127.0.0.1", api.port).start()
@@ -233,30 +233,38 @@ class ClusterNodes:
 
     # ---------------------------------------------------------------- daemons
 
-    def start(self, index: int, *extra: str) -> VrrpdProcess:
+    def start(self, index: int, *extra: str, baseline: Path | None = None) -> VrrpdProcess:
+        """Node `index`'s daemon; `baseline`: run the vrrpd of that checkout instead, an
+        earlier one, perhaps without --kube-ca-file (it is given the CA as SSL_CERT_FILE)."""
         node = self.lab.node(index).name
         state = self.workdir / f"state-{node}"
         secrets = self.workdir / f"secrets-{node}"
         secrets.mkdir(exist_ok=True)
+        ca = [] if baseline else [f"--kube-ca-file={self.api.ca_file}"]
         daemon = VrrpdProcess(
             self.lab, index, None,
             extra_args=(
-                "--kube", f"--kube-api=https://127.0.0.1:{RELAY_PORT}",
-                f"--kube-ca-file={self.api.ca_file}", f"--kube-token-file={self.token_file}",
-                f"--namespace={NS}", f"--pod=vrrpd-{node}", f"--state-dir={state}",
-                f"--secrets-dir={secrets}", "--http-address=none", *extra,
+                "--kube", f"--kube-api=https://127.0.0.1:{RELAY_PORT}", *ca,
+                f"--kube-token-file={self.token_file}", f"--namespace={NS}",
+                f"--pod=vrrpd-{node}", f"--state-dir={state}", f"--secrets-dir={secrets}",
+                "--http-address=none", *extra,
             ),
+            root=baseline or ROOT,
+            env={"SSL_CERT_FILE": str(self.api.ca_file)} if baseline else None,
         ).start()  # fmt: skip
         self.daemons[node] = daemon
         return daemon
 
-    def requests(self, node: str, since: float, until: float | None = None) -> list[str]:
-        """`verb uri` of each request node's daemon made (its user agent names the node)
-        between `since` and `until` (Unix time, when the server received it). The audit log
-        has a watch twice (when its response starts and when it ends): counted once."""
+    def requests(self, node: str | None, since: float, until: float | None = None) -> list[str]:
+        """`verb uri` of each request node's daemon made (its user agent names the node;
+        None: every daemon's) between `since` and `until` (Unix time, when the server
+        received it). The audit log has a watch twice (when its response starts and when
+        it ends): counted once."""
         out, seen = [], set()
         for event in self.api.audit(DAEMON_USER):
-            if event.get("userAgent") != f"vrrpd/{node}" or event["auditID"] in seen:
+            if event["auditID"] in seen:
+                continue
+            if node is not None and event.get("userAgent") != f"vrrpd/{node}":
                 continue
             seen.add(event["auditID"])
             at = _unix(event.get("requestReceivedTimestamp"))
@@ -298,13 +306,16 @@ def first_after(
 
 
 @contextlib.contextmanager
-def cluster_nodes(api: ApiServer, nodes: int, prefix: str) -> Iterator[ClusterNodes]:
-    """A lab of `nodes` nodes with daemons' plumbing; everything removed afterwards."""
+def cluster_nodes(
+    api: ApiServer, nodes: int, prefix: str, chart: Path = CHART
+) -> Iterator[ClusterNodes]:
+    """A lab of `nodes` nodes with daemons' plumbing, the daemon RBAC of `chart`;
+    everything removed afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="kv-kube-"))  # short: UNIX socket paths
     lab = Lab(nodes, prefix=prefix, unique=True, workdir=workdir / "lab")
     cluster = None
     try:
-        cluster = ClusterNodes(api, lab, workdir)
+        cluster = ClusterNodes(api, lab, workdir, chart)
         yield cluster
     finally:
         if cluster is not None:

@@ -32,13 +32,18 @@ class VrrpdProcess:
         *,
         node_name: str | None = None,
         extra_args: tuple[str, ...] = (),
+        root: str | Path = ROOT,
+        env: dict[str, str] | None = None,
     ) -> None:
+        """`root`: the checkout whose `vrrpd` runs (a benchmark may compare another one);
+        `env`: added to this process's environment."""
         self.lab = lab
         self.index = index
         self.node = lab.node(index)
         self.node_name = node_name or self.node.name
         self.config = None if config is None else str(config)  # None: --kube in extra_args
         self.extra_args = extra_args
+        self.root, self.extra_env = str(root), env or {}
         # In the lab's workdir, so the logs go when the lab goes.
         fd, self.log_path = tempfile.mkstemp(
             prefix=f"vrrpd-{self.node_name}-", suffix=".log", dir=lab.workdir
@@ -47,16 +52,19 @@ class VrrpdProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> VrrpdProcess:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+        env = {**os.environ, **self.extra_env}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [self.root, env.get("PYTHONPATH")]))
         source = [] if self.config is None else ["--config", self.config]
         argv = [
             sys.executable, "-m", "vrrpd", "run", *source, "--node", self.node_name,
             "--log-format", "json", *self.extra_args,
         ]  # fmt: skip
         with open(self.log_path, "ab") as log:
+            # `python -m` looks in the working directory first: another checkout's vrrpd
+            # runs from there.
+            cwd = None if self.root == ROOT else self.root
             self.proc = self.lab.run(
-                self.node.netns, argv, stdout=subprocess.DEVNULL, stderr=log, env=env
+                self.node.netns, argv, stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=cwd
             )
         return self
 
