@@ -5,19 +5,19 @@ server, with the token of the chart's daemon ServiceAccount bound to the chart's
     test process (host)                                      lab node namespaces n1 n2 ...
     kube-apiserver https://127.0.0.1:PORT                    vrrpd --kube --kube-api
       ▲                                                        https://127.0.0.1:6443
-      └── UnixRelay (a thread): api.sock ◄── filesystem ──── relay.py 127.0.0.1:6443
+      └── cluster.UnixForwarder: api.sock ◄── filesystem ─── relay.py 127.0.0.1:6443
 
 A namespace cannot reach the host's loopback; UNIX sockets live in the shared filesystem.
-Each node runs tests/system/relay.py on its own loopback (as the system test does), and the
-host half forwards each connection to the API server's port. TLS goes end to end: the
-server's certificate names 127.0.0.1, which is what the daemon dials.
+Each node runs tests/system/relay.py on its own loopback, and the host half forwards each
+connection to the API server's port. TLS goes end to end: the server's certificate names
+127.0.0.1, which is what the daemon dials. The daemons' objects live in a namespace of
+their own (NS), apart from the chart release the other real-API tests install.
 
 Used by tests/realapi/test_daemon_kube.py and bench/kube.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import select
@@ -25,7 +25,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -35,13 +34,14 @@ from typing import Any
 import yaml
 
 from tests.envtest import ApiServer
+from tests.realapi.cluster import UnixForwarder
 from vrrpd.lab.daemons import VrrpdProcess
 from vrrpd.lab.netns import Lab, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 RELAY = ROOT / "tests" / "system" / "relay.py"
 CHART = ROOT / "charts" / "kube-vrrp"
-NS = "kube-vrrp"
+NS = "kv-daemons"
 DAEMON_SA = "kube-vrrp-daemon"
 DAEMON_USER = f"system:serviceaccount:{NS}:{DAEMON_SA}"
 RELAY_PORT = 6443
@@ -75,72 +75,6 @@ def config_text(documents: list[dict[str, Any]]) -> str:
     return yaml.safe_dump_all(documents, sort_keys=False)
 
 
-class UnixRelay:
-    """The host half of the relay: connections to a UNIX socket go to host:port over TCP."""
-
-    def __init__(self, path: Path, host: str, port: int) -> None:
-        self.path, self.host, self.port = path, host, port
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="unix-relay", daemon=True)
-        self._server: asyncio.AbstractServer | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    def start(self) -> UnixRelay:
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError(f"relay on {self.path} did not start")
-        return self
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._server = self._loop.run_until_complete(
-            asyncio.start_unix_server(self._on_connect, str(self.path))
-        )
-        self._ready.set()
-        self._loop.run_forever()
-
-    async def _on_connect(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        self._writers.add(w)
-        try:
-            up_r, up_w = await asyncio.open_connection(self.host, self.port)
-        except OSError:
-            w.close()
-            self._writers.discard(w)
-            return
-        self._writers.add(up_w)
-        try:
-            await asyncio.gather(_pipe(r, up_w), _pipe(up_r, w))
-        finally:
-            for x in (w, up_w):
-                x.close()
-                self._writers.discard(x)
-
-    def close(self) -> None:
-        def stop() -> None:
-            if self._server is not None:
-                self._server.close()
-            for w in list(self._writers):
-                w.close()
-            self._loop.stop()
-
-        if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(stop)
-            self._thread.join(10)
-        self.path.unlink(missing_ok=True)
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-    except (ConnectionError, OSError):
-        pass
-
-
 def daemon_token(api: ApiServer, chart: Path = CHART) -> str:
     """The chart's daemon ServiceAccount, Role and RoleBinding (helm template, the real
     binary), applied; a token for that ServiceAccount from the TokenRequest API."""
@@ -170,7 +104,7 @@ class ClusterNodes:
         self.token_file.write_text(daemon_token(api, chart))
         self.daemons: dict[str, VrrpdProcess] = {}
         self._clear()
-        self.relay = UnixRelay(workdir / "api.sock", "127.0.0.1", api.port).start()
+        self.relay = UnixForwarder(workdir / "api.sock", api.port)
         for node in lab.nodes:
             self._start_node_relay(node.netns)
 

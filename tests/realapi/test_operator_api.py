@@ -68,12 +68,14 @@ def carried_by(api: ApiServer, key: str) -> set[str]:
 
 
 def report(api: ApiServer, kubeconfig: Any, node: str, rows: list[dict[str, Any]]) -> None:
-    """Write node's daemon report on its pod as the daemon's ServiceAccount does."""
+    """Write node's daemon report on its pod as the daemon does: one merge patch with its
+    ServiceAccount's token (its Role allows no GET, which `kubectl patch` would send)."""
     document = {"node": node, "configHash": None, "configError": None, "instances": rows,
                 "updated": _iso(datetime.now(UTC))}  # fmt: skip
     patch = {"metadata": {"annotations": {"kubevrrp.io/status": json.dumps(document)}}}
-    api.kubectl("patch", "pod", f"vrrpd-{node}", "-n", NAMESPACE, "--type=merge",
-                "-p", json.dumps(patch), kubeconfig=kubeconfig)  # fmt: skip
+    client.CoreV1Api(api.client(kubeconfig)).patch_namespaced_pod(
+        f"vrrpd-{node}", NAMESPACE, patch, _content_type="application/merge-patch+json"
+    )
 
 
 def row(key: str, state: str, *, vrid: int, healthy: bool = True, priority: int = 100,
