@@ -25,18 +25,16 @@ from the same run. It never asserts: tests/realapi/test_daemon_kube.py checks be
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from bench.common import align_columns, fmt_ms, percentile
-from bench.failover import exit_on_signal, format_machine, machine_info
+from bench.harness import add_output, format_machine, machine_info, prepare_lab_bench, save_json
 from bench.resources import cpu_seconds, rss_kib
 from tests.envtest import ApiServer, assets
 from tests.realapi.daemons import (
@@ -47,7 +45,6 @@ from tests.realapi.daemons import (
     virtualip,
     wait_report,
 )
-from vrrpd.lab.netns import Lab
 
 LAB_PREFIX = "kvkb"
 WEB = "default/web/ipv4"
@@ -186,39 +183,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--settle", type=float, default=5.0, help="wait after the election, s")
     parser.add_argument("--changes", type=int, default=20, help="ConfigMap changes timed")
     parser.add_argument("--baseline", type=Path, help="a checkout whose vrrpd runs first")
-    parser.add_argument("--json", help="write every figure to this file")
+    add_output(parser, "every figure", report=False)
     return parser
 
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = build_parser().parse_args(argv)
-    if os.geteuid() != 0:
-        print("bench.kube needs root (network namespaces)", file=sys.stderr)
-        return 2
     if assets() is None:
         print("bench.kube needs KUBEBUILDER_ASSETS (etcd, kube-apiserver)", file=sys.stderr)
         return 2
     if args.baseline is not None and not (args.baseline / "vrrpd" / "cli.py").exists():
         print(f"--baseline {args.baseline}: no vrrpd checkout there", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, exit_on_signal)
-    Lab.cleanup_stale(LAB_PREFIX)
-    info = machine_info()
+    refused = prepare_lab_bench("bench.kube", [], LAB_PREFIX)
+    if refused is not None:
+        return refused
+    info = machine_info(keepalived=False)
     results = []
     with ApiServer.start() as api:
         for impl in (["baseline"] if args.baseline else []) + ["vrrpd"]:
             try:
                 results.append(run(api, impl, args))
             except Exception as exc:  # one failed run must not hide the other's figures
-                results.append(Result(impl, args.nodes, args.window, error=str(exc)[:300]))
+                why = " ".join(str(exc).split())[:300]  # one line in the table
+                results.append(Result(impl, args.nodes, args.window, error=why))
             print(f"{impl}: done", file=sys.stderr, flush=True)
     info["loadavg_end"] = os.getloadavg()
     print(f"cluster-mode benchmark, {format_machine(info)}; window {args.window:g} s", file=out)
     print(format_table(results), file=out)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": info, "results": [asdict(r) for r in results]}, f, indent=1,
-                      default=str)  # fmt: skip
+        save_json(args.json, info, results=results)
     return 0
 
 
