@@ -320,7 +320,7 @@ def _http_error(status: int | None, body: Any) -> str:
         message = None
     text = f"HTTP {status}" + (f": {message}" if message else "")
     if status == 403:
-        text += " (the daemon's Role needs configmaps get/list/watch and pods get/patch)"
+        text += " (the daemon's Role needs configmaps list and watch, pods patch)"
     return text
 
 
@@ -508,7 +508,7 @@ def report_document(
 
 class Reporter:
     """Patches the pod's status annotation when the report changed, at most once every
-    REPORT_INTERVAL_S; retries with backoff while the API server is unreachable."""
+    REPORT_INTERVAL_S (the caller retries, with backoff, what failed)."""
 
     def __init__(
         self, api: Api, call: Callable[..., Any], *, namespace: str, pod: str | None
@@ -516,8 +516,6 @@ class Reporter:
         self.api, self.call, self.namespace, self.pod = api, call, namespace, pod
         self.sent: dict[str, Any] | None = None
         self.last_patch = -float("inf")  # loop time
-        self.failures = 0
-        self.patches = 0
 
     async def send(self, document: dict[str, Any], *, force: bool = False) -> bool:
         """Patch now if due; True when the report on the pod is `document`."""
@@ -532,7 +530,6 @@ class Reporter:
             self.api.patch_pod_annotation, self.namespace, self.pod, STATUS_ANNOTATION, text
         )
         self.sent = document
-        self.patches += 1
         return True
 
 
@@ -812,16 +809,17 @@ class ClusterSource:
         )  # fmt: skip
 
     async def _report_loop(self, daemon: Daemonish) -> None:
+        failures = 0
         while True:
             await asyncio.sleep(REPORT_POLL_S)
             try:
                 await self.reporter.send(self.report(daemon))
-                self.reporter.failures = 0
+                failures = 0
             except ApiError as exc:
-                self.reporter.failures += 1
-                if self.reporter.failures == 1:
+                failures += 1
+                if failures == 1:
                     log.warning("status report not sent, retrying: %s", exc)
-                await asyncio.sleep(backoff_s(self.reporter.failures))
+                await asyncio.sleep(backoff_s(failures))
             except Exception:  # a bug here must not silence reports for good
                 log.exception("status report failed; retrying")
                 await asyncio.sleep(BACKOFF_S[1])
