@@ -28,7 +28,7 @@ WEB = "default/web/ipv4"
 VIP = "192.168.77.100"
 # Requests one daemon may make in STEADY_WINDOW_S with nothing changing. The watch it holds
 # is not among them (the audit log lists a request once it has ended, and the server ends a
-# watch after 5..10 min). Before the watch, the daemon polled and patched: ~120 here.
+# watch after 5..10 min). The daemon that polled made ~90 (bench/README.md).
 STEADY_WINDOW_S = 20.0
 STEADY_MAX_REQUESTS = 1
 
