@@ -9,7 +9,7 @@ reported, the others run (`select`). What runs is also kept on the host, and a d
 starts while the API server is unreachable starts from it. The state goes into the pod's
 kubevrrp.io/status annotation (docs/operator.md), patched only when something a reader
 cares about changed, at most once a second. Everything here is imported in --kube mode
-only, and of the client only what is used (`import_client_only`: 3.5 MB of RSS).
+only, and of the client only what is used (`import_client_only`: ~4 MB of RSS).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def import_client_only() -> None:
     kubernetes/__init__.py imports config, dynamic, stream, leaderelection and informer, and
     with them requests, oauthlib and websocket-client, none of which the daemon uses:
     measured, `import kubernetes` adds 11.5 MB of RSS, the client and the watch alone
-    3.5 MB (the daemon's target is 60 MB in all). The package is entered in sys.modules
+    ~4 MB (the daemon's target is 60 MB in all). The package is entered in sys.modules
     without running its __init__ (its __path__ is all a submodule import needs). For the
     daemon's own process only, before anything imports kubernetes; otherwise a no-op.
     """
