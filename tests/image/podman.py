@@ -11,8 +11,8 @@ no pod ever runs with a setting silently dropped. Scheduling fields (nodeName, t
 affinity, ...) are a scheduler's and ignored; probes and restarts are the caller's.
 
 `Podman` runs the podman CLI with this repository's settings (scripts/containers.conf,
-unless CONTAINERS_CONF is set). Used by tests/image, bench/image.py, and meant for the
-system test's kubelet.
+unless CONTAINERS_CONF is set). Used by tests/image, bench/image.py and the system test's
+kubelet (tests/system/kubelet.py, its podman runtime).
 """
 
 from __future__ import annotations

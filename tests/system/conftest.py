@@ -3,13 +3,23 @@ as its ServiceAccount, three lab nodes (network namespaces on one bridge) and a 
 that runs each daemon pod as a real `vrrpd` in its node's namespace, as the daemon
 ServiceAccount with a token of its own.
 
+Every test runs twice, once per kubelet runtime (`runtime`, test ids [process] and
+[podman]): `process` runs the pod's command from this checkout as a process; `podman` runs
+the pod's container from the image under test (tests/image/conftest.py: KUBEVRRP_IMAGE, or
+built from this checkout) as its spec says, the artefact users install. Where podman
+cannot run, the [podman] tests skip with one line saying why (under CI they fail).
+
     test process (host network namespace)                 lab node namespaces n1 n2 n3
     ┌──────────────────────────────────────────┐           ┌──────────────────────────────┐
-    │ kube-apiserver + etcd (kube_api) ◄─ operator          │ vrrpd --kube --kube-api      │
-    │   ▲    ▲                     (a subprocess)│           │   https://127.0.0.1:6443     │
-    │   │    └── test kubelet (pods → processes) │           │        │                     │
+    │ kube-apiserver + etcd (kube_api) ◄─ operator          │ vrrpd --kube (a process, or  │
+    │   ▲    ▲                     (a subprocess)│           │ a container on the node's    │
+    │   │    └── test kubelet (pods → processes  │           │ network) → 127.0.0.1:6443    │
+    │   │                         or containers) │           │        │                     │
     │   └── UnixForwarder api.sock ◄─────────────┼───────────┼── relay.py 127.0.0.1:6443    │
     └──────────────────────────────────────────┘ filesystem └──────────────────────────────┘
+
+The relay is a process in the node's namespace, on the host's filesystem: a container on
+the node's network reaches it on the namespace's loopback and needs no mount for it.
 
 Each test has its own API nodes (`nodes`: <test>-1..3 at the lab nodes' addresses) and its
 own namespace for its VirtualIPs, so Events and names of one test never meet another's. The
@@ -31,6 +41,7 @@ from typing import Any
 import pytest
 
 from tests.envtest import ApiServer
+from tests.image.conftest import image, podman  # noqa: F401 (fixtures of the podman runtime)
 from tests.realapi.cluster import (
     NAMESPACE,
     Operator,
@@ -41,7 +52,7 @@ from tests.realapi.cluster import (
     daemon_objects,
     get_virtualip,
 )
-from tests.system.kubelet import Kubelet, RunningPod
+from tests.system.kubelet import Kubelet, PodmanRuntime, ProcessRuntime, RunningPod, Runtime
 from vrrpd.lab.netns import Lab
 
 LAB_PREFIX = "kvs"
@@ -178,6 +189,13 @@ class System:
         text = (pod["metadata"].get("annotations") or {}).get("kubevrrp.io/status")
         return dict(json.loads(text)) if text else {}
 
+    def state_files(self, node: str) -> list[Path]:
+        """The files in the hostPath volume of `node`'s daemon pod, on the node."""
+        found = daemon_objects(self.api, "pods")[self.pod_name(node)]
+        (volume,) = [v for v in found["spec"]["volumes"] if "hostPath" in v]
+        directory = self.kubelet.host_path(found["spec"]["nodeName"], volume["hostPath"]["path"])
+        return [f for f in directory.iterdir() if f.is_file()] if directory.is_dir() else []
+
     def pod_ready(self, node: str) -> bool:
         conditions = ((self.pod(node) or {}).get("status") or {}).get("conditions") or ()
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
@@ -256,6 +274,15 @@ class System:
         )
 
 
+@pytest.fixture(params=["process", "podman"])
+def runtime(request: pytest.FixtureRequest) -> Callable[[Lab, str], Runtime]:
+    """How the kubelet runs pods: given the lab and the API server's URL in its namespaces."""
+    if request.param == "process":
+        return ProcessRuntime
+    tool, tag = request.getfixturevalue("podman"), request.getfixturevalue("image")
+    return lambda lab, api_url: PodmanRuntime(tool, tag, api_url)
+
+
 @pytest.fixture
 def system(
     kube_api: ApiServer,
@@ -264,6 +291,7 @@ def system(
     nodes: TestNodes,
     lab: Lab,
     workdir: Path,
+    runtime: Callable[[Lab, str], Runtime],
 ) -> Iterator[System]:
     made = nodes(len(lab.nodes))
     namespace = kube_api.namespace(f"sys-{nodes.test}")
@@ -274,7 +302,7 @@ def system(
             {name: i for i, name in enumerate(made, start=1)},
             workdir / "kubelet",
             namespace=release.namespace,
-            api_url=api_url,
+            runtime=runtime(lab, api_url),
         )
         kubelet.start()
         s = System(kube_api, lab, kubelet, nodes, namespace)

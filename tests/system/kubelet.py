@@ -1,4 +1,4 @@
-"""A small test kubelet: runs the pods bound to lab nodes as real processes in their namespaces.
+"""A small test kubelet: runs the pods bound to lab nodes in their nodes' network namespaces.
 
 It plays the kubelet of every lab node at once, against the real API server (tests/envtest.py)
 with the admin's credentials, and does what the operator relies on a kubelet for:
@@ -6,23 +6,35 @@ with the admin's credentials, and does what the operator relies on a kubelet for
 - Every `poll_s` it lists the pods of one namespace (the daemons') and takes those whose
   spec.nodeName is a lab node; `hold(node)` leaves a node's new pods Pending (a kubelet
   slow to start them) until `release(node)`.
-- A new pod starts: the container's command and args with `$(VAR)` expanded from its env;
-  env `valueFrom.fieldRef` resolved; volumes as directories (`hostPath` per node, so it
-  outlives the pod as on a host; `secret` as one file per key; `emptyDir` per pod;
-  `projected`, the ServiceAccount admission's kube-api-access-*: a token of the pod's
-  ServiceAccount from the TokenRequest API bound to the pod, so valid while the pod exists,
-  the CA from kube-root-ca.crt and the namespace). A pod waits, as ContainerCreating, while
-  a Secret or ConfigMap it mounts is missing. There is no mount namespace, so each
-  mountPath is rewritten to its directory in env values and arguments, and what the
-  in-cluster configuration would read from the service-account volume is given as
-  `--kube-api` (the API server as seen from the node, through the relay), `--kube-token-file`
-  and `--kube-ca-file`. `start_container` is the one place that turns the prepared pod
-  into a process.
+- A new pod's volumes become directories: `hostPath` per node (it outlives the pod, as on
+  a host); `secret` and `configMap` as one file per key; `emptyDir` per pod; `projected`,
+  the ServiceAccount admission's kube-api-access-*: a token of the pod's ServiceAccount
+  from the TokenRequest API bound to the pod, so valid while the pod exists, the CA from
+  kube-root-ca.crt and the namespace. Env `valueFrom.fieldRef` is resolved. A pod waits,
+  as ContainerCreating, while a Secret or ConfigMap it mounts is missing.
+- A runtime turns the prepared pod into something running; `start_container` is the one
+  place that starts it.
+  - `ProcessRuntime`: the container's command and args, `$(VAR)` expanded,
+    as a process from this checkout in the node's namespace. There is no mount namespace,
+    so each mountPath is rewritten to its directory in env values and arguments, and what
+    the in-cluster configuration would read from the service-account volume is given as
+    `--kube-api` (the API server as seen from the node, through the relay),
+    `--kube-token-file` and `--kube-ca-file`.
+  - `PodmanRuntime`: the pod's container from the image under test, through podman, as
+    the pod spec says (tests/image/podman.py: `run_argv`): `--network ns:/run/netns/NODE`
+    (its hostNetwork), command, args, env, user, capabilities, no privilege escalation,
+    read-only root filesystem, seccomp, limits, the volumes at their own paths (emptyDir
+    as tmpfs), and KUBERNETES_SERVICE_HOST/PORT as a kubelet sets them: the daemon's
+    in-cluster configuration reaches the API server through the relay on the node's
+    loopback, which the container shares with the namespace. `podman create`, then
+    `podman start --attach` with its output in the pod's log; `podman stop` with the
+    pod's grace period; the container is removed when it has ended.
 - Its status goes through the status subresource: phase Running, hostIP/podIP (host
-  network: the node's address), the container's state; Ready and ContainersReady from the
-  readinessProbe (httpGet, sent from inside the node's namespace; other probes are not run).
-  A status the API server did not take (it is down) is sent again on the next round.
-- restartPolicy Always: a process that exits on its own starts again after a backoff.
+  network: the node's address), the container's state and id; Ready and ContainersReady
+  from the readinessProbe (httpGet, sent from inside the node's namespace; other probes
+  are not run). A status the API server did not take (it is down) is sent again on the
+  next round.
+- restartPolicy Always: a container that exits on its own starts again after a backoff.
 - Graceful deletion: the API server sets deletionTimestamp; the kubelet sends SIGTERM,
   SIGKILL after deletionGracePeriodSeconds, reports the container terminated and the pod's
   terminal phase, and `linger_s` later deletes the pod with grace period 0 (uid
@@ -36,19 +48,21 @@ import contextlib
 import ctypes
 import json
 import logging
+import math
 import os
-import re
 import signal
 import socket
 import subprocess
 import threading
 import time
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from tests.image.podman import Podman, PodSpecError, container_name, expand, run_argv
 from tests.realapi.cluster import ROOT, script_command
 from vrrpd.lab.netns import Lab
 
@@ -114,15 +128,15 @@ def http_probe(host: str, port: int, path: str, timeout: float) -> bool:
 
 @dataclass
 class RunningPod:
-    """A pod this kubelet runs: its process, its files and what it last reported."""
+    """A pod this kubelet runs: its container, its files and what it last reported."""
 
     uid: str
     namespace: str
     name: str
     node: str
     netns: str
-    argv: list[str]
-    env: dict[str, str]
+    argv: list[str]  # what the runtime runs (a process's argv, or `podman run`'s)
+    env: dict[str, str]  # the process's environment (podman's argv holds the container's)
     workdir: Path
     log_path: Path
     grace_s: float
@@ -131,15 +145,15 @@ class RunningPod:
     container: str
     image: str
     ports: list[Mapping[str, Any]] = field(default_factory=list)
-    proc: subprocess.Popen[bytes] | None = None
-    pids: list[int] = field(default_factory=list)  # of every process started, in order
+    proc: subprocess.Popen[bytes] | None = None  # the process, or `podman start --attach`
+    ids: list[str] = field(default_factory=list)  # of every container started, in order
     restarts: int = 0
-    exits: list[int] = field(default_factory=list)  # exit codes of processes that ended
+    exits: list[int] = field(default_factory=list)  # exit codes of containers that ended
     unexpected_exits: list[int] = field(default_factory=list)  # ... on their own (crashes)
     restart_at: float | None = None
     stopping: bool = False  # SIGTERM sent or about to be
     deleting: bool = False  # stopping because the API server began its graceful deletion
-    terminated_at: float | None = None  # the process has ended for good
+    terminated_at: float | None = None  # the container has ended for good
     ready: bool = False
     ready_since: str = ""
     started_at: str = ""
@@ -153,8 +167,10 @@ class RunningPod:
         return self.proc is not None and self.proc.poll() is None
 
     @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
+    def container_id(self) -> str | None:
+        """The container running now (a pid for a process, podman's id): a new one on
+        every start."""
+        return self.ids[-1] if self.ids else None
 
     # -- observing the daemon through its JSON log -------------------------------------------
 
@@ -187,6 +203,174 @@ class RunningPod:
         return [str(e.get("msg")) for e in self.log_events() if contains in str(e.get("msg"))]
 
 
+# --- runtimes: a prepared pod -> something running ---------------------------------------------
+
+
+@dataclass
+class Prepared:
+    """What every runtime gets from the kubelet for one pod."""
+
+    pod: Mapping[str, Any]  # as the API server returned it
+    container: Mapping[str, Any]
+    netns: str
+    fields: dict[str, str]  # fieldRef values: spec.nodeName, metadata.name, ...
+    volumes: dict[str, Path]  # volume name -> its directory (emptyDir too)
+    mounts: dict[str, Path]  # mountPath -> the directory of its volume
+
+
+class Runtime(Protocol):
+    scheme: str  # of the status' containerID: "process://1234", "podman://3f2a..."
+
+    def command(self, prepared: Prepared) -> tuple[list[str], dict[str, str]]:
+        """(argv, environment) that run the pod's container; PodRejected if it cannot."""
+
+    def start(self, p: RunningPod) -> tuple[subprocess.Popen[bytes], str]:
+        """Start the container; the process that ends with it and the container's id."""
+
+    def stop(self, p: RunningPod, proc: subprocess.Popen[bytes]) -> bool:
+        """SIGTERM, SIGKILL after p.grace_s; until `proc` has ended. False if it needed
+        the SIGKILL."""
+
+    def remove(self, p: RunningPod) -> None:
+        """Forget the container that ended (its log file stays)."""
+
+
+class ProcessRuntime:
+    """The container's command as a process from this checkout, in the node's namespace."""
+
+    scheme = "process"
+
+    def __init__(self, lab: Lab, api_url: str) -> None:
+        self.lab = lab
+        self.api_url = api_url  # the API server as a process in a node namespace reaches it
+
+    def command(self, prepared: Prepared) -> tuple[list[str], dict[str, str]]:
+        container = prepared.container
+
+        def rewrite(value: str) -> str:  # no mount namespace: mountPath -> its directory
+            for path, directory in sorted(prepared.mounts.items(), key=lambda m: -len(m[0])):
+                if value == path or value.startswith(path + "/"):
+                    return str(directory) + value[len(path) :]
+            return value
+
+        env: dict[str, str] = {}
+        for entry in container.get("env") or ():
+            if "value" in entry:
+                env[entry["name"]] = expand(str(entry["value"]), env)
+                continue
+            ref = ((entry.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+            if ref not in prepared.fields:
+                raise PodRejected(
+                    f"env {entry['name']}: only fieldRefs {sorted(prepared.fields)} work"
+                )
+            env[entry["name"]] = prepared.fields[ref]
+        env = {k: rewrite(v) for k, v in env.items()}
+        command = [*(container.get("command") or ()), *(container.get("args") or ())]
+        if not command:
+            raise PodRejected("no command: this kubelet has no image entry points")
+        argv = script_command([rewrite(expand(a, env)) for a in command])
+        account = prepared.mounts.get(SERVICE_ACCOUNT_MOUNT)
+        if account is not None:  # what the in-cluster configuration would read
+            argv += [
+                "--kube-api", self.api_url, "--kube-token-file", str(account / "token"),
+                "--kube-ca-file", str(account / "ca.crt"),
+            ]  # fmt: skip
+        process_env = {
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+            "PYTHONPATH": str(ROOT),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            **env,
+        }
+        return argv, process_env
+
+    def start(self, p: RunningPod) -> tuple[subprocess.Popen[bytes], str]:
+        with open(p.log_path, "ab") as out:
+            proc = self.lab.run(
+                p.netns, p.argv, env=p.env, cwd=str(p.workdir),
+                stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        return proc, str(proc.pid)
+
+    def stop(self, p: RunningPod, proc: subprocess.Popen[bytes]) -> bool:
+        """SIGTERM, then SIGKILL to the process group (its stragglers too)."""
+        graceful = True
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=p.grace_s)
+        except subprocess.TimeoutExpired:
+            graceful = False
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return graceful
+
+    def remove(self, p: RunningPod) -> None:
+        pass
+
+
+class PodmanRuntime:
+    """The pod's container from `image`, through podman, as its spec says (run_argv)."""
+
+    scheme = "podman"
+    NAME = "<name>"  # in the prepared argv; each start gets a container name of its own
+
+    def __init__(self, podman: Podman, image: str, api_url: str) -> None:
+        self.podman = podman
+        self.image = image  # instead of the pod's image: the image under test
+        self.image_user = podman.image_user(image)
+        api = urllib.parse.urlsplit(api_url)
+        # What a kubelet gives every container: the in-cluster configuration's API server
+        # (here: the relay on the node's loopback, which the container shares).
+        self.cluster_env = {
+            "KUBERNETES_SERVICE_HOST": str(api.hostname),
+            "KUBERNETES_SERVICE_PORT": str(api.port),
+            "KUBERNETES_SERVICE_PORT_HTTPS": str(api.port),
+        }
+
+    def command(self, prepared: Prepared) -> tuple[list[str], dict[str, str]]:
+        try:
+            argv = run_argv(
+                prepared.pod,
+                name=self.NAME,
+                network=f"ns:/run/netns/{prepared.netns}",
+                image=self.image,
+                image_user=self.image_user,
+                fields=prepared.fields,
+                volume_dirs=prepared.volumes,
+                cluster_env=self.cluster_env,
+                podman=(self.podman.binary,),
+            )
+        except PodSpecError as exc:
+            raise PodRejected(str(exc)) from None
+        return argv, {}
+
+    def start(self, p: RunningPod) -> tuple[subprocess.Popen[bytes], str]:
+        """`podman create`, then `podman start --attach`: the id at once, the output in the
+        log, and the attached process ends with the container's exit code."""
+        argv = [container_name(p.name) if a == self.NAME else a for a in p.argv]
+        assert argv[1] == "run", argv
+        created = self.podman("create", *argv[2:]).stdout.strip().splitlines()[-1]
+        proc = self.podman.popen([self.podman.binary, "start", "--attach", created], p.log_path)
+        return proc, created
+
+    def stop(self, p: RunningPod, proc: subprocess.Popen[bytes]) -> bool:
+        grace = math.ceil(p.grace_s)
+        stopped = self.podman(
+            "stop", "--time", str(grace), p.ids[-1], check=False, timeout=grace + 60
+        )
+        try:  # (stopped before `start` had started it: it may start now)
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.podman("rm", "--force", "--time", "0", p.ids[-1], check=False)
+            proc.wait(timeout=30)
+        return "resorting to SIGKILL" not in stopped.stderr
+
+    def remove(self, p: RunningPod) -> None:
+        if p.ids:
+            self.podman("rm", "--force", "--time", "0", p.ids[-1], check=False)
+
+
 # --- the kubelet ------------------------------------------------------------------------------
 
 
@@ -199,7 +383,7 @@ class Kubelet:
         workdir: Path,
         *,
         namespace: str,
-        api_url: str,
+        runtime: Runtime,
         poll_s: float = 0.25,
         linger_s: float = 0.5,
     ) -> None:
@@ -210,9 +394,9 @@ class Kubelet:
         self.nodes = dict(nodes)  # node name -> lab node index
         self.workdir = workdir
         self.namespace = namespace
-        self.api_url = api_url  # the API server as a process in a node namespace reaches it
+        self.runtime = runtime
         self.poll_s = poll_s
-        self.linger_s = linger_s  # between the process's end and the pod object's removal
+        self.linger_s = linger_s  # between the container's end and the pod object's removal
         self.pods: dict[str, RunningPod] = {}  # uid -> pod, until its object is deleted
         self.history: list[RunningPod] = []  # every pod ever started, in order
         self.problems: list[str] = []  # API errors, rejected pods: shown when a test fails
@@ -228,7 +412,7 @@ class Kubelet:
         self._thread.start()
 
     def close(self) -> None:
-        """Stop the loop, then every process (SIGTERM, SIGKILL after the grace period); the
+        """Stop the loop, then every container (SIGTERM, SIGKILL after the grace period); the
         pod objects stay."""
         self._stop.set()
         self._thread.join(timeout=30)
@@ -248,7 +432,7 @@ class Kubelet:
         self._held.discard(node)
 
     def running(self, node: str) -> RunningPod | None:
-        """The pod whose process runs on `node` now (not one being stopped)."""
+        """The pod whose container runs on `node` now (not one being stopped)."""
         with self._lock:
             pods = list(self.pods.values())
         return next((p for p in pods if p.node == node and p.running and not p.stopping), None)
@@ -259,7 +443,7 @@ class Kubelet:
         for p in self.history:
             state = "running" if p.running else f"exited {p.exits}"
             lines.append(
-                f"--- {p.name} ({p.uid[:8]}) on {p.node}: {state}, pids {p.pids}, "
+                f"--- {p.name} ({p.uid[:8]}) on {p.node}: {state}, {self.runtime.scheme} {p.ids}, "
                 f"restarts {p.restarts}"
             )
             try:
@@ -359,21 +543,14 @@ class Kubelet:
         pod_dir = self.workdir / "pods" / f"{meta['name']}-{uid[:8]}"
         pod_dir.mkdir(parents=True, exist_ok=True)
 
-        # Volumes -> directories; mountPath -> directory, for rewriting paths.
-        volumes = {v["name"]: v for v in spec.get("volumes") or ()}
-        mounts: list[tuple[str, Path]] = []
+        volumes: dict[str, Path] = {}
+        mounts: dict[str, Path] = {}
+        for volume in spec.get("volumes") or ():
+            volumes[volume["name"]] = self._volume(volume, pod, pod_dir)
         for mount in container.get("volumeMounts") or ():
-            volume = volumes.get(mount["name"])
-            if volume is None:
+            if mount["name"] not in volumes:
                 raise PodRejected(f"volumeMount {mount['name']} names no volume")
-            mounts.append((mount["mountPath"].rstrip("/"), self._volume(volume, pod, pod_dir)))
-
-        def rewrite(value: str) -> str:
-            for path, directory in sorted(mounts, key=lambda m: -len(m[0])):
-                if value == path or value.startswith(path + "/"):
-                    return str(directory) + value[len(path) :]
-            return value
-
+            mounts[mount["mountPath"].rstrip("/")] = volumes[mount["name"]]
         fields = {
             "spec.nodeName": node,
             "metadata.name": meta["name"],
@@ -381,32 +558,9 @@ class Kubelet:
             "status.hostIP": lab_node.address4,
             "status.podIP": lab_node.address4,
         }
-        env: dict[str, str] = {}
-        for entry in container.get("env") or ():
-            if "value" in entry:
-                env[entry["name"]] = _expand(str(entry["value"]), env)
-                continue
-            ref = ((entry.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
-            if ref not in fields:
-                raise PodRejected(f"env {entry['name']}: only fieldRefs {sorted(fields)} work")
-            env[entry["name"]] = fields[ref]
-        env = {k: rewrite(v) for k, v in env.items()}
-        command = [*(container.get("command") or ()), *(container.get("args") or ())]
-        if not command:
-            raise PodRejected("no command: this kubelet has no image entry points")
-        argv = script_command([rewrite(_expand(a, env)) for a in command])
-        account = dict(mounts).get(SERVICE_ACCOUNT_MOUNT)
-        if account is not None:  # what the in-cluster configuration would read
-            argv += [
-                "--kube-api", self.api_url, "--kube-token-file", str(account / "token"),
-                "--kube-ca-file", str(account / "ca.crt"),
-            ]  # fmt: skip
-        process_env = {
-            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-            "PYTHONPATH": str(ROOT),
-            "PYTHONDONTWRITEBYTECODE": "1",
-            **env,
-        }
+        argv, env = self.runtime.command(
+            Prepared(pod, container, lab_node.netns, fields, volumes, mounts)
+        )
         grace = spec.get("terminationGracePeriodSeconds")
         return RunningPod(
             uid=uid,
@@ -415,7 +569,7 @@ class Kubelet:
             node=node,
             netns=lab_node.netns,
             argv=argv,
-            env=process_env,
+            env=env,
             workdir=pod_dir,
             log_path=pod_dir / "container.log",
             grace_s=float(grace) if isinstance(grace, int) else 30.0,
@@ -426,11 +580,14 @@ class Kubelet:
             ports=list(container.get("ports") or ()),
         )
 
+    def host_path(self, node: str, path: str) -> Path:
+        """Where `path` of API node `node` is (hostPath volumes): one tree per node."""
+        return self.workdir / "nodes" / node / path.lstrip("/")
+
     def _volume(self, volume: Mapping[str, Any], pod: Mapping[str, Any], pod_dir: Path) -> Path:
         name = volume["name"]
         if "hostPath" in volume:
-            node = pod["spec"]["nodeName"]
-            directory = self.workdir / "nodes" / node / volume["hostPath"]["path"].lstrip("/")
+            directory = self.host_path(pod["spec"]["nodeName"], volume["hostPath"]["path"])
             directory.mkdir(parents=True, exist_ok=True)
             return directory
         directory = pod_dir / "volumes" / name
@@ -449,7 +606,11 @@ class Kubelet:
                 files.update(self._projection(item, pod))
             _write(directory, files, int(volume["projected"].get("defaultMode", 0o644)))
             return directory
-        raise PodRejected(f"volume {name}: not hostPath, emptyDir, secret or projected")
+        if "configMap" in volume:
+            source = volume["configMap"]
+            _write(directory, self._config_map_files(source), int(source.get("defaultMode", 0o644)))
+            return directory
+        raise PodRejected(f"volume {name}: not hostPath, emptyDir, secret, configMap or projected")
 
     def _object_data(self, kind: str, source: Mapping[str, Any]) -> dict[str, str]:
         """`data` of the Secret or ConfigMap a volume names; NotYet while it does not exist,
@@ -468,6 +629,12 @@ class Kubelet:
                 return {}
             raise NotYet(f"{kind} {name} not found") from None
 
+    def _config_map_files(self, source: Mapping[str, Any]) -> dict[str, bytes]:
+        """A ConfigMap's keys (or the `items` chosen) as files."""
+        data = self._object_data("configmap", source)
+        items = source.get("items") or [{"key": k, "path": k} for k in data]
+        return {i["path"]: data[i["key"]].encode() for i in items if i["key"] in data}
+
     def _projection(self, item: Mapping[str, Any], pod: Mapping[str, Any]) -> dict[str, bytes]:
         meta = pod["metadata"]
         if "serviceAccountToken" in item:
@@ -480,10 +647,7 @@ class Kubelet:
             )
             return {source["path"]: token.encode()}
         if "configMap" in item:
-            source = item["configMap"]
-            data = self._object_data("configmap", source)
-            items = source.get("items") or [{"key": k, "path": k} for k in data]
-            return {i["path"]: data[i["key"]].encode() for i in items if i["key"] in data}
+            return self._config_map_files(item["configMap"])
         if "downwardAPI" in item:
             fields = {"metadata.namespace": meta["namespace"], "metadata.name": meta["name"]}
             out = {}
@@ -517,18 +681,15 @@ class Kubelet:
         return str(answer.status.token)
 
     def start_container(self, p: RunningPod) -> None:
-        """Run the pod's process: in its node's network namespace (host network), from this
-        checkout, with a clean environment, its output in the pod's log file."""
-        with open(p.log_path, "ab") as out:
-            p.proc = self.lab.run(
-                p.netns, p.argv, env=p.env, cwd=str(p.workdir),
-                stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        p.pids.append(p.proc.pid)
+        """Start the pod's container (again, after a crash) through the runtime."""
+        if p.ids:
+            self.runtime.remove(p)  # the one that crashed
+        p.proc, container_id = self.runtime.start(p)
+        p.ids.append(container_id)
         p.ready = False
         p.ready_since = p.started_at = _now()
         p.next_probe = time.monotonic() + float((p.readiness or {}).get("initialDelaySeconds", 0))
-        log.info("started %s on %s: pid %d", p.name, p.node, p.proc.pid)
+        log.info("started %s on %s: %s://%s", p.name, p.node, self.runtime.scheme, container_id)
 
     # -- tending a pod ------------------------------------------------------------------------
 
@@ -590,7 +751,8 @@ class Kubelet:
     def _status(self, p: RunningPod) -> dict[str, Any]:
         """The pod's status as this kubelet sees it now."""
         container: dict[str, Any] = {
-            "name": p.container, "image": p.image, "imageID": "", "containerID": "",
+            "name": p.container, "image": p.image, "imageID": "",
+            "containerID": f"{self.runtime.scheme}://{p.container_id}" if p.ids else "",
             "ready": p.ready, "started": p.running, "restartCount": p.restarts,
         }  # fmt: skip
         phase = "Running"
@@ -641,21 +803,16 @@ class Kubelet:
         threading.Thread(target=self._terminate, args=(p,), daemon=True).start()
 
     def _terminate(self, p: RunningPod) -> None:
-        """SIGTERM, wait up to the grace period, then SIGKILL (the process group)."""
+        """SIGTERM, SIGKILL after the grace period; the container removed."""
         p.stopping = True
         proc = p.proc
         if proc is not None and proc.poll() is None:
             log.info("stopping %s on %s (grace %gs)", p.name, p.node, p.grace_s)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=p.grace_s)
-            except subprocess.TimeoutExpired:
+            if not self.runtime.stop(p, proc):
                 self.problems.append(f"{p.name} on {p.node} ignored SIGTERM for {p.grace_s:g}s")
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group too
         if proc is not None and p.restart_at is None and p.terminated_at is None:
             p.exits.append(proc.wait())  # (a crash waiting for its restart is counted)
+        self.runtime.remove(p)
         p.ready = False
         p.terminated_at = time.monotonic()
 
@@ -681,17 +838,3 @@ def _write(directory: Path, files: Mapping[str, bytes], mode: int) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         target.chmod(mode)
-
-
-_VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
-
-
-def _expand(text: str, env: Mapping[str, str]) -> str:
-    """Kubernetes' $(VAR) expansion: known variables expand, $$ escapes, the rest stays."""
-
-    def sub(m: re.Match[str]) -> str:
-        if m.group(0) == "$$":
-            return "$"
-        return env.get(m.group(1), m.group(0))
-
-    return _VAR.sub(sub, text)

@@ -29,7 +29,7 @@ def test_an_api_server_outage_leaves_the_vips_alone(system: System, kube_api: Ap
     system.until("every node reported", lambda: [
         n.get("state") for n in system.status("web")["nodes"]
     ] == ["MASTER", "BACKUP", "BACKUP"])  # fmt: skip
-    pids = {n: system.daemon(n).pid for n in system.names}
+    ids = {n: system.daemon(n).container_id for n in system.names}
     macs = {n.mac: n.name for n in system.lab.nodes}
 
     with Prober(system.lab, WEB_VIP, interval=0.02) as prober:  # a client of the VIP
@@ -57,8 +57,10 @@ def test_an_api_server_outage_leaves_the_vips_alone(system: System, kube_api: Ap
     assert not seen.unrecovered and len(seen.gaps) == 1, f"the client lost the VIP: {seen}"
     assert [macs.get(mac) for _, mac in seen.answerers] == ["n1", "n2"], seen.answerers
     assert system.events_like("MasterChanged", "web", "n2 is now MASTER")
-    # The daemons rode it out: the same processes, none restarted.
-    assert {n: system.daemon(n).pid for n in system.names} == pids, system.kubelet.describe()
+    # The daemons rode it out: the same containers, none restarted.
+    assert {n: system.daemon(n).container_id for n in system.names} == ids, (
+        system.kubelet.describe()
+    )
 
     system.lab.link_up(1)
     system.until(f"{WEB_VIP} back on n1 only", lambda: system.held_by(WEB_VIP, ["n1"]))

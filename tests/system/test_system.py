@@ -16,11 +16,14 @@ the VirtualIP -> no VIP left on any node. The API server's outage: test_api_outa
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.realapi.cluster import daemon_objects
+from tests.image.podman import proc_status
+from tests.realapi.cluster import Release, daemon_objects
 from tests.system.conftest import System
+from tests.system.kubelet import PodmanRuntime
 
 pytestmark = pytest.mark.root
 
@@ -64,6 +67,12 @@ def test_virtualip_comes_up_on_the_highest_priority_node_and_goes_on_delete(
             )
 
         system.until(f"{node} reports the config it was given", reported)
+        # ... and keeps a copy on the node, in the pod's hostPath (its root filesystem is
+        # read-only), for a start while the API server is away.
+        system.until(f"{node} kept the config on the node", lambda node=node, name=name: any(
+            f.read_text() == text for f in system.state_files(node)
+            for text in daemon_objects(system.api, "configmaps")[name]["data"].values()
+        ))  # fmt: skip
     system.until("every daemon pod Ready", lambda: all(system.pod_ready(n) for n in system.names))
     # (n2 or n3 may have been MASTER for a moment: a daemon that starts before n1's waits
     # one Master_Down_Interval, hears nobody and takes over until n1 preempts it.)
@@ -124,7 +133,7 @@ def test_deleting_the_master_pod_hands_the_vip_over(system: System) -> None:
 
 def _handover_and_back(system: System, linger_s: float) -> tuple[set[str | None], list[str]]:
     """Delete n1's pod with a kubelet that deletes the pod object `linger_s` after the
-    process ended (a real one reports the container's end first, then the pod goes); n2
+    container ended (a real one reports the container's end first, then the pod goes); n2
     takes over; then n1's new pod takes the VIP back. Returns every status.master seen on
     the way and the MasterChanged Events about web."""
     system.kubelet.linger_s = linger_s
@@ -170,7 +179,7 @@ def test_the_status_keeps_a_master_through_a_handover(system: System) -> None:
 
 def test_link_down_moves_the_vip_and_status_shows_the_fault(system: System) -> None:
     system.up(system.virtualip("web", WEB_VIP, 51, WEB_PRIORITIES), "n1")
-    pids = {n: system.daemon(n).pid for n in system.names}
+    ids = {n: system.daemon(n).container_id for n in system.names}
 
     system.lab.link_down(1)  # n1 loses carrier; its API relay (loopback) still works
     system.until(f"{WEB_VIP} on n2 only", lambda: system.held_by(WEB_VIP, ["n2"]))
@@ -190,14 +199,14 @@ def test_link_down_moves_the_vip_and_status_shows_the_fault(system: System) -> N
     system.until(f"{WEB_VIP} back on n1 only", lambda: system.held_by(WEB_VIP, ["n1"]))
     system.until("status.master == n1", lambda: system.master("web") == "n1")
     system.until("n1 healthy again", lambda: system.node_status("web", "n1").get("healthy") is True)
-    assert {n: system.daemon(n).pid for n in system.names} == pids  # no daemon restarted
+    assert {n: system.daemon(n).container_id for n in system.names} == ids  # no daemon restarted
 
 
 def test_changing_one_virtualip_leaves_the_other_alone(system: System) -> None:
     web, api = system.instance("web"), system.instance("api")
     system.up(system.virtualip("web", WEB_VIP, 51, WEB_PRIORITIES), "n1")
     daemons = {n: system.daemon(n) for n in system.names}
-    pids = {n: d.pid for n, d in daemons.items()}
+    ids = {n: d.container_id for n, d in daemons.items()}
     web_transitions = {n: len(d.transitions(web)) for n, d in daemons.items()}
     system.until("web status settled", lambda: system.status("web").get("transitions"))
     web_status_transitions = system.status("web")["transitions"]
@@ -223,8 +232,10 @@ def test_changing_one_virtualip_leaves_the_other_alone(system: System) -> None:
     web_untouched()
     assert system.master("web") == "n1"
     assert system.status("web")["transitions"] == web_status_transitions
-    # The same daemon processes throughout: no pod replaced, no process restarted.
-    assert {n: system.daemon(n).pid for n in system.names} == pids, system.kubelet.describe()
+    # The same daemons throughout: no pod replaced, no container restarted.
+    assert {n: system.daemon(n).container_id for n in system.names} == ids, (
+        system.kubelet.describe()
+    )
     for n in ("n1", "n3"):
         assert not daemons[n].messages("1 changed"), f"{n}'s configuration was changed"
 
@@ -241,3 +252,46 @@ def test_changing_one_virtualip_leaves_the_other_alone(system: System) -> None:
     system.until("api gone", lambda: not system.exists("api"))
     system.until("every daemon stopped", lambda: all(not p.running for p in system.kubelet.history))
     assert system.holders(WEB_VIP) == [] and system.holders(API_VIP) == []
+
+
+CAP_NET_ADMIN, CAP_NET_RAW = 12, 13
+
+
+@pytest.mark.parametrize("runtime", ["podman"], indirect=True)
+def test_the_daemon_container_runs_as_its_pod_says(system: System, release: Release) -> None:
+    """The [podman] kubelet's daemons, as the kernel and the API server see them."""
+    system.up(system.virtualip("web", WEB_VIP, 51, WEB_PRIORITIES), "n1")
+    runtime = system.kubelet.runtime
+    assert isinstance(runtime, PodmanRuntime)
+    daemon = system.daemon("n1")
+    assert daemon.container_id is not None
+    inspect = runtime.podman("inspect", "--format", "{{.State.Pid}}", daemon.container_id)
+    pid = int(inspect.stdout)
+
+    # Root with NET_ADMIN and NET_RAW only, no privilege escalation, a seccomp filter.
+    status = proc_status(pid)
+    assert status["Uid"].split()[:2] == ["0", "0"]
+    wanted = f"{(1 << CAP_NET_ADMIN) | (1 << CAP_NET_RAW):016x}"
+    assert (status["CapEff"], status["CapPrm"], status["CapBnd"]) == (wanted,) * 3
+    assert (status["NoNewPrivs"], status["Seccomp"]) == ("1", "2")
+    # The pod's command, nothing added: the API server comes from the in-cluster
+    # configuration (KUBERNETES_SERVICE_HOST and the service-account volume).
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+    node = system.names["n1"]
+    assert cmdline[1:] == ["/opt/kube-vrrp/bin/vrrpd", "run", "--kube", "--node", node], cmdline
+    # Its root filesystem is read-only; /tmp is the pod's emptyDir.
+    touched = runtime.podman("exec", daemon.container_id, "touch", "/probe", "/tmp/probe",
+                             check=False)  # fmt: skip
+    assert touched.returncode != 0 and touched.stderr.count("Read-only file system") == 1
+
+    # Its requests carry the token the kubelet projected for its pod.
+    def pods_seen() -> set[str]:
+        return {
+            str(((e.get("user") or {}).get("extra") or {}).get(
+                "authentication.kubernetes.io/pod-name", ["?"])[0])
+            for e in system.api.audit(release.daemon_user)
+        }  # fmt: skip
+
+    system.until("requests of every daemon pod", lambda: (
+        {system.pod_name(n) for n in system.names} <= pods_seen()
+    ))  # fmt: skip
