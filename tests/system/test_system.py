@@ -207,6 +207,10 @@ def test_changing_one_virtualip_leaves_the_other_alone(system: System) -> None:
     system.up(system.virtualip("web", WEB_VIP, 51, WEB_PRIORITIES), "n1")
     daemons = {n: system.daemon(n) for n in system.names}
     ids = {n: d.container_id for n, d in daemons.items()}
+    # (A daemon that started last may not have logged its state yet.)
+    system.until("every daemon logged its web state", lambda: {
+        n: d.state(web) for n, d in daemons.items()
+    } == {"n1": "MASTER", "n2": "BACKUP", "n3": "BACKUP"})  # fmt: skip
     web_transitions = {n: len(d.transitions(web)) for n, d in daemons.items()}
     system.until("web status settled", lambda: system.status("web").get("transitions"))
     web_status_transitions = system.status("web")["transitions"]
