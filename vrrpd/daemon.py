@@ -17,7 +17,7 @@ from ipaddress import ip_address
 from typing import Any
 
 from vrrpd.metrics import DaemonMetrics
-from vrrpd.model import InstanceConfig
+from vrrpd.model import InstanceConfig, IPInterface
 from vrrpd.notify import Notifier
 from vrrpd.ports import AdvertSocket, IPAddress, Packet, Ports
 from vrrpd.probes.runners import ProbeOutcome, probe_for, run_forever
@@ -169,6 +169,10 @@ class Daemon:
             current = self.instances.get(name)
             if current is not None and current.config == config:
                 unchanged.append(name)
+                continue
+            if current is not None and self._readdressable(current, config):
+                changed.append(name)
+                self._readdress(current, config)
                 continue
             if current is not None:
                 changed.append(name)
@@ -479,6 +483,81 @@ class Daemon:
                 initially_up=None if previous is None else carried[previous.state],
             )  # fmt: skip
             inst.tasks[name] = asyncio.create_task(self._probe_loop(inst, name))
+    def _readdressable(self, inst: Instance, config: InstanceConfig) -> bool:
+        """Only the address list of an instance that verifies no address list changed (and
+        its interface stays): the pool instances, whose list changes with every Service."""
+        if inst.config.verify_addresses or config.verify_addresses:
+            return False
+        if replace(inst.config, addresses=config.addresses) != config:
+            return False
+        try:
+            return self._resolve_interface(config) == inst.ifname
+        except StartupError:
+            return False
+
+    def _readdress(self, inst: Instance, config: InstanceConfig) -> None:
+        """A new address list in place: no re-election. Adverts carry the new list at once;
+        a master takes the removed addresses off, puts the new ones on and announces them,
+        after whatever address change of the instance is still under way (see `_run`)."""
+        old = inst.config
+        gone = [a for a in old.addresses if a not in config.addresses]
+        new = [a for a in config.addresses if a not in old.addresses]
+        inst.config = config
+        inst.rconfig = replace(inst.rconfig, addresses=tuple(a.ip for a in config.addresses))
+        inst.router.set_addresses(inst.rconfig.addresses)
+        log.info(
+            "instance %s: addresses changed in place (%s): %d added, %d removed",
+            config.name,
+            inst.state,
+            len(new),
+            len(gone),
+        )
+        self.metrics.set_state(
+            config.name, inst.ifname, config.vrid, (str(a) for a in config.addresses), inst.state
+        )
+        inst.effects = self.loop.create_task(self._readdress_later(inst, gone, new, inst.effects))
+        inst.effects.add_done_callback(_report_failure)
+
+    async def _readdress_later(
+        self,
+        inst: Instance,
+        gone: list[IPInterface],
+        new: list[IPInterface],
+        before: asyncio.Task[None] | None,
+    ) -> None:
+        # Adding or removing what is (not) there already is a no-op: a pending AddAddresses
+        # of the instance adds the new list itself.
+        if before is not None:
+            await asyncio.wait([before])
+        try:
+            if not inst.holds_addresses:
+                return
+            label = inst.config.label if inst.config.family == 4 else None
+            for address in gone:
+                try:
+                    await self.ports.addresses.remove(inst.ifname, address)
+                except OSError as exc:
+                    log.error("instance %s: cannot remove %s: %s", inst.config.name, address, exc)
+            for address in new:
+                try:
+                    await self.ports.addresses.add(inst.ifname, address, label)
+                except OSError as exc:
+                    log.error("instance %s: cannot add %s: %s", inst.config.name, address, exc)
+            if inst.state == State.MASTER:
+                for _ in range(max(1, inst.config.garp.master_repeat)):
+                    for address in new:
+                        try:
+                            self.ports.announcer.announce(inst.ifname, address.ip)
+                        except OSError as exc:
+                            log.warning(
+                                "instance %s: announcing %s failed: %s",
+                                inst.config.name,
+                                address,
+                                exc,
+                            )
+        finally:
+            if inst.effects is asyncio.current_task():
+                inst.effects = None
 
     def _retire(self, inst: Instance, reason: str) -> None:
         log.info("instance %s: stopping (%s)", inst.config.name, reason)
@@ -803,7 +882,7 @@ class Daemon:
                 result,
                 version=inst.config.version,
                 advert_interval_cs=inst.config.advert_interval_cs,
-                addresses=inst.rconfig.addresses,
+                addresses=inst.rconfig.addresses if inst.config.verify_addresses else None,
                 auth_type=inst.rconfig.auth_type,
                 auth_data=inst.rconfig.auth_data,
             )

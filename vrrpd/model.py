@@ -225,6 +225,9 @@ class InstanceConfig:
     sync_group: str | None = None  # "<namespace>/<syncGroup>": groups never span namespaces
     notify: NotifyConfig | None = None
     readiness: str = "Healthy"  # "Healthy" or "Master" (the value of Readiness)
+    # False: adverts whose address list differs are accepted (RFC 5798 §7.1 makes the check
+    # a MAY), and a new address list is applied without restarting the instance.
+    verify_addresses: bool = True
 
 
 # --- showing values in messages ---------------------------------------------------------
@@ -1471,6 +1474,7 @@ class VirtualIPSpec(_Model):
     node_priorities: tuple[NodePriority, ...] = ()
     preempt: Preempt = Preempt()
     accept: StrictBool = True
+    verify_addresses: StrictBool = True
     unicast: StrictBool = False
     peers: tuple[Peer, ...] = Field(default=(), validate_default=True)
     authentication: Authentication | None = None
@@ -2258,6 +2262,7 @@ def instances_for_node(
                     sync_group=sync_group,
                     notify=notify,
                     readiness=spec.readiness.value,
+                    verify_addresses=spec.verify_addresses,
                 )
             )
     if problems:

@@ -37,7 +37,7 @@ Decisions beyond the letter of the RFC (each one also explained where it is made
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from vrrpd.vrrp.packet import AUTH_NONE, Advertisement, IPAddress
@@ -200,6 +200,13 @@ class VirtualRouter:
         self._resigned: IPAddress | None = None  # who sent priority 0 (BACKUP)
         self._handover_deadline: float | None = None  # shutdown, MASTER
         self._stopping = False
+
+    def set_addresses(self, addresses: tuple[IPAddress, ...]) -> None:
+        """Advertise another address list from now on, keeping the state: the caller puts
+        the new addresses on (and takes the old ones off) the interface if we hold them."""
+        if not addresses:
+            raise ValueError("a virtual router carries at least one address")
+        self._config = replace(self._config, addresses=tuple(addresses))
 
     # Read-only status -------------------------------------------------------------
 

@@ -296,7 +296,7 @@ def check_instance(
     *,
     version: int,
     advert_interval_cs: int,
-    addresses: tuple[IPAddress, ...],
+    addresses: tuple[IPAddress, ...] | None,
     auth_type: int = AUTH_NONE,
     auth_data: bytes = b"",
 ) -> Dropped | None:
@@ -325,8 +325,11 @@ def check_instance(
     # RFC 5798 §7.1: MAY verify Count IPvX Addrs and the address list; on mismatch the
     # receiver MUST log, and MUST drop unless the sender is the address owner (priority
     # 255). The order of addresses is not significant; their number is (as in keepalived).
-    if advert.priority != 255 and sorted(advert.addresses, key=_address_key) != sorted(
-        addresses, key=_address_key
+    # addresses None: not verified (an instance whose list changes while it runs).
+    if (
+        addresses is not None
+        and advert.priority != 255
+        and sorted(advert.addresses, key=_address_key) != sorted(addresses, key=_address_key)
     ):
         received = ", ".join(map(str, advert.addresses))
         configured = ", ".join(map(str, addresses))
