@@ -12,8 +12,10 @@ status.vrid records it (the `allocated` input) so it stays put. Two VirtualIPs c
 they share an address family and either sit on one segment (the interface hint, else the
 subnet of the first address) or share a node without naming two different interfaces (the
 daemon rejects a node's configuration holding such a pair: an unset interface may turn out
-to be any interface). A duplicate explicit VRID loses to the older VirtualIP (creation
-time, then namespace/name): it is reported as VRIDConflict and not rendered.
+to be any interface). A host address (/32, /128, as the pools' instances have) says nothing
+of its subnet, so such a VirtualIP may share a segment with any other of its family. A
+duplicate explicit VRID loses to the older VirtualIP (creation time, then namespace/name):
+it is reported as VRIDConflict and not rendered.
 
 Nothing here raises for bad input: invalid VirtualIPs, conflicts and nodes that cannot run
 a VirtualIP come back as `Finding` values, which the status code turns into conditions.
@@ -225,12 +227,15 @@ def render(
     allocated: Mapping[str, int] | None = None,
     *,
     options: RenderOptions = RenderOptions(),
+    only: Mapping[str, frozenset[str]] | None = None,
 ) -> Rendered:
     """Resolve VirtualIP objects (as read from the API) into per-node configurations.
 
     `allocated` maps "<namespace>/<name>" to the VRID recorded in status (see
     `allocated_vrids`). VirtualIPs being deleted (deletionTimestamp set) are left out, so
-    their VIPs leave every node.
+    their VIPs leave every node. `only` narrows some VirtualIPs to a set of node names on
+    top of their nodeSelector (the instances of Services with externalTrafficPolicy Local:
+    the nodes with a ready endpoint).
     """
     allocated = allocated or {}
     all_nodes = sorted(nodes, key=lambda n: n.name)
@@ -250,7 +255,10 @@ def render(
         except ConfigError as exc:
             invalid.append(Finding(key, INVALID_SPEC, "; ".join(exc.problems)))
             continue
-        candidate = _place(key, obj, vip, all_nodes, tolerations, options, unschedulable)
+        eligible = all_nodes
+        if only is not None and key in only:
+            eligible = [n for n in all_nodes if n.name in only[key]]
+        candidate = _place(key, obj, vip, eligible, tolerations, options, unschedulable)
         _resolve_secret(candidate, secrets, unschedulable)
         candidates.append(candidate)
     candidates.sort(key=lambda c: c.order)
@@ -314,6 +322,10 @@ def _place(
     families = frozenset(spec.families)
     first = spec.addresses[0]
     segment = ("if", spec.interface) if spec.interface else ("net", str(first.network))
+    if segment[0] == "net" and first.network.prefixlen == first.max_prefixlen:
+        # A host address (/32, /128: pool addresses) tells nothing of its subnet: it may
+        # share a segment with any other VirtualIP of its family.
+        segment = ("any", "")
     created = str((obj.get("metadata") or {}).get("creationTimestamp") or "")
     selected = [n for n in all_nodes if spec.takes_part(n.labels)]
     priorities = {n.name: spec.priority_for(n.name, n.labels) for n in selected}
@@ -468,11 +480,13 @@ def _may_collide(a: _Candidate, b: _Candidate) -> bool:
     """Must these two VirtualIPs use different VRIDs? (see the module docstring)"""
     if not a.families & b.families:
         return False
-    if a.segment == b.segment:
+    if a.segment == b.segment and a.segment[0] != "any":
         return True
     mine, theirs = a.vip.spec.interface, b.vip.spec.interface
     if mine is not None and theirs is not None and mine != theirs:
         return False
+    if "any" in (a.segment[0], b.segment[0]):
+        return True
     return bool(a.nodes & b.nodes)
 
 
@@ -500,11 +514,12 @@ def _assign_vrids(
         elif explicit is None:
             pending.append(c)  # an allocation we chose may move; a user's choice may not
         else:
-            where = (
-                f"the same segment ({_segment_text(c)})"
-                if other.segment == c.segment
-                else f"node(s) {', '.join(sorted(c.nodes & other.nodes))}"
-            )
+            if "any" in (c.segment[0], other.segment[0]):
+                where = "possibly the same segment (a host address /32 or /128 may be on any)"
+            elif other.segment == c.segment:
+                where = f"the same segment ({_segment_text(c)})"
+            else:
+                where = f"node(s) {', '.join(sorted(c.nodes & other.nodes))}"
             conflicts.append(
                 Finding(
                     c.key,
@@ -532,6 +547,8 @@ def _assign_vrids(
 
 def _segment_text(c: _Candidate) -> str:
     kind, value = c.segment
+    if kind == "any":
+        return "any segment of its address family (host addresses: /32, /128)"
     return f"interface {value}" if kind == "if" else f"subnet {value}"
 
 

@@ -9,8 +9,8 @@ What kube-apiserver does on create, in that order, and what stands in for it her
    default strict field validation), messages in kube-openapi's words;
 4. every `x-kubernetes-validations` rule, with `self` bound to the value at the rule's
    place, evaluated by cel-python (`celpy`) plus the Kubernetes CEL functions the CRD
-   uses and cel-python lacks (`K8S_FUNCTIONS`: the IP and CIDR libraries, and
-   `duration()` with Go's syntax and precision).
+   uses and cel-python lacks (`K8S_FUNCTIONS`: the IP and CIDR libraries, `split` of the
+   strings extension, and `duration()` with Go's syntax and precision).
 
 A schema error of type, enum, required, maxLength, maxItems or maxProperties keeps the
 rules from running, as in kube-apiserver (`hasBlockingErr`). A rule that fails to
@@ -503,6 +503,10 @@ K8S_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "prefixLength": lambda cidr: celtypes.IntType(cidr.interface.network.prefixlen),
     "masked": _masked,
     "duration": _duration,
+    # The strings extension (cel-go ext.Strings): "a-b".split("-") == ["a", "b"].
+    "split": lambda text, separator: celtypes.ListType(
+        celtypes.StringType(part) for part in str(text).split(str(separator))
+    ),
 }
 
 

@@ -39,6 +39,9 @@ RULES = {
                 "rollout",
                 "services",
                 "settings",
+                "pools",
+                "allocation",
+                "loadbalancing",
             )
         ],
         IO | {"kopf", "kubernetes", "vrrp_operator.kube", "vrrp_operator.handlers"},
