@@ -45,7 +45,7 @@ SKIP_REASON = (
     "kube-apiserver binaries: `setup-envtest use 1.36 -p path`; .ci/run sets it)"
 )
 READY_TIMEOUT_S = 60.0
-SERVICE_CIDR = "10.96.0.0/16"
+SERVICE_CIDR = "10.96.0.0/16,fd00:10:96::/112"
 
 
 class EnvtestError(RuntimeError):

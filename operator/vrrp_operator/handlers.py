@@ -22,8 +22,8 @@ import itertools
 import json
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +31,8 @@ import kopf
 
 from vrrp_operator.advisory import advisory
 from vrrp_operator.kube import FIELD_MANAGER, ApiError, KubeClient
+from vrrp_operator.lbhandlers import PoolPath, plain, register_pools
+from vrrp_operator.lbhandlers import index_values as _values
 from vrrp_operator.manifests import manifests
 from vrrp_operator.objects import (
     DAEMON_LABELS,
@@ -50,7 +52,13 @@ from vrrp_operator.render import (
     secret_refs,
 )
 from vrrp_operator.rollout import Create, Delete, Existing, Patch, plan
-from vrrp_operator.services import ingress_patch, release_patch, service_ingress
+from vrrp_operator.services import (
+    ingress_patch,
+    pooled,
+    referenced_services,
+    release_patch,
+    service_ingress,
+)
 from vrrp_operator.settings import OperatorSettings
 from vrrp_operator.status import (
     REPORT_LAG_S,
@@ -74,26 +82,10 @@ RESYNC_RETRY_S = 5.0  # a resync that failed is tried again after this long
 log = logging.getLogger("vrrp_operator")
 
 
-def plain(value: Any) -> Any:
-    """A deep copy of a kopf body (read-only views) as plain dicts and lists."""
-    if isinstance(value, Mapping):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
-
-
 @functools.lru_cache(maxsize=4096)
 def _parse_report(node: str, text: str | None, *, pod_phase: str = "Running") -> NodeReport:
     # Every status timer reads every node's report; they change far less often.
     return parse_report(node, text, pod_phase=pod_phase)
-
-
-def _values(index: Any) -> list[Any]:
-    """Every value of a kopf index whose keys are unique per object."""
-    if index is None:
-        return []
-    return [value for key in list(index) for value in index.get(key, ())]
 
 
 class RetryForever:
@@ -177,6 +169,7 @@ class Runtime:
     written_vrids: dict[str, int] = field(default_factory=dict)
     master_lost_at: dict[str, float] = field(default_factory=dict)  # loop time; master_lost
     reconciler: Reconciler = field(init=False)
+    pools: PoolPath = field(init=False)  # LoadBalancer Services from VirtualIPPools
     _rendered_for: tuple[str, Rendered] | None = field(default=None, init=False, repr=False)
     _manifests_for: dict[str, tuple[str, list[dict[str, Any]]]] = field(
         default_factory=dict, init=False, repr=False
@@ -199,12 +192,16 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self._reconcile)
+        self.pools = PoolPath(
+            self.client, self.settings.namespace, self.settings.default_load_balancer_class
+        )
 
     def remember(self, kwargs: Mapping[str, Any]) -> None:
         """Keep the kopf indexes passed to a handler (the same live objects every time)."""
         for name in ("vip_index", "node_index", "daemon_pod_index", "lb_service_index"):
             if name in kwargs:
                 self.indexes[name] = kwargs[name]
+        self.pools.remember(kwargs)
 
     # --- reading the indexes -------------------------------------------------------------
 
@@ -251,17 +248,28 @@ class Runtime:
         vips = self.virtualips()
         nodes = self.nodes()
         secrets = await self._secrets(vips)
-        allocated = allocated_vrids(vips)
+        # The pools' instances go to render beside the hand-written VirtualIPs, as VirtualIP
+        # documents; a VirtualIP naming an address a Service holds is left out (blocked).
+        lb = await self.pools.plan(vips)
+        placed = [v for v in vips if object_key(v) not in lb.allocation.blocked]
+        placed.extend(lb.documents)
+        allocated = {**allocated_vrids(vips), **lb.recorded_vrids}
         # Most runs follow an event that changed nothing render reads (kopf re-running a
         # handler, a pod event, our own status.vrid arriving, a resync): reuse the last
         # rendering when its inputs match, and each node's manifests when its config does.
-        inputs = _render_inputs(vips, nodes, secrets)
+        inputs = _render_inputs(placed, nodes, secrets) + json.dumps(
+            sorted((k, sorted(v)) for k, v in lb.only.items())
+        )
         last = self._rendered_for
         if last is not None and last[0] == inputs and _agrees(allocated, last[1]):
             rendered = last[1]
         else:
-            rendered = render(vips, nodes, secrets, allocated, options=settings.render)
+            rendered = render(
+                placed, nodes, secrets, allocated, options=settings.render, only=lb.only
+            )
             self._rendered_for = (inputs, rendered)
+        if lb.allocation.blocked:
+            rendered = replace(rendered, invalid=(*rendered.invalid, *lb.blocked_findings()))
         desired = {n: self._node_manifests(c) for n, c in rendered.nodes.items()}
         self.rendered = rendered
         await self._record_vrids(vips, rendered)
@@ -301,6 +309,7 @@ class Runtime:
         for group in _groups(the_plan.actions):
             await asyncio.gather(*(self._apply(a, existing) for a in group))
         await self._publish_services(rendered)
+        await self.pools.publish(lb, rendered, reports)
         log.info(
             "reconciled %d VirtualIPs over %d nodes: %d actions, %d waiting, %.3f s",
             len(vips),
@@ -359,10 +368,20 @@ class Runtime:
             await self.client.delete(action.kind, action.namespace, action.name)
 
     async def _publish_services(self, rendered: Rendered) -> None:
+        referenced = referenced_services(self.virtualips())
         for service in self.lb_services():
-            await self.publish_service(service, rendered)
+            await self.publish_service(service, rendered, referenced)
 
-    async def publish_service(self, service: Mapping[str, Any], rendered: Rendered) -> None:
+    async def publish_service(
+        self,
+        service: Mapping[str, Any],
+        rendered: Rendered,
+        referenced: Collection[str] | None = None,
+    ) -> None:
+        if referenced is None:
+            referenced = referenced_services(self.virtualips())
+        if pooled(service, referenced, self.settings.default_load_balancer_class):
+            return  # the pool path's (lbhandlers.py)
         wanted = service_ingress(service, rendered.placements)
         if wanted is None:
             return
@@ -590,6 +609,15 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         if runtime.rendered is None or event.get("type") == "DELETED":
             return
         await _quietly(runtime.publish_service(plain(body), runtime.rendered))
+
+    register_pools(
+        registry,
+        runtime.pools,
+        runtime.reconciler.request,
+        runtime.reports,
+        settings.status_interval_s,
+        settings.resync_interval_s,
+    )
 
 
 def _agrees(allocated: Mapping[str, int], rendered: Rendered) -> bool:

@@ -58,7 +58,9 @@ KINDS: Mapping[str, Kind] = {
     "Pod": Kind("v1", "pods"),
     "Service": Kind("v1", "services"),
     "Node": Kind("v1", "nodes", namespaced=False),
+    "Namespace": Kind("v1", "namespaces", namespaced=False),
     "VirtualIP": Kind("kubevrrp.io/v1alpha1", "virtualips"),
+    "VirtualIPPool": Kind("kubevrrp.io/v1alpha1", "virtualippools", namespaced=False),
 }
 
 

@@ -35,6 +35,8 @@ class OperatorSettings:
     peering_name: str = "kube-vrrp"
     peering_priority: int | None = None  # None: random, so two replicas never tie
     liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
+    # LoadBalancer Services without spec.loadBalancerClass get pool addresses too.
+    default_load_balancer_class: bool = False
 
     @property
     def namespace(self) -> str:
@@ -130,6 +132,7 @@ class OperatorSettings:
             peering_name=get("KUBEVRRP_PEERING_NAME", "kube-vrrp") or "kube-vrrp",
             peering_priority=priority,
             liveness_endpoint=_endpoint(get("KUBEVRRP_LIVENESS_ENDPOINT")),
+            default_load_balancer_class=flag("KUBEVRRP_LOADBALANCER_DEFAULT_CLASS", False),
         )
 
 

@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "kube-vrrp"
 CRD_SOURCE = REPO / "crds" / "virtualips.kubevrrp.io.yaml"
 CRD_COPY = CHART / "files" / "virtualips.kubevrrp.io.yaml"
+CRD_SOURCES = sorted((REPO / "crds").glob("*.kubevrrp.io.yaml"))
 PEERING_CRD = CHART / "crds" / "clusterkopfpeerings.kopf.dev.yaml"
 OPERATOR_SOURCES = REPO / "operator" / "vrrp_operator"
 RELEASE = "kv"
@@ -254,6 +255,7 @@ def test_the_value_sets_render_what_they_switch(
             "ClusterRoleBinding",
             "CustomResourceDefinition",
             "CustomResourceDefinition",
+            "CustomResourceDefinition",
             "Deployment",
             "Pod",
             "Role",
@@ -403,21 +405,30 @@ def test_bad_values_fail_with_the_schema_message(
 # --- the CRDs -----------------------------------------------------------------------------------
 
 
-def test_chart_crd_is_a_copy_of_the_source_of_truth() -> None:
-    assert CRD_COPY.read_bytes() == CRD_SOURCE.read_bytes(), (
-        f"{CRD_COPY.relative_to(REPO)} differs from {CRD_SOURCE.relative_to(REPO)}: "
-        f"cp {CRD_SOURCE.relative_to(REPO)} {CRD_COPY.relative_to(REPO)}"
+@pytest.mark.parametrize("source", CRD_SOURCES, ids=lambda p: p.name)
+def test_chart_crd_is_a_copy_of_the_source_of_truth(source: Path) -> None:
+    copy = CHART / "files" / source.name
+    assert copy.read_bytes() == source.read_bytes(), (
+        f"{copy.relative_to(REPO)} differs from {source.relative_to(REPO)}: "
+        f"cp {source.relative_to(REPO)} {copy.relative_to(REPO)}"
     )
+
+
+def test_every_crd_is_in_the_chart() -> None:
+    assert [p.name for p in CRD_SOURCES] == [
+        "virtualippools.kubevrrp.io.yaml",
+        "virtualips.kubevrrp.io.yaml",
+    ]
 
 
 @pytest.mark.parametrize("keep", [True, False])
+@pytest.mark.parametrize("source", CRD_SOURCES, ids=lambda p: p.name)
 def test_rendered_crd_is_the_source_plus_chart_metadata(
-    render: Callable[[dict[str, Any]], list[dict[str, Any]]], keep: bool
+    render: Callable[[dict[str, Any]], list[dict[str, Any]]], keep: bool, source: Path
 ) -> None:
-    crd = find(
-        render({"crds": {"keep": keep}}), "CustomResourceDefinition", "virtualips.kubevrrp.io"
-    )
-    source = yaml.safe_load(CRD_SOURCE.read_text())
+    name = source.name.removesuffix(".yaml")
+    crd = find(render({"crds": {"keep": keep}}), "CustomResourceDefinition", name)
+    source = yaml.safe_load(source.read_text())
     metadata = crd.pop("metadata")
     assert crd == {k: v for k, v in source.items() if k != "metadata"}
     assert metadata.pop("labels")["app.kubernetes.io/instance"] == RELEASE
@@ -643,6 +654,10 @@ OPERATOR_CLUSTER: set[Grant] = (
     | expand("", "pods", "list watch")
     | expand("", "services", "get list watch")
     | expand("", "services/status", "patch")
+    | expand("kubevrrp.io", "virtualippools", "get list watch patch")
+    | expand("kubevrrp.io", "virtualippools/status", "get patch")
+    | expand("discovery.k8s.io", "endpointslices", "list watch")
+    | expand("", "namespaces", "get")
     | expand("", "events", "create")
     | expand("", "secrets", "get")
     | expand("apiextensions.k8s.io", "customresourcedefinitions", "list watch")
@@ -828,7 +843,15 @@ def test_notes_give_the_next_step_with_a_valid_virtualip(helm: Path, tmp_path: P
     assert virtualip["kind"] == "VirtualIP"
     schema = version_schema(yaml.safe_load(CRD_SOURCE.read_text()), "v1alpha1")
     assert [str(v) for v in validate(virtualip, schema)] == []
-    assert "install the VirtualIP CRD yourself" in notes(
+    assert "install the VirtualIP and VirtualIPPool CRDs yourself" in notes(
         helm, tmp_path, {"crds": {"enabled": False}}
     )
+    pool = yaml.safe_load(
+        text.split("cat <<'YAML' | kubectl apply -f -\n", 2)[2].split("\n  YAML\n", 1)[0]
+    )
+    assert pool["kind"] == "VirtualIPPool"
+    pool_schema = version_schema(
+        yaml.safe_load((REPO / "crds" / "virtualippools.kubevrrp.io.yaml").read_text()), "v1alpha1"
+    )
+    assert [str(v) for v in validate(pool, pool_schema)] == []
     assert "standalone" in notes(helm, tmp_path, VALUE_SETS["standalone"])
