@@ -85,8 +85,15 @@ def test_ingress_patch_only_when_different() -> None:
     wanted = [{"ip": "192.168.77.100"}]
     assert ingress_patch(svc("x", ingress=wanted), wanted) is None
     assert ingress_patch(svc("x"), wanted) == {"status": {"loadBalancer": {"ingress": wanted}}}
-    stale = [{"ip": "192.168.77.100", "hostname": "x"}]
-    assert ingress_patch(svc("x", ingress=stale), wanted) is None or True
+    # Another field beside the same address (a hostname, ports) is left alone: no write.
+    extra = [{"ip": "192.168.77.100", "hostname": "x"}]
+    assert ingress_patch(svc("x", ingress=extra), wanted) is None
+    # A second address, or another one, is rewritten.
+    two = [{"ip": "192.168.77.100"}, {"ip": "10.0.0.1"}]
+    assert ingress_patch(svc("x", ingress=two), wanted) == {
+        "status": {"loadBalancer": {"ingress": wanted}}
+    }
+    assert ingress_patch(svc("x", ingress=[{"ip": "10.0.0.1"}]), wanted) is not None
 
 
 def test_release_patch_takes_out_only_our_addresses() -> None:
