@@ -16,10 +16,11 @@ from dataclasses import dataclass, field, fields, replace
 from ipaddress import ip_address
 from typing import Any
 
+from vrrpd.limits import IPAddress
 from vrrpd.metrics import DaemonMetrics
 from vrrpd.model import InstanceConfig, IPInterface
 from vrrpd.notify import Notifier
-from vrrpd.ports import AdvertSocket, IPAddress, Packet, Ports
+from vrrpd.ports import AdvertSocket, Packet, Ports
 from vrrpd.probes.runners import ProbeOutcome, probe_for, run_forever
 from vrrpd.probes.tracking import (
     Fault,

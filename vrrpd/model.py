@@ -58,35 +58,41 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from vrrpd.limits import (
+    ADVERT_INTERVAL_V2_MAX_S,
+    ADVERT_INTERVAL_V3_MAX_CS,
+    GARP_INTERVAL_MAX_CS,
+    GARP_MASTER_DELAY_MAX_CS,
+    GARP_MASTER_REFRESH_MAX_CS,
+    GARP_REPEAT_MAX,
+    GARP_REPEAT_MIN,
+    HTTP_STATUS_MAX,
+    HTTP_STATUS_MIN,
+    IFNAMSIZ,
+    MAX_ADDRESSES,
+    NOTIFY_TIMEOUT_MAX_CS,
+    PASSWORD_MAX_BYTES,
+    PORT_MAX,
+    PORT_MIN,
+    PREEMPT_DELAY_MAX_CS,
+    PRIORITY_MIN,
+    PRIORITY_OWNER,
+    PROBE_INTERVAL_MAX_CS,
+    PROBE_RISE_FALL_MAX,
+    PROBE_WEIGHT_MAX,
+    SMTP_CONNECT_TIMEOUT_MAX_CS,
+    SMTP_PORT,
+    VRID_MAX,
+    VRID_MIN,
+    WEBHOOK_RETRIES_MAX,
+    WEBHOOK_TIMEOUT_MAX_CS,
+    IPAddress,
+    IPInterface,
+)
 from vrrpd.vrrp.fsm import PreemptMode
-
-IPAddress = IPv4Address | IPv6Address
-IPInterface = IPv4Interface | IPv6Interface
 
 API_VERSION = "kubevrrp.io/v1alpha1"
 KIND = "VirtualIP"
-
-VRID_MIN, VRID_MAX = 1, 255
-PRIORITY_MIN, PRIORITY_MAX = 1, 255  # 255: the address owner (RFC 5798 §5.2.4)
-PRIORITY_OWNER = 255
-ADVERT_INTERVAL_V3_MAX_CS = 4095  # 12-bit Max Adver Int field, centiseconds (RFC 5798 §5.2.7)
-ADVERT_INTERVAL_V2_MAX_S = 255  # 8-bit Adver Int field, seconds (RFC 3768 §5.3.7)
-PREEMPT_DELAY_MAX_CS = 3600 * 100
-PASSWORD_MAX_BYTES = 8  # RFC 2338 simple text authentication data
-# Count IPvX Addrs is one octet; an IPv6 advert must also fit a 1500-byte link:
-# 40 (IPv6 header) + 8 (VRRP header) + 16 n <= 1500.
-MAX_ADDRESSES = {4: 255, 6: 90}
-IFNAMSIZ = 16  # Linux: interface names and address labels are at most 15 characters
-PORT_MIN, PORT_MAX = 1, 65535
-PROBE_WEIGHT_MAX = 254  # keepalived vrrp_script weight: -254..254
-PROBE_RISE_FALL_MAX = 255
-PROBE_INTERVAL_MAX_CS = 3600 * 100
-HTTP_STATUS_MIN, HTTP_STATUS_MAX = 100, 599
-NOTIFY_TIMEOUT_MAX_CS = 3600 * 100
-WEBHOOK_TIMEOUT_MAX_CS = 5 * 60 * 100
-WEBHOOK_RETRIES_MAX = 10
-SMTP_PORT = 25
-SMTP_CONNECT_TIMEOUT_MAX_CS = 5 * 60 * 100
 
 
 class ConfigError(ValueError):
@@ -974,7 +980,7 @@ def match_labels(selector: LabelSelector | Mapping[str, Any], labels: Mapping[st
 
 
 _Priority = Annotated[
-    int, BeforeValidator(_ranged_int(PRIORITY_MIN, PRIORITY_MAX, " (255 = address owner)"))
+    int, BeforeValidator(_ranged_int(PRIORITY_MIN, PRIORITY_OWNER, " (255 = address owner)"))
 ]
 
 
@@ -1093,14 +1099,17 @@ class Garp(_Model):
     """Gratuitous ARP / unsolicited NA on becoming MASTER, as keepalived's vrrp_garp_*."""
 
     master_delay_cs: Annotated[
-        int, BeforeValidator(_duration_between(0, 3600 * 100, " (0s: no second burst)"))
+        int,
+        BeforeValidator(_duration_between(0, GARP_MASTER_DELAY_MAX_CS, " (0s: no second burst)")),
     ] = Field(default=500, alias="masterDelay")
-    master_repeat: Annotated[int, BeforeValidator(_ranged_int(1, 255))] = 5
-    interval_cs: Annotated[int, BeforeValidator(_duration_between(0, 10 * 100))] = Field(
-        default=0, alias="interval"
+    master_repeat: Annotated[
+        int, BeforeValidator(_ranged_int(GARP_REPEAT_MIN, GARP_REPEAT_MAX))
+    ] = 5
+    interval_cs: Annotated[int, BeforeValidator(_duration_between(0, GARP_INTERVAL_MAX_CS))] = (
+        Field(default=0, alias="interval")
     )
     master_refresh_cs: Annotated[
-        int, BeforeValidator(_duration_between(0, 24 * 3600 * 100, " (0s: no refresh)"))
+        int, BeforeValidator(_duration_between(0, GARP_MASTER_REFRESH_MAX_CS, " (0s: no refresh)"))
     ] = Field(default=0, alias="masterRefresh")
 
     @field_serializer("master_delay_cs", "interval_cs", "master_refresh_cs")

@@ -10,7 +10,8 @@ import select
 import time
 from dataclasses import dataclass, field
 
-from vrrpd.ports import AdvertSocket, IPAddress, Packet
+from vrrpd.limits import IPAddress
+from vrrpd.ports import AdvertSocket, Packet
 from vrrpd.vrrp import packet
 
 

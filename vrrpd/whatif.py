@@ -41,18 +41,16 @@ from dataclasses import dataclass, field, replace
 from ipaddress import ip_address
 from typing import Any, Literal
 
+from vrrpd.limits import PRIORITY_OWNER, PROBE_WEIGHT_MAX, IPAddress
 from vrrpd.model import (
     ConfigError,
     InstanceConfig,
-    IPAddress,
     VirtualIP,
     format_duration_cs,
     instances_for_node,
     parse_virtualip,
 )
 from vrrpd.probes.tracking import (
-    PRIORITY_OWNER,
-    WEIGHT_LIMIT,
     Fault,
     Priority,
     ProbeTracker,
@@ -827,7 +825,7 @@ def _working_weight(
         moves = _moves(an, probe, contexts, {key: sign * size})
         return bool(moves) and all(m for m, _, _ in moves.values())
 
-    lo, hi = abs(weight) + 1, WEIGHT_LIMIT
+    lo, hi = abs(weight) + 1, PROBE_WEIGHT_MAX
     if lo > hi or not works(hi):
         return None
     while lo < hi:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import ip_address
 from typing import Any
 
-IPAddress = IPv4Address | IPv6Address
+from vrrpd.limits import IPAddress
 
 APP_NAME = "kube-vrrp"
 COMPONENT = "daemon"

@@ -33,18 +33,15 @@ import yaml
 
 from vrrp_operator.objects import (
     DAEMON_TOLERATIONS,
-    IPAddress,
     Node,
     Toleration,
     daemon_name,
     untolerated,
 )
+from vrrpd.limits import PASSWORD_MAX_BYTES, PRIORITY_OWNER, VRID_MAX, VRID_MIN, IPAddress
 from vrrpd.model import (
     API_VERSION,
     KIND,
-    PRIORITY_OWNER,
-    VRID_MAX,
-    VRID_MIN,
     ConfigError,
     VirtualIP,
     parse_virtualip,
@@ -463,10 +460,10 @@ def _resolve_secret(candidate: _Candidate, secrets: SecretStore, findings: list[
         except UnicodeDecodeError:
             problem = f"Secret {namespace}/{ref.name} key {ref.key} is not UTF-8 text"
         else:
-            if not 1 <= len(value) <= 8:
+            if not 1 <= len(value) <= PASSWORD_MAX_BYTES:
                 problem = (
                     f"Secret {namespace}/{ref.name} key {ref.key} holds {len(value)} bytes; "
-                    "VRRPv2 PASS carries 1..8"
+                    f"VRRPv2 PASS carries 1..{PASSWORD_MAX_BYTES}"
                 )
                 password = None
     if password is None:

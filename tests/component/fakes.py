@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_interface
 
 from vrrpd.daemon import Daemon
-from vrrpd.ports import IPAddress, IPInterface, Ports
+from vrrpd.limits import IPAddress, IPInterface
+from vrrpd.ports import Ports
 
 MULTICAST = {IPv4Address("224.0.0.18"), IPv6Address("ff02::12")}
 

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from vrrpd.limits import IPAddress
 from vrrpd.vrrp.fsm import (
     Action,
     AddAddresses,
@@ -33,7 +34,7 @@ from vrrpd.vrrp.fsm import (
     master_down_interval_cs,
     skew_time_cs,
 )
-from vrrpd.vrrp.packet import AUTH_PASS, Advertisement, IPAddress
+from vrrpd.vrrp.packet import AUTH_PASS, Advertisement
 
 PRIMARY = IPv4Address("192.168.77.10")
 LOWER_ADDR = IPv4Address("192.168.77.9")

@@ -16,6 +16,7 @@ RULES = {
     "the daemon's sans-I/O core": (
         [
             ROOT / "vrrpd" / "vrrp",
+            ROOT / "vrrpd" / "limits.py",
             ROOT / "vrrpd" / "model.py",
             ROOT / "vrrpd" / "ports.py",
             ROOT / "vrrpd" / "probes" / "tracking.py",

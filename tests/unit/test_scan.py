@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address, ip_address
 
-from vrrpd.ports import IPAddress
+from vrrpd.limits import IPAddress
 from vrrpd.scan import Survey
 from vrrpd.vrrp import packet
 

@@ -33,11 +33,10 @@ from vrrpd.controlplane.render import (
     FAILING_PRIORITY,
     MANIFEST_FILE,
     ControlPlaneVip,
-    IPAddress,
-    IPInterface,
     static_pod_yaml,
     virtualip_yaml,
 )
+from vrrpd.limits import ADVERT_INTERVAL_V3_MAX_CS, IPAddress, IPInterface
 from vrrpd.model import (
     ConfigError,
     format_duration_cs,
@@ -49,7 +48,6 @@ from vrrpd.model import (
 PROG = "vrrpd control-plane"
 EXIT_USAGE = 2  # a flag is wrong: nothing was written
 EXIT_WRITE = 1  # the files could not be written
-ADVERT_MIN_CS, ADVERT_MAX_CS = 1, 4095  # VRRPv3: 10 ms .. 40.95 s
 _NODE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _IMAGE = re.compile(r"[^\s]+")
 # Where a problem the VirtualIP model finds comes from, for the message.
@@ -144,7 +142,7 @@ def _advert_interval(text: str) -> int:
         cs = parse_duration_cs(text)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    if not ADVERT_MIN_CS <= cs <= ADVERT_MAX_CS:
+    if not 1 <= cs <= ADVERT_INTERVAL_V3_MAX_CS:
         raise argparse.ArgumentTypeError(
             f"{text!r} is out of range; VRRPv3 sends adverts every 10ms..40.95s "
             f"(default {format_duration_cs(DEFAULT_ADVERT_CS)})"

@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Any
 
 import yaml
 
+from vrrpd.limits import IPAddress, IPInterface
 from vrrpd.model import API_VERSION, KIND, format_duration_cs
 
 # The image the chart runs the cluster daemons from (charts/kube-vrrp: image.repository and
@@ -63,9 +63,6 @@ PROBE_RISE = 2
 FAILING_PRIORITY = 1  # where a node whose API server fails ends up
 GRACE_MIN_S = 10  # as the operator's pods: the priority-0 handover, then a margin
 GRACE_MARGIN_S = 5
-
-IPAddress = IPv4Address | IPv6Address
-IPInterface = IPv4Interface | IPv6Interface
 
 
 @dataclass(frozen=True)

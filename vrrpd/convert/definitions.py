@@ -17,7 +17,7 @@ from vrrpd.convert.values import (
     integer,
     script_argv,
 )
-from vrrpd.model import (
+from vrrpd.limits import (
     PROBE_INTERVAL_MAX_CS,
     PROBE_RISE_FALL_MAX,
     PROBE_WEIGHT_MAX,

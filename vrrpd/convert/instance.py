@@ -14,10 +14,10 @@ from vrrpd.convert.reader import Statement
 from vrrpd.convert.report import Severity
 from vrrpd.convert.tracking import Tracking
 from vrrpd.convert.values import decimal_seconds, integer
-from vrrpd.model import (
+from vrrpd.limits import (
     PASSWORD_MAX_BYTES,
-    PRIORITY_MAX,
     PRIORITY_MIN,
+    PRIORITY_OWNER,
     VRID_MAX,
     VRID_MIN,
 )
@@ -275,10 +275,11 @@ class Instance:
 
     def _priority(self, st: Statement) -> None:
         value = integer(st.args[0]) if st.args else None
-        if value is None or not PRIORITY_MIN <= value <= PRIORITY_MAX:
+        if value is None or not PRIORITY_MIN <= value <= PRIORITY_OWNER:
             self.report.on(
                 st,
-                f"{' '.join(st.args)!r} is not {PRIORITY_MIN}..{PRIORITY_MAX}; keepalived uses 100",
+                f"{' '.join(st.args)!r} is not {PRIORITY_MIN}..{PRIORITY_OWNER}; "
+                "keepalived uses 100",
             )
             return
         self.priority = (value, st)

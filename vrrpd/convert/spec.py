@@ -10,7 +10,7 @@ from typing import Any
 from vrrpd.convert.definitions import NOTIFY_ORDER, Globals
 from vrrpd.convert.instance import Address, Instance
 from vrrpd.convert.values import duration, peer_name, show_seconds, to_cs
-from vrrpd.model import (
+from vrrpd.limits import (
     ADVERT_INTERVAL_V2_MAX_S,
     ADVERT_INTERVAL_V3_MAX_CS,
     PREEMPT_DELAY_MAX_CS,

@@ -9,7 +9,7 @@ from vrrpd.convert.definitions import KEEPALIVED_WEIGHT_MAX, Definitions
 from vrrpd.convert.reader import Statement
 from vrrpd.convert.report import Severity
 from vrrpd.convert.values import dns_label, duration, unique_name
-from vrrpd.model import PROBE_WEIGHT_MAX
+from vrrpd.limits import PROBE_WEIGHT_MAX
 
 
 class Tracking:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from vrrpd.convert.reader import Statement
 from vrrpd.convert.report import Report
+from vrrpd.limits import GARP_REPEAT_MAX, GARP_REPEAT_MIN
 from vrrpd.model import format_duration_cs
 
 _DECIMAL = re.compile(r"\d+(\.\d*)?|\.\d+")
@@ -198,9 +199,11 @@ class Values:
             if repeat is None or repeat < 0:
                 self.report.on(st, f"{text!r} is not a count; ignored")
                 return
-            if not 1 <= repeat <= 255:
-                clamped = min(max(repeat, 1), 255)
-                self.report.on(st, f"{repeat} is outside 1..255; using {clamped}")
+            if not GARP_REPEAT_MIN <= repeat <= GARP_REPEAT_MAX:
+                clamped = min(max(repeat, GARP_REPEAT_MIN), GARP_REPEAT_MAX)
+                self.report.on(
+                    st, f"{repeat} is outside {GARP_REPEAT_MIN}..{GARP_REPEAT_MAX}; using {clamped}"
+                )
                 repeat = clamped
             garp[key] = repeat
             return

@@ -18,6 +18,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vrrpd.lab.netns import Lab, LabError, pid_alive
+from vrrpd.limits import (
+    ADVERT_INTERVAL_V2_MAX_S,
+    ADVERT_INTERVAL_V3_MAX_CS,
+    PRIORITY_MIN,
+    PRIORITY_OWNER,
+    VRID_MAX,
+    VRID_MIN,
+)
 
 KEEPALIVED = "keepalived"
 _STATE_RE = re.compile(r"\((?P<instance>[^)]+)\) Entering (?P<state>[A-Z]+) STATE")
@@ -36,12 +44,13 @@ def _format_interval(version: int, advert_interval: float) -> str:
         raise ValueError(f"advert_interval={advert_interval}: use whole centiseconds")
     if version == 2:
         # keepalived 2.2.7 rejects sub-second v2 intervals (RFC 3768 has whole seconds).
-        if centis % 100 or not 1 <= centis // 100 <= 255:
+        if centis % 100 or not 1 <= centis // 100 <= ADVERT_INTERVAL_V2_MAX_S:
             raise ValueError(
-                f"advert_interval={advert_interval}: VRRPv2 needs whole seconds 1..255"
+                f"advert_interval={advert_interval}: VRRPv2 needs whole seconds "
+                f"1..{ADVERT_INTERVAL_V2_MAX_S}"
             )
         return str(centis // 100)
-    if not 1 <= centis <= 4095:
+    if not 1 <= centis <= ADVERT_INTERVAL_V3_MAX_CS:
         raise ValueError(f"advert_interval={advert_interval}: VRRPv3 takes 0.01..40.95 s")
     return f"{centis / 100:g}"
 
@@ -72,10 +81,13 @@ def render_keepalived_conf(
     """
     if version not in (2, 3):
         raise ValueError(f"version={version}: keepalived speaks VRRP 2 or 3")
-    if not 1 <= vrid <= 255:
-        raise ValueError(f"vrid={vrid}: use 1..255")
-    if not 1 <= priority <= 255:
-        raise ValueError(f"priority={priority}: use 1..255 (255 = address owner)")
+    if not VRID_MIN <= vrid <= VRID_MAX:
+        raise ValueError(f"vrid={vrid}: use {VRID_MIN}..{VRID_MAX}")
+    if not PRIORITY_MIN <= priority <= PRIORITY_OWNER:
+        raise ValueError(
+            f"priority={priority}: use {PRIORITY_MIN}..{PRIORITY_OWNER} "
+            f"({PRIORITY_OWNER} = address owner)"
+        )
     if state not in ("BACKUP", "MASTER"):
         raise ValueError(f"state={state!r}: use 'BACKUP' or 'MASTER'")
     if not vips:

@@ -14,8 +14,7 @@ import socket
 import struct
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
-IPAddress = IPv4Address | IPv6Address
-IPInterface = IPv4Interface | IPv6Interface
+from vrrpd.limits import IPAddress, IPInterface
 
 ETH_P_ARP = 0x0806
 ARPHRD_ETHER = 1

@@ -25,7 +25,7 @@ import os
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_interface
+from ipaddress import IPv4Interface, IPv6Interface, ip_interface
 from typing import Any
 
 from pyroute2 import AsyncIPRoute
@@ -43,10 +43,8 @@ from pyroute2.netlink.rtnl import (
 )
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
+from vrrpd.limits import IFNAMSIZ, IPAddress, IPInterface
 from vrrpd.net.startup import VRRPD_ADDR_PROTO
-
-IPAddress = IPv4Address | IPv6Address
-IPInterface = IPv4Interface | IPv6Interface
 
 __all__ = ["VRRPD_ADDR_PROTO", "AddressError", "Rtnl"]
 
@@ -61,7 +59,6 @@ RT_SCOPE_LINK = 253
 RT_SCOPE_HOST = 254
 IFF_UP = 0x1
 IFF_LOWER_UP = 0x10000
-IFNAMSIZ = 16
 IFLA_AF_SPEC = 26
 IFLA_INET_CONF = 1
 IPV4_DEVCONF_PROMOTE_SECONDARIES = 20  # linux/ip.h

@@ -17,11 +17,11 @@ import struct
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
+from vrrpd.limits import IPAddress
 from vrrpd.vrrp.packet import IPPROTO_VRRP, MULTICAST_V4, MULTICAST_V6, VRRP_TTL
 
 log = logging.getLogger(__name__)
 
-IPAddress = IPv4Address | IPv6Address
 
 # Not all of these are exported by Python's socket module (values from linux/in.h, in6.h).
 IP_PKTINFO = 8

@@ -33,10 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-PRIORITY_OWNER = 255  # RFC 5798 §5.2.4: the router that owns the addresses
-PRIORITY_MIN = 1  # effective priorities are clamped into [PRIORITY_MIN, PRIORITY_MAX]
-PRIORITY_MAX = 254
-WEIGHT_LIMIT = 254  # keepalived reads weights in [-254, 254] (then trims ±254 to ±253)
+from vrrpd.limits import PRIORITY_BACKUP_MAX, PRIORITY_MIN, PRIORITY_OWNER, PROBE_WEIGHT_MAX
 
 
 class ProbeState(StrEnum):
@@ -65,9 +62,10 @@ class ProbeTracker:
             raise ValueError(f"probe {name!r}: rise must be at least 1, got {rise}")
         if fall < 1:
             raise ValueError(f"probe {name!r}: fall must be at least 1, got {fall}")
-        if not -WEIGHT_LIMIT <= weight <= WEIGHT_LIMIT:
+        if not -PROBE_WEIGHT_MAX <= weight <= PROBE_WEIGHT_MAX:
             raise ValueError(
-                f"probe {name!r}: weight must be in [-{WEIGHT_LIMIT}, {WEIGHT_LIMIT}], got {weight}"
+                f"probe {name!r}: weight must be in [-{PROBE_WEIGHT_MAX}, {PROBE_WEIGHT_MAX}], "
+                f"got {weight}"
             )
         self._name = name
         self._rise = rise
@@ -189,7 +187,7 @@ def effective_priority(base: int, trackers: Iterable[ProbeTracker]) -> Result:
     total = base + sum(c for _, c in adjustments)
     if base == PRIORITY_OWNER:
         return Priority(PRIORITY_OWNER, base, total, adjustments)
-    return Priority(min(max(total, PRIORITY_MIN), PRIORITY_MAX), base, total, adjustments)
+    return Priority(min(max(total, PRIORITY_MIN), PRIORITY_BACKUP_MAX), base, total, adjustments)
 
 
 def shared_priority(base: int, members: Iterable[Iterable[ProbeTracker]]) -> Result:

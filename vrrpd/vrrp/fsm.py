@@ -40,16 +40,17 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from vrrpd.vrrp.packet import AUTH_NONE, Advertisement, IPAddress
-
-PRIORITY_OWNER = 255  # RFC 5798 §6.1: the router that owns the virtual addresses
-PRIORITY_RESIGN = 0  # RFC 5798 §6.1: "the current Master has stopped participating"
-PRIORITY_MIN = 1  # a backup's lowest priority; also the effective priority clamp
-PRIORITY_MAX_BACKUP = 254
-ADVER_INTERVAL_MAX_CS = {
-    2: 255 * 100,  # RFC 3768 §5.3.7: 8 bits of whole seconds
-    3: 4095,  # RFC 5798 §5.2.7: 12 bits of centiseconds
-}
+from vrrpd.limits import (
+    ADVERT_INTERVAL_MAX_CS,
+    PRIORITY_BACKUP_MAX,
+    PRIORITY_MIN,
+    PRIORITY_OWNER,
+    PRIORITY_RESIGN,
+    VRID_MAX,
+    VRID_MIN,
+    IPAddress,
+)
+from vrrpd.vrrp.packet import AUTH_NONE, Advertisement
 
 
 class State(StrEnum):
@@ -148,13 +149,13 @@ def _seconds(cs: float) -> float:
 
 def _check(config: RouterConfig) -> None:
     problems = []
-    if not 1 <= config.vrid <= 255:
-        problems.append(f"vrid {config.vrid}: must be 1..255")
+    if not VRID_MIN <= config.vrid <= VRID_MAX:
+        problems.append(f"vrid {config.vrid}: must be {VRID_MIN}..{VRID_MAX}")
     if config.version not in (2, 3):
         problems.append(f"version {config.version}: must be 2 or 3")
     if not PRIORITY_MIN <= config.priority <= PRIORITY_OWNER:
-        problems.append(f"priority {config.priority}: must be 1..255")
-    max_cs = ADVER_INTERVAL_MAX_CS.get(config.version, 0)
+        problems.append(f"priority {config.priority}: must be {PRIORITY_MIN}..{PRIORITY_OWNER}")
+    max_cs = ADVERT_INTERVAL_MAX_CS.get(config.version, 0)
     if max_cs and not 1 <= config.advert_interval_cs <= max_cs:
         problems.append(
             f"advert_interval_cs {config.advert_interval_cs}: must be 1..{max_cs}"
@@ -170,7 +171,7 @@ def _clamp(config: RouterConfig, effective: int) -> int:
     """The address owner keeps 255; any other router advertises 1..254."""
     if config.priority == PRIORITY_OWNER:
         return PRIORITY_OWNER
-    return max(PRIORITY_MIN, min(PRIORITY_MAX_BACKUP, effective))
+    return max(PRIORITY_MIN, min(PRIORITY_BACKUP_MAX, effective))
 
 
 # What identifies a router on the wire: changing any of these is a different router (the

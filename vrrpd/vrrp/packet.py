@@ -26,7 +26,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address
 
-IPAddress = IPv4Address | IPv6Address
+from vrrpd.limits import (
+    ADDRESS_COUNT_MAX,
+    ADVERT_INTERVAL_V2_MAX_S,
+    ADVERT_INTERVAL_V3_MAX_CS,
+    PASSWORD_MAX_BYTES,
+    PRIORITY_OWNER,
+    PRIORITY_RESIGN,
+    VRID_MAX,
+    VRID_MIN,
+    IPAddress,
+)
 
 IPPROTO_VRRP = 112
 VRRP_TTL = 255  # RFC 5798 §5.1.1.3 / §5.1.2.3: TTL and hop limit MUST be 255
@@ -38,10 +48,7 @@ AUTH_PASS = 1  # RFC 2338 simple text password, 8 octets; the only v2 type keepa
 
 VRRP_TYPE_ADVERTISEMENT = 1  # RFC 5798 §5.2.2: the only type defined
 HEADER_LEN = 8  # the fixed part both versions share in size
-AUTH_DATA_LEN = 8  # RFC 3768 §5.3.10: v2 always carries 8 octets of Authentication Data
-MAX_ADVER_INT_CS = 0x0FFF  # RFC 5798 §5.2.7: 12 bits of centiseconds
-V2_MAX_ADVER_INT_S = 0xFF  # RFC 3768 §5.3.7: 8 bits of seconds
-MAX_ADDRESSES = 0xFF  # Count IPvX Addr is one octet
+AUTH_DATA_LEN = PASSWORD_MAX_BYTES  # RFC 3768 §5.3.10: v2 always carries these 8 octets
 
 _HEADER = struct.Struct("!BBBBHH")  # vers|type, vrid, priority, count, v3 rsvd|int or v2 auth|int
 
@@ -147,13 +154,15 @@ def encode(advert: Advertisement, source: IPAddress, destination: IPAddress) -> 
         raise ValueError(f"source {source} and destination {destination} differ in family")
     if advert.version not in (2, 3):
         raise ValueError(f"VRRP version {advert.version}: only 2 and 3 exist")
-    if not 1 <= advert.vrid <= 255:
-        raise ValueError(f"VRID {advert.vrid} outside 1..255")
-    if not 0 <= advert.priority <= 255:
-        raise ValueError(f"priority {advert.priority} outside 0..255")
+    if not VRID_MIN <= advert.vrid <= VRID_MAX:
+        raise ValueError(f"VRID {advert.vrid} outside {VRID_MIN}..{VRID_MAX}")
+    if not PRIORITY_RESIGN <= advert.priority <= PRIORITY_OWNER:
+        raise ValueError(f"priority {advert.priority} outside {PRIORITY_RESIGN}..{PRIORITY_OWNER}")
     # RFC 5798 §5.2.5: "the minimum value is 1"; keepalived refuses v3 instances without VIPs.
-    if not 1 <= len(advert.addresses) <= MAX_ADDRESSES:
-        raise ValueError(f"{len(advert.addresses)} addresses, an advertisement carries 1..255")
+    if not 1 <= len(advert.addresses) <= ADDRESS_COUNT_MAX:
+        raise ValueError(
+            f"{len(advert.addresses)} addresses, an advertisement carries 1..{ADDRESS_COUNT_MAX}"
+        )
     family = type(source)
     for address in advert.addresses:
         if type(address) is not family:
@@ -163,9 +172,10 @@ def encode(advert: Advertisement, source: IPAddress, destination: IPAddress) -> 
     if advert.version == 3:
         if advert.auth_type != AUTH_NONE or advert.auth_data:
             raise ValueError("VRRPv3 has no authentication (RFC 5798 §9)")
-        if not 1 <= advert.advert_interval_cs <= MAX_ADVER_INT_CS:
+        if not 1 <= advert.advert_interval_cs <= ADVERT_INTERVAL_V3_MAX_CS:
             raise ValueError(
-                f"advertisement interval {advert.advert_interval_cs} cs outside 1..4095"
+                f"advertisement interval {advert.advert_interval_cs} cs outside "
+                f"1..{ADVERT_INTERVAL_V3_MAX_CS}"
             )
         # The 4 rsvd bits above Max Adver Int MUST be zero on transmission (RFC 5798 §5.2.6).
         second_word = advert.advert_interval_cs
@@ -174,10 +184,10 @@ def encode(advert: Advertisement, source: IPAddress, destination: IPAddress) -> 
         if family is not IPv4Address:
             raise ValueError("VRRPv2 is IPv4 only (RFC 3768); use version 3 for IPv6")
         seconds, rest = divmod(advert.advert_interval_cs, 100)
-        if rest or not 1 <= seconds <= V2_MAX_ADVER_INT_S:
+        if rest or not 1 <= seconds <= ADVERT_INTERVAL_V2_MAX_S:
             raise ValueError(
                 f"advertisement interval {advert.advert_interval_cs} cs: VRRPv2 carries "
-                "whole seconds, 1..255"
+                f"whole seconds, 1..{ADVERT_INTERVAL_V2_MAX_S}"
             )
         if not 0 <= advert.auth_type <= 255:
             raise ValueError(f"auth type {advert.auth_type} outside 0..255")
@@ -259,7 +269,7 @@ def decode(
 
     if version == 3:
         # RFC 5798 §5.2.6: the 4 rsvd bits are ignored on reception.
-        interval_cs = second_word & MAX_ADVER_INT_CS
+        interval_cs = second_word & ADVERT_INTERVAL_V3_MAX_CS
         auth_type, auth_data = AUTH_NONE, b""
     else:
         auth_type, interval_cs = second_word >> 8, (second_word & 0xFF) * 100
@@ -328,7 +338,7 @@ def check_instance(
     # addresses None: not verified (an instance whose list changes while it runs).
     if (
         addresses is not None
-        and advert.priority != 255
+        and advert.priority != PRIORITY_OWNER
         and sorted(advert.addresses, key=_address_key) != sorted(addresses, key=_address_key)
     ):
         received = ", ".join(map(str, advert.addresses))
