@@ -28,12 +28,10 @@ from vrrp_operator.render import (
     object_key,
 )
 
-REPORT_VERSION = 1
 STATES = ("INITIALIZE", "BACKUP", "MASTER", "FAULT", "STOPPED")
 UNKNOWN = "Unknown"
 # When one node shows several families in different states, the one that matters most.
 _STATE_WEIGHT = {"FAULT": 5, "MASTER": 4, "BACKUP": 3, "INITIALIZE": 2, "STOPPED": 1, UNKNOWN: 0}
-CONDITION_TYPES = ("Ready", "Degraded", "SplitBrain", "VRIDConflict", "Advisory")
 EVENT_MESSAGE_MAX = 1024  # an Event says what changed; the condition holds the whole text
 STATUS_FIELDS = ("vrid", "master", "nodes", "conditions", "transitions", "observedGeneration")
 SPLIT_BRAIN_ADVERTS = 2  # two MASTER reports overlapping longer than this many adverts

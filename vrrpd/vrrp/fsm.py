@@ -28,7 +28,8 @@ Decisions beyond the letter of the RFC (each one also explained where it is made
 - Shutdown is make-before-break: a master sends priority 0 and keeps the addresses until
   another router advertises or until a handover deadline (see `shutdown`) passes.
 - FAULT is a state of its own (keepalived's, not the RFC's): no timers, no addresses.
-  The caller aggregates its fault sources (links, weight-0 probes) into one boolean.
+  The caller aggregates its fault sources (links, tracked interfaces, weight-0 probes,
+  sync groups) into one boolean.
 - A new priority, interval, preempt mode or password is applied in place
   (`reconfigure`): the router keeps its state and the election takes its ordinary
   course from the next advertisement; only a new VRID, version, address list or primary
@@ -57,7 +58,7 @@ class State(StrEnum):
     INITIALIZE = "INITIALIZE"
     BACKUP = "BACKUP"
     MASTER = "MASTER"
-    FAULT = "FAULT"  # a tracked interface is down (or, later, a weight-0 probe fails)
+    FAULT = "FAULT"  # a fault source holds it: link, tracked interface, weight-0 probe, sync group
     STOPPED = "STOPPED"  # after shutdown() has completed its handover
 
 
