@@ -16,9 +16,13 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from vrrpd.config import InstanceConfig
 from vrrpd.controlplane.command import add_parser as add_control_plane_parser
-from vrrpd.model import ConfigError, InstanceConfig, VirtualIP, instances_for_node, load_file
 from vrrpd.net import startup
+from vrrpd.resolve import instances_for_node
+from vrrpd.spec.errors import ConfigError
+from vrrpd.spec.load import load_file
+from vrrpd.spec.virtualip import VirtualIP
 
 if TYPE_CHECKING:
     from vrrpd.daemon import Daemon

@@ -18,7 +18,8 @@ from typing import Any
 
 from vrrpd.limits import IPAddress
 from vrrpd.metrics import DaemonMetrics
-from vrrpd.model import InstanceConfig, IPInterface
+from vrrpd.config import InstanceConfig
+from vrrpd.limits import IPInterface
 from vrrpd.notify import Notifier
 from vrrpd.ports import AdvertSocket, Packet, Ports
 from vrrpd.probes.runners import ProbeOutcome, probe_for, run_forever

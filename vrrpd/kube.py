@@ -37,16 +37,16 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from vrrpd.model import (
-    ConfigError,
-    InstanceConfig,
-    VirtualIP,
-    _document_key,  # the names standalone files use in their messages
-    _parse_yaml,  # the loader standalone files use: same errors, duplicate keys refused
+from vrrpd.config import InstanceConfig
+from vrrpd.resolve import instances_for_node
+from vrrpd.spec.errors import ConfigError
+from vrrpd.spec.load import (
     conflicts_between,
-    instances_for_node,
+    document_key,  # the names standalone files use in their messages
     parse_virtualip,
+    parse_yaml,  # the loader standalone files use: same errors, duplicate keys refused
 )
+from vrrpd.spec.virtualip import VirtualIP
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -406,10 +406,10 @@ def select(
     valid: list[Document] = []
     refused: list[Refused] = []
     seen: dict[str, int] = {}
-    for number, raw in enumerate(_parse_yaml(text, source), start=1):
+    for number, raw in enumerate(parse_yaml(text, source), start=1):
         if raw is None:
             continue
-        key = _document_key(raw) if isinstance(raw, Mapping) else None
+        key = document_key(raw) if isinstance(raw, Mapping) else None
         try:
             if not isinstance(raw, Mapping):
                 raise ConfigError([f"a {type(raw).__name__}, not a VirtualIP object"])

@@ -35,8 +35,8 @@ from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 from vrrpd import httpclient
+from vrrpd.config import NotifyConfig
 from vrrpd.httpclient import describe
-from vrrpd.model import NotifyConfig
 
 if TYPE_CHECKING:
     import aiosmtplib

@@ -41,15 +41,8 @@ from dataclasses import dataclass, field, replace
 from ipaddress import ip_address
 from typing import Any, Literal
 
+from vrrpd.config import InstanceConfig
 from vrrpd.limits import PRIORITY_OWNER, PROBE_WEIGHT_MAX, IPAddress
-from vrrpd.model import (
-    ConfigError,
-    InstanceConfig,
-    VirtualIP,
-    format_duration_cs,
-    instances_for_node,
-    parse_virtualip,
-)
 from vrrpd.probes.tracking import (
     Fault,
     Priority,
@@ -57,6 +50,11 @@ from vrrpd.probes.tracking import (
     effective_priority,
     shared_priority,
 )
+from vrrpd.resolve import instances_for_node
+from vrrpd.spec.errors import ConfigError
+from vrrpd.spec.fields import format_duration_cs
+from vrrpd.spec.load import parse_virtualip
+from vrrpd.spec.virtualip import VirtualIP
 from vrrpd.vrrp.fsm import (
     Action,
     PreemptMode,

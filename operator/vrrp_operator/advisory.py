@@ -19,7 +19,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from vrrp_operator.render import Rendered, object_key
-from vrrpd.model import ConfigError, InstanceConfig, instances_for_node, parse_virtualip
+from vrrpd.config import InstanceConfig
+from vrrpd.resolve import instances_for_node
+from vrrpd.spec.errors import ConfigError
+from vrrpd.spec.load import parse_virtualip
 from vrrpd.whatif import analyse_all, warnings_text
 
 CACHE_SIZE = 2048  # VirtualIPs (or sync groups) whose last analysis is kept

@@ -43,7 +43,8 @@ from typing import Any
 
 from vrrp_operator.objects import GROUP
 from vrrp_operator.pools import IPAddress, Pool, PoolSet
-from vrrpd.model import API_VERSION, KIND, MAX_ADDRESSES
+from vrrpd.limits import MAX_ADDRESSES
+from vrrpd.spec import API_VERSION, KIND
 
 LOAD_BALANCER_CLASS = f"{GROUP}/vrrp"
 ANNOTATION_POOL = f"{GROUP}/address-pool"

@@ -41,7 +41,7 @@ from vrrp_operator.services import (
     referenced_services,
 )
 from vrrp_operator.status import NodeReport, format_time
-from vrrpd.model import ConfigError
+from vrrpd.spec.errors import ConfigError
 
 ADDRESS_IN_USE = "AddressInUse"  # a VirtualIP finding: a Service holds its address
 INT64_MAX = 2**63 - 1  # status counts of a /64 and larger stop here

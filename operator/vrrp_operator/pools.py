@@ -8,7 +8,7 @@ itself (spec.autoAssign); and the VRRP settings of the instances that carry them
 VirtualIP model itself, so a pool accepts and refuses exactly what a VirtualIP does).
 
 `parse_pool` raises ConfigError naming every problem ("spec.<field>: what is wrong; what
-works"), as `vrrpd.model.parse_virtualip` does. Addresses are counted as integers, so a
+works"), as `vrrpd.spec.load.parse_virtualip` does. Addresses are counted as integers, so a
 /64 of IPv6 is a range like any other.
 """
 
@@ -29,14 +29,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from vrrpd.model import (
-    API_VERSION,
-    KIND,
-    ConfigError,
-    LabelSelector,
-    match_labels,
-    parse_virtualip,
-)
+from vrrpd.spec import API_VERSION, KIND
+from vrrpd.spec.errors import ConfigError
+from vrrpd.spec.load import parse_virtualip
+from vrrpd.spec.selectors import LabelSelector, match_labels
 
 POOL_PLURAL = "virtualippools"
 MAX_ENTRIES = 64  # spec.addresses entries (the CRD's maxItems)

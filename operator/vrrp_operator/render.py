@@ -39,13 +39,10 @@ from vrrp_operator.objects import (
     untolerated,
 )
 from vrrpd.limits import PASSWORD_MAX_BYTES, PRIORITY_OWNER, VRID_MAX, VRID_MIN, IPAddress
-from vrrpd.model import (
-    API_VERSION,
-    KIND,
-    ConfigError,
-    VirtualIP,
-    parse_virtualip,
-)
+from vrrpd.spec import API_VERSION, KIND
+from vrrpd.spec.errors import ConfigError
+from vrrpd.spec.load import parse_virtualip
+from vrrpd.spec.virtualip import VirtualIP
 
 CONFIG_KEY = "virtualips.yaml"  # the one key of a node's ConfigMap
 # Fields only the operator reads: resolved here, absent from what the daemon gets.

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.component.fakes import FakeHost, FakeWire
-from vrrpd.model import InstanceConfig, instances_for_node, load_manifests
+from vrrpd.config import InstanceConfig
+from vrrpd.resolve import instances_for_node
+from vrrpd.spec.load import load_manifests
 from vrrpd.vrrp import packet
 from vrrpd.vrrp.fsm import State
 

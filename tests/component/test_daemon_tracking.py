@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.component.fakes import FakeHost, FakeWire, LinkEvent
-from vrrpd.model import instances_for_node, load_manifests
+from vrrpd.resolve import instances_for_node
+from vrrpd.spec.load import load_manifests
 from vrrpd.vrrp.fsm import State
 
 pytestmark = pytest.mark.looptime

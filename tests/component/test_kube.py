@@ -30,7 +30,8 @@ from vrrpd.kube import (
     report_document,
     select,
 )
-from vrrpd.model import ConfigError, InstanceConfig
+from vrrpd.config import InstanceConfig
+from vrrpd.spec.errors import ConfigError
 
 
 def vip(

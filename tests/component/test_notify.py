@@ -23,7 +23,7 @@ from aiosmtpd.smtp import SMTP
 
 from tests.component.test_httpclient import self_signed, server_context
 from vrrpd import notify
-from vrrpd.model import EmailConfig, NotifyConfig, WebhookConfig
+from vrrpd.config import EmailConfig, NotifyConfig, WebhookConfig
 from vrrpd.notify import Event, Notifier, build_email, normalize_state
 
 LOG = "vrrpd.notify"

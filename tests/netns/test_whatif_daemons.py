@@ -15,7 +15,7 @@ from tests.netns.test_vrrpd import VIP, WEB, until
 from vrrpd import whatif
 from vrrpd.lab.daemons import VrrpdProcess
 from vrrpd.lab.netns import Lab
-from vrrpd.model import load_file
+from vrrpd.spec.load import load_file
 
 pytestmark = pytest.mark.root
 

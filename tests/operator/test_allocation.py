@@ -26,7 +26,7 @@ from vrrp_operator.render import render
 from vrrp_operator.status import InstanceReport, NodeReport
 
 from tests.operator.builders import edge_nodes, vip
-from vrrpd.model import MAX_ADDRESSES, VRID_MAX
+from vrrpd.limits import MAX_ADDRESSES, VRID_MAX
 
 NS = "kube-vrrp"
 CLASS = "kubevrrp.io/vrrp"
@@ -568,7 +568,8 @@ def test_pool_instances_and_hand_written_virtualips_get_distinct_vrids() -> None
 
 
 def test_pool_documents_are_what_the_daemon_accepts() -> None:
-    from vrrpd.model import instances_for_node, load_manifests
+    from vrrpd.resolve import instances_for_node
+    from vrrpd.spec.load import load_manifests
 
     lb = run(
         [pool_obj("p", "192.168.77.100/31", vrrp={"advertInterval": "100ms", "priority": 90})],

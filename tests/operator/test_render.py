@@ -29,7 +29,8 @@ from vrrp_operator.render import (
 )
 
 from tests.operator.builders import edge_nodes, node, vip
-from vrrpd.model import instances_for_node, load_manifests
+from vrrpd.resolve import instances_for_node
+from vrrpd.spec.load import load_manifests
 
 EDGE = {"matchLabels": {"role": "edge"}}
 

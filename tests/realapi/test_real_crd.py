@@ -24,7 +24,7 @@ from tests.unit.test_crd import (
     documents,
     virtualip,
 )
-from vrrpd.model import parse_virtualip
+from vrrpd.spec.load import parse_virtualip
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_COPIES = [

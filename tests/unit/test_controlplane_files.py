@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from vrrpd.cli import build_parser, main
+from vrrpd.config import HttpCheck
 from vrrpd.controlplane import command
 from vrrpd.controlplane.render import (
     DEFAULT_IMAGE,
@@ -27,8 +28,10 @@ from vrrpd.controlplane.render import (
     virtualip,
     virtualip_yaml,
 )
-from vrrpd.model import HttpCheck, PreemptMode, instances_for_node, load_manifests
 from vrrpd.probes.tracking import Priority, ProbeTracker, effective_priority
+from vrrpd.resolve import instances_for_node
+from vrrpd.spec.load import load_manifests
+from vrrpd.vrrp.fsm import PreemptMode
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE_VERSION = "1.31"  # as tests/chart: the oldest Kubernetes the chart supports

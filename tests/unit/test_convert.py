@@ -26,7 +26,8 @@ from vrrpd.convert import (
     parse,
     shell_use,
 )
-from vrrpd.model import instances_for_node, load_manifests
+from vrrpd.resolve import instances_for_node
+from vrrpd.spec.load import load_manifests
 from vrrpd.vrrp.fsm import PreemptMode
 
 # Production-shaped keepalived configurations carried by the repository (tests/data/README.md);

@@ -1,7 +1,7 @@
 """Tests of the VirtualIP CRD (crds/virtualips.kubevrrp.io.yaml): its shape, that every
 example is accepted and what can never work is refused with a readable message (schema
 and CEL rules, evaluated as the API server would: see cel_support), and that it
-describes the same fields, defaults and refusals as vrrpd.model."""
+describes the same fields, defaults and refusals as vrrpd.spec."""
 
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ from tests.unit.cel_support import (
     validate,
     version_schema,
 )
-from vrrpd.model import ConfigError, VirtualIPSpec, parse_virtualip
+from vrrpd.spec.errors import ConfigError
+from vrrpd.spec.load import parse_virtualip
+from vrrpd.spec.virtualip import VirtualIPSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = ROOT / "crds" / "virtualips.kubevrrp.io.yaml"
@@ -349,7 +351,7 @@ def test_cluster_example_is_written_for_a_cluster(doc: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("doc", documents(CLUSTER_EXAMPLES))
 def test_cluster_example_is_accepted_by_the_model(doc: dict[str, Any]) -> None:
-    # What the operator does with it: vrrpd.model without the standalone rules.
+    # What the operator does with it: vrrpd.spec without the standalone rules.
     parse_virtualip(doc, standalone=False)
 
 
@@ -972,7 +974,7 @@ def test_invalid_object_is_refused_with_a_readable_message(
     assert any(v.path == path and fragment in v.message for v in found), [str(v) for v in found]
 
 
-# Where the API is deliberately stricter than vrrpd.model (which also reads standalone
+# Where the API is deliberately stricter than vrrpd.spec (which also reads standalone
 # files written with keepalived habits). strict xfail: when the model catches up, the
 # entry must go.
 STRICTER_THAN_THE_MODEL = {
@@ -1002,7 +1004,7 @@ def test_invalid_object_is_refused_by_the_model_too(obj: dict[str, Any]) -> None
 
 # What only the model checks: rules the API server's CEL cost estimator cannot bound
 # (map keys), or that CEL cannot express simply (broadcast addresses). The API server
-# accepts these; vrrpd.model refuses them when the operator reads the object.
+# accepts these; vrrpd.spec refuses them when the operator reads the object.
 LEFT_TO_THE_MODEL = [
     ("label-key", virtualip({"nodeSelector": {"matchLabels": {"-role": "edge"}}})),
     (

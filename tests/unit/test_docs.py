@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from vrrpd.model import parse_virtualip
+from vrrpd.spec.load import parse_virtualip
 
 ROOT = Path(__file__).resolve().parents[2]
 

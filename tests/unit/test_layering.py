@@ -17,7 +17,9 @@ RULES = {
         [
             ROOT / "vrrpd" / "vrrp",
             ROOT / "vrrpd" / "limits.py",
-            ROOT / "vrrpd" / "model.py",
+            ROOT / "vrrpd" / "spec",
+            ROOT / "vrrpd" / "config.py",
+            ROOT / "vrrpd" / "resolve.py",
             ROOT / "vrrpd" / "ports.py",
             ROOT / "vrrpd" / "probes" / "tracking.py",
             ROOT / "vrrpd" / "whatif.py",

@@ -1,4 +1,4 @@
-"""Tests of vrrpd.model: the VirtualIP spec, its error messages, and per-node resolution."""
+"""Tests of vrrpd.spec: the VirtualIP spec, its error messages, and per-node resolution."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vrrpd.model import (
-    ConfigError,
+from vrrpd.config import (
     EmailConfig,
     ExecCheck,
     FileCheck,
@@ -23,21 +22,17 @@ from vrrpd.model import (
     IcmpCheck,
     InstanceConfig,
     InterfaceCheck,
-    LabelSelector,
     NotifyConfig,
     ProbeConfig,
-    Readiness,
     TcpCheck,
-    VirtualIP,
     WebhookConfig,
-    format_duration_cs,
-    instances_for_node,
-    load_file,
-    load_manifests,
-    match_labels,
-    parse_duration_cs,
-    parse_virtualip,
 )
+from vrrpd.resolve import instances_for_node
+from vrrpd.spec.errors import ConfigError
+from vrrpd.spec.fields import format_duration_cs, parse_duration_cs
+from vrrpd.spec.load import load_file, load_manifests, parse_virtualip
+from vrrpd.spec.selectors import LabelSelector, match_labels
+from vrrpd.spec.virtualip import Readiness, VirtualIP
 from vrrpd.vrrp.fsm import PreemptMode
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -2063,7 +2058,10 @@ def test_sync_group_example() -> None:
 
 
 def test_model_imports_no_io() -> None:
-    source = (ROOT / "vrrpd" / "model.py").read_text()
+    paths = [ROOT / "vrrpd" / "config.py", ROOT / "vrrpd" / "resolve.py"]
+    source = "\n".join(
+        p.read_text() for p in [*sorted((ROOT / "vrrpd" / "spec").glob("*.py")), *paths]
+    )
     imported: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):

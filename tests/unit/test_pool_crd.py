@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.unit.cel_support import load_crd, normalize, validate, version_schema
-from vrrpd.model import ConfigError
+from vrrpd.spec.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "operator"))

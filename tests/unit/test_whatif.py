@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from vrrpd import whatif
-from vrrpd.model import load_manifests
+from vrrpd.spec.load import load_manifests
 from vrrpd.whatif import Analysis, Failure, Outcome
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -37,13 +37,10 @@ from vrrpd.controlplane.render import (
     virtualip_yaml,
 )
 from vrrpd.limits import ADVERT_INTERVAL_V3_MAX_CS, IPAddress, IPInterface
-from vrrpd.model import (
-    ConfigError,
-    format_duration_cs,
-    instances_for_node,
-    load_manifests,
-    parse_duration_cs,
-)
+from vrrpd.resolve import instances_for_node
+from vrrpd.spec.errors import ConfigError
+from vrrpd.spec.fields import format_duration_cs, parse_duration_cs
+from vrrpd.spec.load import load_manifests
 
 PROG = "vrrpd control-plane"
 EXIT_USAGE = 2  # a flag is wrong: nothing was written

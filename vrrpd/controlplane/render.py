@@ -38,7 +38,8 @@ from typing import Any
 import yaml
 
 from vrrpd.limits import IPAddress, IPInterface
-from vrrpd.model import API_VERSION, KIND, format_duration_cs
+from vrrpd.spec import API_VERSION, KIND
+from vrrpd.spec.fields import format_duration_cs
 
 # The image the chart runs the cluster daemons from (charts/kube-vrrp: image.repository and
 # the chart's appVersion); tests/unit/test_controlplane_files.py keeps the two in step.

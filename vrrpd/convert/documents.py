@@ -13,7 +13,7 @@ from vrrpd.convert.reader import Statement, read
 from vrrpd.convert.report import Conversion, Report
 from vrrpd.convert.spec import resolve_spec
 from vrrpd.convert.values import dns_label, unique_name
-from vrrpd.model import API_VERSION, KIND
+from vrrpd.spec import API_VERSION, KIND
 
 INSTANCE_ANNOTATION = "kubevrrp.io/keepalived-instance"
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from vrrpd.convert.reader import Statement
 from vrrpd.convert.report import Report
 from vrrpd.limits import GARP_REPEAT_MAX, GARP_REPEAT_MIN
-from vrrpd.model import format_duration_cs
+from vrrpd.spec.fields import format_duration_cs
 
 _DECIMAL = re.compile(r"\d+(\.\d*)?|\.\d+")
 _INTEGER = re.compile(r"[+-]?\d+")

@@ -25,15 +25,8 @@ from pathlib import Path
 from typing import IO, Literal, NoReturn, Protocol
 
 from vrrpd import httpclient
+from vrrpd.config import ExecCheck, FileCheck, HttpCheck, IcmpCheck, ProbeConfig, TcpCheck
 from vrrpd.httpclient import describe
-from vrrpd.model import (
-    ExecCheck,
-    FileCheck,
-    HttpCheck,
-    IcmpCheck,
-    ProbeConfig,
-    TcpCheck,
-)
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,147 @@
+"""What the daemon runs: the resolved configuration of one node's VRRP instances.
+
+Frozen, hashable dataclasses, so that reload can compare them: an instance whose
+`InstanceConfig` is unchanged keeps its state. `vrrpd.resolve.instances_for_node` makes
+them from VirtualIP specs (`vrrpd.spec`); the daemon, the probe runners, notify and
+`vrrpd explain` take them as they are. Durations are in centiseconds, as RFC 5798 counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vrrpd.limits import SMTP_PORT, IPAddress, IPInterface
+from vrrpd.vrrp.fsm import PreemptMode
+
+
+@dataclass(frozen=True, slots=True)
+class GarpConfig:
+    master_delay_cs: int = 500  # keepalived vrrp_garp_master_delay: second burst after 5 s
+    master_repeat: int = 5  # keepalived vrrp_garp_master_repeat
+    interval_cs: int = 0  # pause between the messages of one burst
+    master_refresh_cs: int = 0  # 0: no periodic refresh while MASTER
+
+
+# What a probe checks, resolved: the daemon's probe runners take these as they are.
+
+
+@dataclass(frozen=True, slots=True)
+class ExecCheck:
+    command: tuple[str, ...]  # argv; a relative argv[0] is looked up in PATH
+    env: tuple[tuple[str, str], ...] = ()  # added to the daemon's environment, sorted by name
+
+
+@dataclass(frozen=True, slots=True)
+class TcpCheck:
+    host: str  # an IP address or a DNS name
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCheck:
+    scheme: str  # "http" or "https"
+    host: str
+    port: int  # resolved: 80 for http, 443 for https unless set
+    path: str = "/"
+    host_header: str | None = None  # None: the Host header is host[:port]
+    expect_status: tuple[int, ...] = (200,)
+    body_contains: str | None = None
+    body_sha256: str | None = None  # lowercase hex digest of the whole body
+    verify_tls: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class IcmpCheck:
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileCheck:
+    path: str  # absolute; keepalived track_file semantics
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceCheck:
+    name: str
+
+
+Check = ExecCheck | TcpCheck | HttpCheck | IcmpCheck | FileCheck | InterfaceCheck
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeConfig:
+    """One probe, resolved: keepalived vrrp_script + track_script."""
+
+    name: str
+    check: Check
+    interval_cs: int
+    timeout_cs: int  # <= interval_cs
+    rise: int  # successes in a row that make a down probe up
+    fall: int  # failures in a row that make an up probe down
+    weight: int  # > 0 adds while up, < 0 subtracts while down, 0: down -> FAULT
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    url: str
+    timeout_cs: int = 500
+    retries: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class EmailConfig:
+    to: tuple[str, ...]
+    sender: str
+    smtp_host: str
+    smtp_port: int = SMTP_PORT
+    connect_timeout_cs: int = 3000
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyConfig:
+    """Notification hooks; each script is an argv, () when not set."""
+
+    master: tuple[str, ...] = ()
+    backup: tuple[str, ...] = ()
+    fault: tuple[str, ...] = ()
+    stop: tuple[str, ...] = ()
+    all: tuple[str, ...] = ()  # keepalived `notify`: argv + INSTANCE name state priority
+    timeout_cs: int = 1000
+    webhook: WebhookConfig | None = None
+    email: EmailConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceConfig:
+    """One VRRP instance on one node: a VirtualIP for one address family, fully resolved.
+
+    Equality is what reload compares: an instance whose InstanceConfig is unchanged keeps
+    its state.
+    """
+
+    name: str  # "<namespace>/<virtualip>/ipv4" or ".../ipv6"
+    virtualip: str  # "<namespace>/<name>"
+    family: int  # 4 or 6
+    vrid: int
+    version: int
+    priority: int
+    advert_interval_cs: int
+    addresses: tuple[IPInterface, ...]  # with prefix length, as put on the interface
+    interface: str | None  # None: the interface whose subnet holds the first address
+    label: str | None  # IPv4 address label such as "eth0:0"
+    preempt: PreemptMode
+    preempt_delay_cs: int
+    accept: bool
+    unicast: bool
+    source_address: IPAddress | None  # from this node's entry in spec.peers, if any
+    peers: tuple[IPAddress, ...]  # unicast peers, this node excluded
+    auth_password: bytes | None  # VRRPv2 PASS, 1..8 bytes
+    garp: GarpConfig
+    probes: tuple[ProbeConfig, ...] = ()
+    track_interfaces: tuple[str, ...] = ()  # any of them down -> FAULT
+    sync_group: str | None = None  # "<namespace>/<syncGroup>": groups never span namespaces
+    notify: NotifyConfig | None = None
+    readiness: str = "Healthy"  # "Healthy" or "Master" (the value of Readiness)
+    # False: adverts whose address list differs are accepted (RFC 5798 §7.1 makes the check
+    # a MAY), and a new address list is applied without restarting the instance.
+    verify_addresses: bool = True

@@ -1,0 +1,191 @@
+"""Who takes part and how they elect: per-node priorities, preemption, peers, VRRPv2
+authentication, and what a new master announces (gratuitous ARP / unsolicited NA)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from vrrpd.config import GarpConfig
+from vrrpd.limits import (
+    GARP_INTERVAL_MAX_CS,
+    GARP_MASTER_DELAY_MAX_CS,
+    GARP_MASTER_REFRESH_MAX_CS,
+    GARP_REPEAT_MAX,
+    GARP_REPEAT_MIN,
+    PASSWORD_MAX_BYTES,
+    PREEMPT_DELAY_MAX_CS,
+    PRIORITY_MIN,
+    PRIORITY_OWNER,
+    IPAddress,
+)
+from vrrpd.spec.errors import fail, show, type_name
+from vrrpd.spec.fields import (
+    SpecModel,
+    as_string,
+    dns_subdomain,
+    duration_between,
+    enum_value,
+    format_duration_cs,
+    is_standalone,
+    parse_peer_address,
+    ranged_int,
+)
+from vrrpd.spec.selectors import LabelSelector, match_labels
+from vrrpd.vrrp.fsm import PreemptMode
+
+_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+
+
+BasePriority = Annotated[
+    int, BeforeValidator(ranged_int(PRIORITY_MIN, PRIORITY_OWNER, " (255 = address owner)"))
+]
+
+
+class NodePriority(SpecModel):
+    """A per-node priority override: exactly one of nodeName or nodeSelector."""
+
+    node_name: Annotated[str, BeforeValidator(dns_subdomain)] | None = None
+    node_selector: LabelSelector | None = None
+    priority: BasePriority
+
+    @model_validator(mode="after")
+    def _one_way_to_pick(self) -> Self:
+        if (self.node_name is None) == (self.node_selector is None):
+            raise fail(
+                "set exactly one of nodeName or nodeSelector, e.g. "
+                "{nodeName: node-a, priority: 150} or "
+                "{nodeSelector: {matchLabels: {role: edge}}, priority: 120}"
+            )
+        return self
+
+    def matches(self, node: str, node_labels: Mapping[str, str] | None) -> bool:
+        """True when this entry applies to `node`; selectors never match unknown labels."""
+        if self.node_name is not None:
+            return self.node_name == node
+        assert self.node_selector is not None
+        return node_labels is not None and match_labels(self.node_selector, node_labels)
+
+
+class Preempt(SpecModel):
+    """RFC 5798 Preempt_Mode, the same on every node: Always, Never, or Delay by `delay`."""
+
+    mode: Annotated[PreemptMode, BeforeValidator(enum_value(PreemptMode, "a preempt mode"))] = (
+        PreemptMode.ALWAYS
+    )
+    delay_cs: (
+        Annotated[
+            int, BeforeValidator(duration_between(1, PREEMPT_DELAY_MAX_CS, " for mode: Delay"))
+        ]
+        | None
+    ) = Field(default=None, alias="delay")
+
+    @field_serializer("delay_cs")
+    def _delay_text(self, cs: int | None) -> str | None:
+        return None if cs is None else format_duration_cs(cs)
+
+    @model_validator(mode="after")
+    def _delay_fits_mode(self) -> Self:
+        if self.mode is PreemptMode.DELAY and self.delay_cs is None:
+            raise fail("required with mode: Delay; e.g. {mode: Delay, delay: 30s}", ".delay")
+        if self.mode is not PreemptMode.DELAY and self.delay_cs is not None:
+            raise fail(
+                f"only applies to mode: Delay (mode is {self.mode.value}); "
+                "remove it or set mode: Delay",
+                ".delay",
+            )
+        return self
+
+
+class Peer(SpecModel):
+    """A participating node and its address for one family (a node may appear once per family)."""
+
+    node_name: Annotated[str, BeforeValidator(dns_subdomain)]
+    address: Annotated[IPAddress, BeforeValidator(parse_peer_address)]
+
+
+class SecretKeyRef(SpecModel):
+    name: Annotated[str, BeforeValidator(dns_subdomain)]
+    key: Annotated[str, BeforeValidator(lambda v: as_string(v, '"password"'))]
+
+    @field_validator("key")
+    @classmethod
+    def _key_syntax(cls, key: str) -> str:
+        if len(key) > 253 or not _SECRET_KEY.fullmatch(key):
+            raise fail(f"{show(key)} is not a Secret key; use letters, digits, '-', '_', '.'")
+        return key
+
+
+class Authentication(SpecModel):
+    """VRRPv2 simple password (PASS): inline, or from a Secret (cluster mode only)."""
+
+    password: str | None = None
+    secret_ref: SecretKeyRef | None = None
+
+    @field_validator("password", mode="before")
+    @classmethod
+    def _password_bytes(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            # The value is not echoed: it is a secret.
+            raise fail(f"is {type_name(value)}; a password is a string: quote it")
+        size = len(value.encode())
+        if not 1 <= size <= PASSWORD_MAX_BYTES:
+            what = f"{size} bytes is too long" if size else "is empty"
+            raise fail(f"{what}; VRRPv2 PASS carries 1..{PASSWORD_MAX_BYTES} bytes")
+        return value
+
+    @field_validator("secret_ref")
+    @classmethod
+    def _secret_in_cluster_only(
+        cls, ref: SecretKeyRef | None, info: ValidationInfo
+    ) -> SecretKeyRef | None:
+        if ref is not None and is_standalone(info):
+            raise fail(
+                "a Secret can only be read by the operator in a cluster; a standalone "
+                "file sets the password inline: authentication: {password: ...}"
+            )
+        return ref
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.password is None) == (self.secret_ref is None):
+            raise fail("set exactly one of password or secretRef, e.g. {password: lab-pass}")
+        return self
+
+
+class Garp(SpecModel):
+    """Gratuitous ARP / unsolicited NA on becoming MASTER, as keepalived's vrrp_garp_*."""
+
+    master_delay_cs: Annotated[
+        int,
+        BeforeValidator(duration_between(0, GARP_MASTER_DELAY_MAX_CS, " (0s: no second burst)")),
+    ] = Field(default=500, alias="masterDelay")
+    master_repeat: Annotated[int, BeforeValidator(ranged_int(GARP_REPEAT_MIN, GARP_REPEAT_MAX))] = 5
+    interval_cs: Annotated[int, BeforeValidator(duration_between(0, GARP_INTERVAL_MAX_CS))] = Field(
+        default=0, alias="interval"
+    )
+    master_refresh_cs: Annotated[
+        int, BeforeValidator(duration_between(0, GARP_MASTER_REFRESH_MAX_CS, " (0s: no refresh)"))
+    ] = Field(default=0, alias="masterRefresh")
+
+    @field_serializer("master_delay_cs", "interval_cs", "master_refresh_cs")
+    def _duration_text(self, cs: int) -> str:
+        return format_duration_cs(cs)
+
+    def to_config(self) -> GarpConfig:
+        return GarpConfig(
+            master_delay_cs=self.master_delay_cs,
+            master_repeat=self.master_repeat,
+            interval_cs=self.interval_cs,
+            master_refresh_cs=self.master_refresh_cs,
+        )
