@@ -22,23 +22,26 @@ class GarpConfig:
     master_refresh_cs: int = 0  # 0: no periodic refresh while MASTER
 
 
-# What a probe checks, resolved: the daemon's probe runners take these as they are.
+@dataclass(frozen=True, slots=True)
+class Check:
+    """What a probe checks, resolved: one subclass per kind of check (the registry is
+    `vrrpd.spec.probes.PROBE_KINDS`); the daemon's runners take them as they are."""
 
 
 @dataclass(frozen=True, slots=True)
-class ExecCheck:
+class ExecCheck(Check):
     command: tuple[str, ...]  # argv; a relative argv[0] is looked up in PATH
     env: tuple[tuple[str, str], ...] = ()  # added to the daemon's environment, sorted by name
 
 
 @dataclass(frozen=True, slots=True)
-class TcpCheck:
+class TcpCheck(Check):
     host: str  # an IP address or a DNS name
     port: int
 
 
 @dataclass(frozen=True, slots=True)
-class HttpCheck:
+class HttpCheck(Check):
     scheme: str  # "http" or "https"
     host: str
     port: int  # resolved: 80 for http, 443 for https unless set
@@ -51,21 +54,18 @@ class HttpCheck:
 
 
 @dataclass(frozen=True, slots=True)
-class IcmpCheck:
+class IcmpCheck(Check):
     host: str
 
 
 @dataclass(frozen=True, slots=True)
-class FileCheck:
+class FileCheck(Check):
     path: str  # absolute; keepalived track_file semantics
 
 
 @dataclass(frozen=True, slots=True)
-class InterfaceCheck:
+class InterfaceCheck(Check):
     name: str
-
-
-Check = ExecCheck | TcpCheck | HttpCheck | IcmpCheck | FileCheck | InterfaceCheck
 
 
 @dataclass(frozen=True, slots=True)

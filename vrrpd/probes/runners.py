@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import math
@@ -25,7 +26,16 @@ from pathlib import Path
 from typing import IO, Literal, NoReturn, Protocol
 
 from vrrpd import httpclient
-from vrrpd.config import ExecCheck, FileCheck, HttpCheck, IcmpCheck, ProbeConfig, TcpCheck
+from vrrpd.config import (
+    Check,
+    ExecCheck,
+    FileCheck,
+    HttpCheck,
+    IcmpCheck,
+    InterfaceCheck,
+    ProbeConfig,
+    TcpCheck,
+)
 from vrrpd.httpclient import describe
 
 log = logging.getLogger(__name__)
@@ -467,21 +477,46 @@ async def run_forever(
 
 
 def probe_for(config: ProbeConfig) -> Probe:
-    """The runner for one probe of a VirtualIP, as the model resolved it."""
-    check, timeout_s = config.check, config.timeout_cs / 100
-    if isinstance(check, ExecCheck):
-        return ExecProbe(check.command, timeout_s, dict(check.env))
-    if isinstance(check, TcpCheck):
-        return TcpProbe(check.host, check.port, timeout_s)
-    if isinstance(check, HttpCheck):
-        return HttpProbe(
-            check.host, timeout_s, port=check.port, path=check.path,
-            tls=check.scheme == "https", tls_verify=check.verify_tls,
-            host_header=check.host_header, expected_status=check.expect_status,
-            body_contains=check.body_contains, body_sha256=check.body_sha256,
-        )  # fmt: skip
-    if isinstance(check, IcmpCheck):
-        return IcmpProbe(check.host, timeout_s)
-    if isinstance(check, FileCheck):
-        return FileProbe(check.path, timeout_s)
+    """The runner for one probe of a VirtualIP, as the spec resolved it."""
+    return runner(config.check, config.timeout_cs / 100)
+
+
+@functools.singledispatch
+def runner(check: Check, timeout_s: float) -> Probe:
+    """The runner of a check: one registered per kind (vrrpd.spec.probes.PROBE_KINDS)."""
+    raise TypeError(f"no probe runner for {type(check).__name__}")
+
+
+@runner.register
+def _exec(check: ExecCheck, timeout_s: float) -> Probe:
+    return ExecProbe(check.command, timeout_s, dict(check.env))
+
+
+@runner.register
+def _tcp(check: TcpCheck, timeout_s: float) -> Probe:
+    return TcpProbe(check.host, check.port, timeout_s)
+
+
+@runner.register
+def _http(check: HttpCheck, timeout_s: float) -> Probe:
+    return HttpProbe(
+        check.host, timeout_s, port=check.port, path=check.path,
+        tls=check.scheme == "https", tls_verify=check.verify_tls,
+        host_header=check.host_header, expected_status=check.expect_status,
+        body_contains=check.body_contains, body_sha256=check.body_sha256,
+    )  # fmt: skip
+
+
+@runner.register
+def _icmp(check: IcmpCheck, timeout_s: float) -> Probe:
+    return IcmpProbe(check.host, timeout_s)
+
+
+@runner.register
+def _file(check: FileCheck, timeout_s: float) -> Probe:
+    return FileProbe(check.path, timeout_s)
+
+
+@runner.register
+def _interface(check: InterfaceCheck, timeout_s: float) -> Probe:
     return InterfaceProbe(check.name, timeout_s)

@@ -80,6 +80,8 @@ class NodePriority(SpecModel):
 class Preempt(SpecModel):
     """RFC 5798 Preempt_Mode, the same on every node: Always, Never, or Delay by `delay`."""
 
+    example = "{mode: Always}"
+
     mode: Annotated[PreemptMode, BeforeValidator(enum_value(PreemptMode, "a preempt mode"))] = (
         PreemptMode.ALWAYS
     )
@@ -115,6 +117,7 @@ class Peer(SpecModel):
 
 
 class SecretKeyRef(SpecModel):
+    example = "{name: vip-auth, key: password}"
     name: Annotated[str, BeforeValidator(dns_subdomain)]
     key: Annotated[str, BeforeValidator(lambda v: as_string(v, '"password"'))]
 
@@ -128,6 +131,8 @@ class SecretKeyRef(SpecModel):
 
 class Authentication(SpecModel):
     """VRRPv2 simple password (PASS): inline, or from a Secret (cluster mode only)."""
+
+    example = "{password: lab-pass}"
 
     password: str | None = None
     secret_ref: SecretKeyRef | None = None
@@ -165,6 +170,8 @@ class Authentication(SpecModel):
 
 class Garp(SpecModel):
     """Gratuitous ARP / unsolicited NA on becoming MASTER, as keepalived's vrrp_garp_*."""
+
+    example = "{masterDelay: 5s}"
 
     master_delay_cs: Annotated[
         int,

@@ -147,27 +147,6 @@ _MISSING_HINT: dict[tuple[int | str, ...], str] = {
     ("from",): "e.g. from: vrrp@example.test",
     ("smtpServer",): "e.g. smtpServer: 127.0.0.1:25",
 }
-_MAPPING_EXAMPLE = {
-    "metadata": "{name: web}",
-    "spec": "{addresses: [192.168.77.100/24], vrid: 51}",
-    "preempt": "{mode: Always}",
-    "authentication": "{password: lab-pass}",
-    "secretRef": "{name: vip-auth, key: password}",
-    "garp": "{masterDelay: 5s}",
-    "nodeSelector": "{matchLabels: {role: edge}}",
-    "serviceRef": "{name: ingress}",
-    "exec": '{command: ["/usr/local/bin/check"]}',
-    "tcp": "{port: 443}",
-    "http": "{port: 8080, path: /healthz}",
-    "icmp": "{host: 192.168.77.1}",
-    "file": "{path: /run/vrrp/maintenance}",
-    "interface": "{name: eth1}",
-    "env": '{CHECK_PORT: "8080"}',
-    "notify": '{webhook: {url: "http://hooks.example.test/vrrp"}}',
-    "webhook": '{url: "http://hooks.example.test/vrrp"}',
-    "email": "{to: [ops@example.test], from: vrrp@example.test, smtpServer: 127.0.0.1}",
-}
-
 _PREEMPT_SHORTHAND: dict[Any, str] = {
     **{mode.value: mode.value for mode in PreemptMode},
     True: "Always",
@@ -278,7 +257,8 @@ def format_errors(exc: ValidationError, root: type[BaseModel]) -> list[str]:
             # keepalived habits: "preempt: false" (nopreempt) or "preempt: Never"
             message = f"{show(value)}: write {{mode: {_PREEMPT_SHORTHAND[value]}}}"
         elif kind in ("model_type", "model_attributes_type", "dict_type"):
-            example = _MAPPING_EXAMPLE.get(str(loc[-1])) if loc else None
+            model = _model_at(root, loc) if loc else None
+            example = getattr(model, "example", None)  # SpecModel.example
             message = f"{show(value)} is {type_name(value)}; expected a mapping" + (
                 f" such as {example}" if example else " (key: value)"
             )

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
@@ -521,6 +521,10 @@ def parse_peer_address(value: Any) -> IPAddress:
 
 class SpecModel(BaseModel):
     """Common rules: camelCase names only, unknown fields rejected, immutable, null = absent."""
+
+    # What a mapping written here looks like, for the message when something else is:
+    # "443 is a number; expected a mapping such as {port: 443}".
+    example: ClassVar[str | None] = None
 
     model_config = ConfigDict(
         extra="forbid",

@@ -42,6 +42,8 @@ from vrrpd.spec.fields import (
 class WebhookSpec(SpecModel):
     """HTTP POST of a JSON event on every state change."""
 
+    example = '{url: "http://hooks.example.test/vrrp"}'
+
     url: Annotated[str, BeforeValidator(http_url)]
     timeout_cs: Annotated[int, BeforeValidator(duration_between(1, WEBHOOK_TIMEOUT_MAX_CS))] = (
         Field(default=500, alias="timeout")
@@ -60,6 +62,8 @@ class WebhookSpec(SpecModel):
 
 class EmailSpec(SpecModel):
     """E-mail on state changes: keepalived notification_email / smtp_server / smtp_alert."""
+
+    example = "{to: [ops@example.test], from: vrrp@example.test, smtpServer: 127.0.0.1}"
 
     to: tuple[Annotated[str, BeforeValidator(email_address)], ...]
     sender: Annotated[str, BeforeValidator(email_address)] = Field(alias="from")
@@ -99,6 +103,8 @@ class NotifySpec(SpecModel):
     """Notifications on state changes (keepalived notify_*): scripts, a webhook, e-mail.
 
     They never influence the election."""
+
+    example = '{webhook: {url: "http://hooks.example.test/vrrp"}}'
 
     master: _NotifyArgv | None = None  # keepalived notify_master
     backup: _NotifyArgv | None = None

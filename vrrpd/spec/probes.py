@@ -1,8 +1,17 @@
-"""Health probes (keepalived vrrp_script + track_script): one check each, and its timing."""
+"""Health probes (keepalived vrrp_script + track_script): one check each, and its timing.
+
+`PROBE_KINDS` is the registry of the kinds of check, one entry each: its field in a probe,
+its spec (what is written) and its config (what the daemon runs). A probe's fields, the
+"set one check" messages and the CRD's probe schema are made from it; the daemon's
+runners are registered per config class (`vrrpd.probes.runners.runner`), and a test
+keeps the three in step. Adding a kind: its spec and config here and in vrrpd.config, an
+entry, a runner, tests, and `make crds`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
@@ -19,6 +28,7 @@ from pydantic import (
 )
 
 from vrrpd.config import (
+    Check,
     ExecCheck,
     FileCheck,
     HttpCheck,
@@ -61,8 +71,17 @@ class HttpScheme(StrEnum):
     HTTPS = "https"
 
 
-class ExecCheckSpec(SpecModel):
+class CheckSpec(SpecModel):
+    """What a probe checks, as written: one subclass per kind of check."""
+
+    def to_config(self) -> Check:
+        raise NotImplementedError
+
+
+class ExecCheckSpec(CheckSpec):
     """Run a command (argv, no shell): exit status 0 is success. keepalived vrrp_script."""
+
+    example = '{command: ["/usr/local/bin/check"]}'
 
     command: Annotated[
         tuple[str, ...],
@@ -74,8 +93,10 @@ class ExecCheckSpec(SpecModel):
         return ExecCheck(command=self.command, env=tuple(sorted(self.env.items())))
 
 
-class TcpCheckSpec(SpecModel):
+class TcpCheckSpec(CheckSpec):
     """Open a TCP connection: connected within the timeout is success."""
+
+    example = "{port: 443}"
 
     host: Annotated[str, BeforeValidator(ip_or_dns_name)] = "127.0.0.1"
     port: Annotated[int, BeforeValidator(ranged_int(PORT_MIN, PORT_MAX))]
@@ -84,8 +105,10 @@ class TcpCheckSpec(SpecModel):
         return TcpCheck(host=self.host, port=self.port)
 
 
-class HttpCheckSpec(SpecModel):
+class HttpCheckSpec(CheckSpec):
     """GET a URL: an expected status (and body, when asked) within the timeout is success."""
+
+    example = "{port: 8080, path: /healthz}"
 
     scheme: Annotated[HttpScheme, BeforeValidator(enum_value(HttpScheme, "an HTTP scheme"))] = (
         HttpScheme.HTTP
@@ -153,8 +176,10 @@ class HttpCheckSpec(SpecModel):
         )
 
 
-class IcmpCheckSpec(SpecModel):
+class IcmpCheckSpec(CheckSpec):
     """Ping a host (ICMP / ICMPv6 echo): a reply within the timeout is success."""
+
+    example = "{host: 192.168.77.1}"
 
     host: Annotated[str, BeforeValidator(ip_or_dns_name)]
 
@@ -162,8 +187,10 @@ class IcmpCheckSpec(SpecModel):
         return IcmpCheck(host=self.host)
 
 
-class FileCheckSpec(SpecModel):
+class FileCheckSpec(CheckSpec):
     """keepalived track_file: the file holds a number; 0 is success."""
+
+    example = "{path: /run/vrrp/maintenance}"
 
     path: Annotated[str, BeforeValidator(absolute_path)]
 
@@ -171,8 +198,10 @@ class FileCheckSpec(SpecModel):
         return FileCheck(path=self.path)
 
 
-class InterfaceCheckSpec(SpecModel):
+class InterfaceCheckSpec(CheckSpec):
     """A network interface's link: up (operationally) is success."""
+
+    example = "{name: eth1}"
 
     name: Annotated[str, BeforeValidator(interface_name)]
 
@@ -180,15 +209,25 @@ class InterfaceCheckSpec(SpecModel):
         return InterfaceCheck(name=self.name)
 
 
-CheckSpec = (
-    ExecCheckSpec
-    | TcpCheckSpec
-    | HttpCheckSpec
-    | IcmpCheckSpec
-    | FileCheckSpec
-    | InterfaceCheckSpec
+@dataclass(frozen=True)
+class ProbeKind:
+    """One kind of check: its field in a probe, what is written there, what the daemon runs."""
+
+    name: str
+    spec: type[CheckSpec]
+    config: type[Check]
+
+
+PROBE_KINDS = (
+    ProbeKind("exec", ExecCheckSpec, ExecCheck),
+    ProbeKind("tcp", TcpCheckSpec, TcpCheck),
+    ProbeKind("http", HttpCheckSpec, HttpCheck),
+    ProbeKind("icmp", IcmpCheckSpec, IcmpCheck),
+    ProbeKind("file", FileCheckSpec, FileCheck),
+    ProbeKind("interface", InterfaceCheckSpec, InterfaceCheck),
 )
-_CHECK_KINDS = ("exec", "tcp", "http", "icmp", "file", "interface")
+_KIND_NAMES = [kind.name for kind in PROBE_KINDS]
+_ONE_OF_THE_KINDS = ", ".join(_KIND_NAMES[:-1]) + " or " + _KIND_NAMES[-1]
 
 
 class ProbeSpec(SpecModel):
@@ -197,12 +236,9 @@ class ProbeSpec(SpecModel):
     to the priority."""
 
     name: Annotated[str, BeforeValidator(lambda v: dns_label(v, "haproxy"))]
-    exec: ExecCheckSpec | None = None
-    tcp: TcpCheckSpec | None = None
-    http: HttpCheckSpec | None = None
-    icmp: IcmpCheckSpec | None = None
-    file: FileCheckSpec | None = None
-    interface: InterfaceCheckSpec | None = None
+    # exec: ExecCheckSpec | None = None, tcp: ...: one optional field per kind of check.
+    __annotations__.update({kind.name: kind.spec | None for kind in PROBE_KINDS})
+    locals().update(dict.fromkeys(_KIND_NAMES))
     interval_cs: Annotated[int, BeforeValidator(duration_between(1, PROBE_INTERVAL_MAX_CS))] = (
         Field(default=100, alias="interval")
     )
@@ -223,13 +259,13 @@ class ProbeSpec(SpecModel):
     def _one_check(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
         problems: list[Problem] = []
         if isinstance(data, Mapping):
-            given = [kind for kind in _CHECK_KINDS if data.get(kind) is not None]
+            given = [kind for kind in _KIND_NAMES if data.get(kind) is not None]
             if not given:
                 problems.append(
                     (
                         "",
-                        "set one check: exec, tcp, http, icmp, file or interface, e.g. "
-                        "{name: haproxy, tcp: {port: 443}}",
+                        f"set one check: {_ONE_OF_THE_KINDS}, e.g. "
+                        f"{{name: haproxy, tcp: {TcpCheckSpec.example}}}",
                     )
                 )
             elif len(given) > 1:
@@ -262,9 +298,8 @@ class ProbeSpec(SpecModel):
     @property
     def check(self) -> CheckSpec:
         """The one check this probe runs."""
-        found = self.exec or self.tcp or self.http or self.icmp or self.file or self.interface
-        assert found is not None  # _one_check
-        return found
+        found: CheckSpec = next(c for k in _KIND_NAMES if (c := getattr(self, k)) is not None)
+        return found  # _one_check made sure there is one
 
     def to_config(self) -> ProbeConfig:
         return ProbeConfig(

@@ -72,6 +72,8 @@ class LabelSelectorRequirement(SpecModel):
 class LabelSelector(SpecModel):
     """A Kubernetes label selector: all of matchLabels and matchExpressions must hold."""
 
+    example = "{matchLabels: {role: edge}}"
+
     match_labels: dict[str, str] = Field(default_factory=dict)
     match_expressions: tuple[LabelSelectorRequirement, ...] = ()
 

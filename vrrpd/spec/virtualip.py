@@ -75,6 +75,8 @@ class Readiness(StrEnum):
 class ServiceRef(SpecModel):
     """A LoadBalancer Service in the VirtualIP's namespace that gets the VIP in its status."""
 
+    example = "{name: ingress}"
+
     name: Annotated[str, BeforeValidator(dns1035_label)]
 
 
@@ -82,6 +84,8 @@ class VirtualIPSpec(SpecModel):
     """spec of a VirtualIP. Fields are declared in dependency order: a validator may look
     at the fields above it (info.data), so cross-field problems are reported together with
     the other fields' problems."""
+
+    example = "{addresses: [192.168.77.100/24], vrid: 51}"
 
     addresses: tuple[IPInterface, ...]
     vrid: Annotated[int, BeforeValidator(ranged_int(VRID_MIN, VRID_MAX))] | None = Field(
@@ -420,6 +424,7 @@ class VirtualIPSpec(SpecModel):
 
 
 class ObjectMeta(SpecModel):
+    example = "{name: web}"
     name: Annotated[str, BeforeValidator(dns_label)]
     namespace: Annotated[str, BeforeValidator(dns_label)] = "default"
     labels: dict[str, str] = Field(default_factory=dict)
