@@ -14,6 +14,7 @@ IPInterface = IPv4Interface | IPv6Interface  # an address with its prefix length
 
 # --- the VRRP header (RFC 5798 §5.2, RFC 3768 §5.3) -------------------------------------
 
+VRRP_VERSIONS = (2, 3)  # RFC 3768 (IPv4, whole seconds, PASS) and RFC 5798
 VRID_MIN, VRID_MAX = 1, 255  # Virtual Rtr ID is one octet; 0 is reserved
 PRIORITY_RESIGN = 0  # RFC 5798 §6.1: "the current Master has stopped participating"
 PRIORITY_MIN = 1  # the lowest priority of a router that takes part

@@ -27,20 +27,20 @@ from vrrpd.limits import (
     PREEMPT_DELAY_MAX_CS,
     PRIORITY_MIN,
     PRIORITY_OWNER,
-    IPAddress,
 )
+from vrrpd.spec.addresses import PeerAddress
 from vrrpd.spec.errors import fail, show, type_name
 from vrrpd.spec.fields import (
+    DnsSubdomain,
+    DurationRange,
+    IntRange,
     SpecModel,
     as_string,
-    dns_subdomain,
-    duration_between,
     enum_value,
     format_duration_cs,
     is_standalone,
-    parse_peer_address,
-    ranged_int,
 )
+from vrrpd.spec.openapi import Crd, Rule
 from vrrpd.spec.selectors import LabelSelector, match_labels
 from vrrpd.vrrp.fsm import PreemptMode
 
@@ -48,16 +48,36 @@ _SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 
 
 BasePriority = Annotated[
-    int, BeforeValidator(ranged_int(PRIORITY_MIN, PRIORITY_OWNER, " (255 = address owner)"))
+    int, BeforeValidator(IntRange(PRIORITY_MIN, PRIORITY_OWNER, " (255 = address owner)"))
 ]
 
 
 class NodePriority(SpecModel):
     """A per-node priority override: exactly one of nodeName or nodeSelector."""
 
-    node_name: Annotated[str, BeforeValidator(dns_subdomain)] | None = None
-    node_selector: LabelSelector | None = None
-    priority: BasePriority
+    crd = Crd(
+        description="A priority for the nodes picked by exactly one of nodeName or nodeSelector.",
+        rules=[
+            Rule(
+                "has(self.nodeName) != has(self.nodeSelector)",
+                "set exactly one of nodeName or nodeSelector, e.g. {nodeName: node-a, priority: "
+                "150} or {nodeSelector: {matchLabels: {role: edge}}, priority: 120}",
+            )
+        ],
+    )
+
+    node_name: DnsSubdomain | None = Field(
+        default=None, description="The name of one Node (as in `kubectl get nodes`)."
+    )
+    node_selector: LabelSelector | None = Field(
+        default=None,
+        description="A label selector over Node labels: every matchLabels pair and every "
+        "matchExpressions requirement must hold. An empty selector matches every node.",
+    )
+    priority: BasePriority = Field(
+        description="The base priority of the matched nodes, 1..255 (255 = address owner; not "
+        "with probes)."
+    )
 
     @model_validator(mode="after")
     def _one_way_to_pick(self) -> Self:
@@ -81,16 +101,39 @@ class Preempt(SpecModel):
     """RFC 5798 Preempt_Mode, the same on every node: Always, Never, or Delay by `delay`."""
 
     example = "{mode: Always}"
+    crd = Crd(
+        rules=[
+            Rule(
+                "self.mode != 'Delay' || has(self.delay)",
+                "mode: Delay needs a delay, e.g. {mode: Delay, delay: 30s}",
+                field_path=".delay",
+            ),
+            Rule(
+                "self.mode == 'Delay' || !has(self.delay)",
+                "delay only applies to mode: Delay; remove it or set mode: Delay",
+                field_path=".delay",
+            ),
+        ]
+    )
 
     mode: Annotated[PreemptMode, BeforeValidator(enum_value(PreemptMode, "a preempt mode"))] = (
-        PreemptMode.ALWAYS
+        Field(default=PreemptMode.ALWAYS, description="Always (default), Never or Delay.")
     )
     delay_cs: (
         Annotated[
-            int, BeforeValidator(duration_between(1, PREEMPT_DELAY_MAX_CS, " for mode: Delay"))
+            int,
+            BeforeValidator(
+                DurationRange(1, PREEMPT_DELAY_MAX_CS, " for mode: Delay", example="30s")
+            ),
         ]
         | None
-    ) = Field(default=None, alias="delay")
+    ) = Field(
+        default=None,
+        alias="delay",
+        description="With mode Delay: how long a higher-priority node waits before it takes "
+        "over (keepalived preempt_delay), a duration of 10ms..1h in 10 ms steps, e.g. 30s. "
+        "Required with Delay, not allowed otherwise.",
+    )
 
     @field_serializer("delay_cs")
     def _delay_text(self, cs: int | None) -> str | None:
@@ -112,14 +155,24 @@ class Preempt(SpecModel):
 class Peer(SpecModel):
     """A participating node and its address for one family (a node may appear once per family)."""
 
-    node_name: Annotated[str, BeforeValidator(dns_subdomain)]
-    address: Annotated[IPAddress, BeforeValidator(parse_peer_address)]
+    crd = Crd(description="A node and its own (not virtual) address for one family.")
+
+    node_name: DnsSubdomain = Field(description="The node's name (the Node name in a cluster).")
+    address: PeerAddress = Field(
+        description="The node's own IPv4 or IPv6 address, without a prefix length, e.g. "
+        "192.168.77.11."
+    )
 
 
 class SecretKeyRef(SpecModel):
     example = "{name: vip-auth, key: password}"
-    name: Annotated[str, BeforeValidator(dns_subdomain)]
-    key: Annotated[str, BeforeValidator(lambda v: as_string(v, '"password"'))]
+
+    name: DnsSubdomain = Field(description="The Secret's name.")
+    key: Annotated[
+        str,
+        BeforeValidator(lambda v: as_string(v, '"password"')),
+        Crd(maxLength=253, pattern=f"^{_SECRET_KEY.pattern}$"),
+    ] = Field(description="The key within the Secret's data, e.g. password.")
 
     @field_validator("key")
     @classmethod
@@ -133,9 +186,42 @@ class Authentication(SpecModel):
     """VRRPv2 simple password (PASS): inline, or from a Secret (cluster mode only)."""
 
     example = "{password: lab-pass}"
+    crd = Crd(
+        rules=[
+            Rule(
+                "has(self.password) != has(self.secretRef)",
+                "set exactly one of password (standalone files) or secretRef (a Secret in this "
+                "namespace; use it in a cluster); they are mutually exclusive",
+            )
+        ]
+    )
 
-    password: str | None = None
-    secret_ref: SecretKeyRef | None = None
+    password: (
+        Annotated[
+            str,
+            Crd(
+                minLength=1,
+                maxLength=PASSWORD_MAX_BYTES,
+                rules=[
+                    Rule(
+                        f"bytes(self).size() <= {PASSWORD_MAX_BYTES}",
+                        f"a VRRPv2 PASS password is 1..{PASSWORD_MAX_BYTES} bytes",
+                    )
+                ],
+            ),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="The password inline, 1..8 bytes (keepalived auth_pass). For standalone "
+        "files; discouraged in a cluster (use secretRef).",
+    )
+    secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="A key of a Secret in the VirtualIP's namespace that holds the password "
+        "(1..8 bytes), e.g. created with `kubectl create secret generic vip-auth "
+        "--from-literal=password=...`. Cluster only.",
+    )
 
     @field_validator("password", mode="before")
     @classmethod
@@ -175,15 +261,34 @@ class Garp(SpecModel):
 
     master_delay_cs: Annotated[
         int,
-        BeforeValidator(duration_between(0, GARP_MASTER_DELAY_MAX_CS, " (0s: no second burst)")),
-    ] = Field(default=500, alias="masterDelay")
-    master_repeat: Annotated[int, BeforeValidator(ranged_int(GARP_REPEAT_MIN, GARP_REPEAT_MAX))] = 5
-    interval_cs: Annotated[int, BeforeValidator(duration_between(0, GARP_INTERVAL_MAX_CS))] = Field(
-        default=0, alias="interval"
+        BeforeValidator(DurationRange(0, GARP_MASTER_DELAY_MAX_CS, " (0s: no second burst)")),
+    ] = Field(
+        default=500,
+        alias="masterDelay",
+        description="When to send a second burst after takeover (keepalived "
+        "vrrp_garp_master_delay), 0s..1h; 0s: no second burst. Default 5s.",
+    )
+    master_repeat: Annotated[int, BeforeValidator(IntRange(GARP_REPEAT_MIN, GARP_REPEAT_MAX))] = (
+        Field(
+            default=5,
+            description="Messages per burst (keepalived vrrp_garp_master_repeat), 1..255. "
+            "Default 5.",
+        )
+    )
+    interval_cs: Annotated[int, BeforeValidator(DurationRange(0, GARP_INTERVAL_MAX_CS))] = Field(
+        default=0,
+        alias="interval",
+        description="The pause between the messages of one burst (keepalived "
+        "vrrp_garp_interval), 0s..10s. Default 0s.",
     )
     master_refresh_cs: Annotated[
-        int, BeforeValidator(duration_between(0, GARP_MASTER_REFRESH_MAX_CS, " (0s: no refresh)"))
-    ] = Field(default=0, alias="masterRefresh")
+        int, BeforeValidator(DurationRange(0, GARP_MASTER_REFRESH_MAX_CS, " (0s: no refresh)"))
+    ] = Field(
+        default=0,
+        alias="masterRefresh",
+        description="Repeat a burst this often while master (keepalived "
+        "vrrp_garp_master_refresh), 0s..24h; 0s (the default): never.",
+    )
 
     @field_serializer("master_delay_cs", "interval_cs", "master_refresh_cs")
     def _duration_text(self, cs: int) -> str:

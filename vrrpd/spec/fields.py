@@ -13,15 +13,16 @@ import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface
-from typing import Any, ClassVar, TypeVar
+from ipaddress import IPv6Address, ip_address
+from typing import Annotated, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, model_validator
 from pydantic.alias_generators import to_camel
 
-from vrrpd.limits import IFNAMSIZ, PORT_MAX, PORT_MIN, IPAddress, IPInterface
+from vrrpd.limits import IFNAMSIZ, PORT_MAX, PORT_MIN, IPAddress
 from vrrpd.spec.errors import ConfigError, Problem, error, fail, show, type_name, validate_adding
+from vrrpd.spec.openapi import Crd, Rule
 
 _T = TypeVar("_T")
 
@@ -98,24 +99,74 @@ def duration(value: Any) -> int:
     return result
 
 
-def duration_between(lo_cs: int, hi_cs: int, what: str = "") -> Callable[[Any], int]:
-    def parse(value: Any) -> int:
+# How the API server reads the same durations: Go's time.ParseDuration, limited to whole
+# milliseconds (up to three decimals on s, none on ms, m and h).
+DURATION_PATTERN = r"^(0|([0-9]+(h|m|ms)|([0-9]+([.][0-9]{1,3})?|[.][0-9]{1,3})s)+)$"
+
+
+def crd_duration(cs: int) -> str:
+    """A duration in the largest unit that holds it whole, as Kubernetes users write them:
+    "1h", "5m", "30s", "10ms"."""
+    for unit, size in (("h", 360000), ("m", 6000), ("s", 100)):
+        if cs % size == 0 and (cs or unit == "s"):
+            return f"{cs // size}{unit}"
+    return f"{cs * 10}ms"
+
+
+class DurationText:
+    """The CRD's side of a duration field (kept in centiseconds here): a string the
+    API server can read as a duration. As metadata of a field validated elsewhere."""
+
+    def openapi(self, name: str) -> dict[str, Any]:
+        return {"type": "string", "maxLength": 32, "pattern": DURATION_PATTERN}
+
+    def openapi_value(self, cs: int) -> str:
+        return crd_duration(cs)
+
+
+class DurationRange(DurationText):
+    """A validator: a duration within lo_cs..hi_cs, in centiseconds. `what` follows the
+    range in the model's message; `example` ends the CRD's."""
+
+    def __init__(self, lo_cs: int, hi_cs: int, what: str = "", example: str | None = None):
+        self.lo_cs, self.hi_cs, self.what, self.example = lo_cs, hi_cs, what, example
+
+    def __call__(self, value: Any) -> int:
         cs = duration(value)
-        if not lo_cs <= cs <= hi_cs:
+        if not self.lo_cs <= cs <= self.hi_cs:
             raise fail(
                 f"{show(value)} is out of range; use "
-                f"{format_duration_cs(lo_cs)}..{format_duration_cs(hi_cs)}{what}"
+                f"{format_duration_cs(self.lo_cs)}..{format_duration_cs(self.hi_cs)}{self.what}"
             )
         return cs
 
-    return parse
+    def openapi(self, name: str) -> dict[str, Any]:
+        lo, hi = crd_duration(self.lo_cs), crd_duration(self.hi_cs)
+        bounds = [f"duration(self) >= duration('{lo}')"] if self.lo_cs else []
+        bounds += [
+            f"duration(self) <= duration('{hi}')",
+            "duration(self).getMilliseconds() % 10 == 0",
+        ]
+        rule = Rule(
+            f"!self.matches('{DURATION_PATTERN}') || ({' && '.join(bounds)})",
+            f"{name} must be {lo}..{hi} in 10 ms steps"
+            + (f", e.g. {self.example}" if self.example else ""),
+        )
+        return {**super().openapi(name), "x-kubernetes-validations": [rule.openapi()]}
 
 
 # --- scalar checks ----------------------------------------------------------------------
 
 
-def ranged_int(lo: int, hi: int, what: str = "") -> Callable[[Any], int]:
-    def check(value: Any) -> int:
+class IntRange:
+    """A validator: a whole number within lo..hi (the CRD's minimum and maximum); `what`
+    follows the range in the message."""
+
+    def __init__(self, lo: int, hi: int, what: str = "") -> None:
+        self.lo, self.hi, self.what = lo, hi, what
+
+    def __call__(self, value: Any) -> int:
+        lo, hi, what = self.lo, self.hi, self.what
         if isinstance(value, bool) or not isinstance(value, int):
             raise fail(
                 f"{show(value)} is {type_name(value)}, not a whole number; use {lo}..{hi}{what}"
@@ -124,7 +175,8 @@ def ranged_int(lo: int, hi: int, what: str = "") -> Callable[[Any], int]:
             raise fail(f"{show(value)} is out of range; use {lo}..{hi}{what}")
         return value
 
-    return check
+    def openapi(self, name: str) -> dict[str, Any]:
+        return {"minimum": self.lo, "maximum": self.hi}
 
 
 _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -132,7 +184,7 @@ _DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _HOSTNAME_LABEL = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?")
 _ENV_NAME = re.compile(r"[!-<>-~]+")  # printable ASCII but '=' and space
 _SHA256_HEX = re.compile(r"[0-9A-Fa-f]{64}")
-_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 
@@ -461,61 +513,6 @@ def family_name(family: int) -> str:
     return f"IPv{family}"
 
 
-def parse_virtual_address(value: Any) -> IPInterface:
-    example = "e.g. 192.168.77.100/24 or fd00:77::100/64"
-    if not isinstance(value, str):
-        raise ValueError(
-            f"{show(value)} is {type_name(value)}; write an address as a string, {example}"
-        )
-    try:
-        iface = ip_interface(value.strip())
-    except ValueError:
-        raise ValueError(
-            f"{show(value)} is not an IP address with an optional prefix length; {example}"
-        ) from None
-    ip, net = iface.ip, iface.network
-    why: str | None = None
-    if ip.is_unspecified:
-        why = "the unspecified address"
-    elif ip.is_loopback:
-        why = "a loopback address"
-    elif ip.is_multicast:
-        why = "a multicast address"
-    elif isinstance(ip, IPv4Address) and ip.is_link_local:
-        why = "an IPv4 link-local address (169.254.0.0/16)"
-    elif isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
-        why = f"an IPv4-mapped IPv6 address; write the IPv4 address {ip.ipv4_mapped} instead"
-    elif isinstance(ip, IPv4Address) and net.prefixlen <= 30 and ip == net.network_address:
-        why = f"the network address of {net}"
-    elif isinstance(ip, IPv4Address) and net.prefixlen <= 30 and ip == net.broadcast_address:
-        why = f"the broadcast address of {net}"
-    elif isinstance(ip, IPv6Address) and net.prefixlen <= 126 and ip == net.network_address:
-        why = f"the subnet-router anycast address of {net}"
-    if why is not None:
-        raise ValueError(
-            f"{show(value)} is {why}; a virtual address must be a unicast host address ({example})"
-        )
-    return iface
-
-
-def parse_peer_address(value: Any) -> IPAddress:
-    example = "e.g. 192.168.77.11 or fd00:77::11"
-    if not isinstance(value, str):
-        raise fail(f"{show(value)} is {type_name(value)}; write the address as a string, {example}")
-    text = value.strip()
-    if "/" in text:
-        raise fail(
-            f"{show(value)}: a peer address takes no prefix length; write {text.split('/')[0]}"
-        )
-    try:
-        ip = ip_address(text)
-    except ValueError:
-        raise fail(f"{show(value)} is not an IP address; {example}") from None
-    if ip.is_unspecified or ip.is_multicast or ip.is_loopback:
-        raise fail(f"{show(value)} is not a node's unicast address; {example}")
-    return ip
-
-
 # --- the models' base and enumerations -------------------------------------------------
 
 
@@ -525,6 +522,8 @@ class SpecModel(BaseModel):
     # What a mapping written here looks like, for the message when something else is:
     # "443 is a number; expected a mapping such as {port: 443}".
     example: ClassVar[str | None] = None
+    # What the CRD adds to the schema of this model's objects (vrrpd.spec.openapi).
+    crd: ClassVar[Crd | None] = None
 
     model_config = ConfigDict(
         extra="forbid",
@@ -565,3 +564,72 @@ def enum_value(enum: type[_E], what: str) -> Callable[[Any], _E]:
         raise fail(f"{show(value)} is not {what}; use {listed}{hint}")
 
     return parse
+
+
+# --- field types: a validator, and the CRD's words for the same rule ---------------------
+# The API server's regular expressions are RE2; where the check here is code, not a
+# pattern, the CRD's pattern is written out.
+
+DNS_LABEL_PATTERN = f"^{_DNS1123_LABEL.pattern}$"
+DNS_LABEL = Crd(maxLength=63, pattern=DNS_LABEL_PATTERN)
+DnsSubdomain = Annotated[
+    str,
+    BeforeValidator(dns_subdomain),
+    Crd(maxLength=253, pattern=f"^{_DNS1123_SUBDOMAIN.pattern}$"),
+]
+Dns1035Label = Annotated[
+    str, BeforeValidator(dns1035_label), Crd(maxLength=63, pattern=f"^{_DNS1035_LABEL.pattern}$")
+]
+InterfaceName = Annotated[
+    str,
+    BeforeValidator(interface_name),
+    Crd(
+        minLength=1,
+        maxLength=IFNAMSIZ - 1,
+        pattern=r"^([^/:\s.][^/:\s]*|[.][^/:\s.][^/:\s]*|[.][.][^/:\s]+)$",
+    ),
+]
+Host = Annotated[
+    str,
+    BeforeValidator(ip_or_dns_name),
+    Crd(
+        maxLength=253,
+        rules=[
+            Rule(
+                "isIP(self) || (!self.matches('^[0-9.]+$') && self.matches("
+                f"'^({_HOSTNAME_LABEL.pattern}[.])*{_HOSTNAME_LABEL.pattern}[.]?$'))",
+                "must be an IP address or a DNS name, e.g. 127.0.0.1 or backend.example.test "
+                "(no scheme, path or port)",
+            )
+        ],
+    ),
+]
+HOST_PORT = Crd(
+    maxLength=259, pattern=r"^(\[[0-9A-Fa-f:.]+\]|[-A-Za-z0-9.]+|[0-9A-Fa-f:.]+)(:[0-9]{1,5})?$"
+)
+Port = Annotated[int, BeforeValidator(IntRange(PORT_MIN, PORT_MAX))]
+AbsolutePath = Annotated[str, BeforeValidator(absolute_path), Crd(maxLength=4096, pattern="^/")]
+EmailAddress = Annotated[
+    str, BeforeValidator(email_address), Crd(maxLength=254, pattern=r"^[^\s,;<>@]+@[-A-Za-z0-9.]+$")
+]
+HttpUrl = Annotated[
+    str,
+    BeforeValidator(http_url),
+    Crd(
+        maxLength=2048,
+        rules=[
+            Rule(
+                "self.matches('^https?://[^/?#@ ]+([/?#][!-~]*)?$')",
+                "url must be an http:// or https:// URL with a host, e.g. "
+                "http://hooks.example.test/vrrp",
+            )
+        ],
+    ),
+]
+Sha256Hex = Annotated[
+    str,
+    BeforeValidator(sha256_hex),
+    Crd(minLength=64, maxLength=64, pattern=f"^{_SHA256_HEX.pattern}$"),
+]
+LABEL_KEY = Crd(maxLength=317, pattern=f"^({_DNS1123_SUBDOMAIN.pattern}/)?{_LABEL_NAME.pattern}$")
+LABEL_VALUE = Crd(maxLength=63, pattern=f"^({_LABEL_NAME.pattern})?$")

@@ -26,17 +26,19 @@ from vrrpd.limits import (
 )
 from vrrpd.spec.errors import Problem, validate_adding
 from vrrpd.spec.fields import (
+    HOST_PORT,
+    DurationRange,
+    EmailAddress,
+    HttpUrl,
+    IntRange,
     SpecModel,
     argv,
-    duration_between,
-    email_address,
     format_duration_cs,
     host_port,
-    http_url,
     list_once,
-    ranged_int,
     split_host_port,
 )
+from vrrpd.spec.openapi import Crd, Rule
 
 
 class WebhookSpec(SpecModel):
@@ -44,13 +46,18 @@ class WebhookSpec(SpecModel):
 
     example = '{url: "http://hooks.example.test/vrrp"}'
 
-    url: Annotated[str, BeforeValidator(http_url)]
-    timeout_cs: Annotated[int, BeforeValidator(duration_between(1, WEBHOOK_TIMEOUT_MAX_CS))] = (
-        Field(default=500, alias="timeout")
+    url: HttpUrl = Field(description="An http:// or https:// URL.")
+    timeout_cs: Annotated[int, BeforeValidator(DurationRange(1, WEBHOOK_TIMEOUT_MAX_CS))] = Field(
+        default=500,
+        alias="timeout",
+        description="How long one attempt may take, 10ms..5m. Default 5s.",
     )
     retries: Annotated[
-        int, BeforeValidator(ranged_int(0, WEBHOOK_RETRIES_MAX, " (0: one attempt only)"))
-    ] = 3
+        int, BeforeValidator(IntRange(0, WEBHOOK_RETRIES_MAX, " (0: one attempt only)"))
+    ] = Field(
+        default=3,
+        description="Attempts after a failed one, 0..10 (0: one attempt only). Default 3.",
+    )
 
     @field_serializer("timeout_cs")
     def _duration_text(self, cs: int) -> str:
@@ -65,12 +72,24 @@ class EmailSpec(SpecModel):
 
     example = "{to: [ops@example.test], from: vrrp@example.test, smtpServer: 127.0.0.1}"
 
-    to: tuple[Annotated[str, BeforeValidator(email_address)], ...]
-    sender: Annotated[str, BeforeValidator(email_address)] = Field(alias="from")
-    smtp_server: Annotated[str, BeforeValidator(host_port("127.0.0.1:25"))]
+    to: Annotated[
+        tuple[EmailAddress, ...], Crd(minItems=1, maxItems=16, x_kubernetes_list_type="set")
+    ] = Field(description="The recipients, e.g. [ops@example.test].")
+    sender: EmailAddress = Field(
+        alias="from", description="The sender address, e.g. vrrp@example.test."
+    )
+    smtp_server: Annotated[str, BeforeValidator(host_port("127.0.0.1:25")), HOST_PORT] = Field(
+        description="The SMTP server, host[:port] (port default 25), e.g. 127.0.0.1:25 or "
+        "[fd00::25]:25."
+    )
     connect_timeout_cs: Annotated[
-        int, BeforeValidator(duration_between(1, SMTP_CONNECT_TIMEOUT_MAX_CS))
-    ] = Field(default=3000, alias="connectTimeout")
+        int, BeforeValidator(DurationRange(1, SMTP_CONNECT_TIMEOUT_MAX_CS))
+    ] = Field(
+        default=3000,
+        alias="connectTimeout",
+        description="How long to wait for the SMTP server (keepalived smtp_connect_timeout), "
+        "10ms..5m. Default 30s.",
+    )
 
     @field_validator("to", mode="wrap")
     @classmethod
@@ -93,8 +112,18 @@ class EmailSpec(SpecModel):
 
 
 _NotifyArgv = Annotated[
-    tuple[str, ...],
+    tuple[Annotated[str, Crd(maxLength=4096)], ...],
     BeforeValidator(argv(["/usr/local/bin/notify.sh", "master"], absolute=True)),
+    Crd(
+        minItems=1,
+        maxItems=64,
+        rules=[
+            Rule(
+                "size(self) == 0 || self[0].startsWith('/')",
+                "the first item is the program's absolute path, e.g. /usr/local/bin/notify.sh",
+            )
+        ],
+    ),
 ]
 _NOTIFY_HOOKS = ("master", "backup", "fault", "stop", "all", "webhook", "email")
 
@@ -105,17 +134,51 @@ class NotifySpec(SpecModel):
     They never influence the election."""
 
     example = '{webhook: {url: "http://hooks.example.test/vrrp"}}'
-
-    master: _NotifyArgv | None = None  # keepalived notify_master
-    backup: _NotifyArgv | None = None
-    fault: _NotifyArgv | None = None
-    stop: _NotifyArgv | None = None
-    all: _NotifyArgv | None = None  # keepalived notify: argv + INSTANCE name state priority
-    timeout_cs: Annotated[int, BeforeValidator(duration_between(1, NOTIFY_TIMEOUT_MAX_CS))] = Field(
-        default=1000, alias="timeout"
+    crd = Crd(
+        rules=[
+            Rule(
+                " || ".join(f"has(self.{hook})" for hook in _NOTIFY_HOOKS),
+                "nothing to notify: set at least one of master, backup, fault, stop, all "
+                "(scripts), webhook or email, or remove notify",
+            )
+        ]
     )
-    webhook: WebhookSpec | None = None
-    email: EmailSpec | None = None
+
+    master: _NotifyArgv | None = Field(
+        default=None,
+        description="Run on becoming MASTER (keepalived notify_master): the program's absolute "
+        "path and its arguments, one item each.",
+    )
+    backup: _NotifyArgv | None = Field(
+        default=None, description="Run on becoming BACKUP (keepalived notify_backup); as master."
+    )
+    fault: _NotifyArgv | None = Field(
+        default=None, description="Run on entering FAULT (keepalived notify_fault); as master."
+    )
+    stop: _NotifyArgv | None = Field(
+        default=None,
+        description="Run when the instance stops (keepalived notify_stop); as master.",
+    )
+    all: _NotifyArgv | None = Field(
+        default=None,
+        description="Run on every change (keepalived notify), with four arguments appended as "
+        "keepalived does: INSTANCE (or GROUP), the instance name, the new state (MASTER, "
+        "BACKUP, FAULT, STOP) and the priority.",
+    )
+    timeout_cs: Annotated[int, BeforeValidator(DurationRange(1, NOTIFY_TIMEOUT_MAX_CS))] = Field(
+        default=1000,
+        alias="timeout",
+        description="Scripts still running after this are killed with their process group, "
+        "10ms..1h. Default 10s.",
+    )
+    webhook: WebhookSpec | None = Field(
+        default=None, description="An HTTP POST of a JSON event on every state change."
+    )
+    email: EmailSpec | None = Field(
+        default=None,
+        description="E-mail on state changes (keepalived notification_email, "
+        "notification_email_from, smtp_server, smtp_connect_timeout).",
+    )
 
     @model_validator(mode="wrap")
     @classmethod

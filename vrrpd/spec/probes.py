@@ -40,30 +40,33 @@ from vrrpd.config import (
 from vrrpd.limits import (
     HTTP_STATUS_MAX,
     HTTP_STATUS_MIN,
-    PORT_MAX,
-    PORT_MIN,
     PROBE_INTERVAL_MAX_CS,
     PROBE_RISE_FALL_MAX,
     PROBE_WEIGHT_MAX,
 )
 from vrrpd.spec.errors import Problem, fail, show, validate_adding
 from vrrpd.spec.fields import (
+    DNS_LABEL,
+    DURATION_PATTERN,
+    HOST_PORT,
+    AbsolutePath,
+    DurationRange,
+    Host,
+    InterfaceName,
+    IntRange,
+    Port,
+    Sha256Hex,
     SpecModel,
-    absolute_path,
     argv,
     as_string,
     dns_label,
-    duration_between,
     enum_value,
     environment,
     format_duration_cs,
     host_port,
-    interface_name,
-    ip_or_dns_name,
     list_once,
-    ranged_int,
-    sha256_hex,
 )
+from vrrpd.spec.openapi import Crd, Rule
 
 
 class HttpScheme(StrEnum):
@@ -82,12 +85,38 @@ class ExecCheckSpec(CheckSpec):
     """Run a command (argv, no shell): exit status 0 is success. keepalived vrrp_script."""
 
     example = '{command: ["/usr/local/bin/check"]}'
+    crd = Crd(
+        description="Run a command in the vrrpd container (no shell); exit status 0 is success "
+        "(keepalived vrrp_script). In a cluster the program must exist in the daemon's image "
+        "or a host path it mounts."
+    )
 
     command: Annotated[
-        tuple[str, ...],
+        tuple[Annotated[str, Crd(maxLength=4096)], ...],
         BeforeValidator(argv(["/usr/local/bin/check", "arg"], absolute=False)),
-    ]
-    env: Annotated[dict[str, str], BeforeValidator(environment)] = Field(default_factory=dict)
+        Crd(
+            minItems=1,
+            maxItems=64,
+            rules=[
+                Rule(
+                    "size(self) == 0 || self[0].size() > 0",
+                    "the first item is the program and cannot be empty",
+                )
+            ],
+        ),
+    ] = Field(
+        description="The program and its arguments, one item each, e.g. "
+        "[/usr/local/bin/check, arg]; a relative program is looked up in PATH."
+    )
+    env: Annotated[
+        dict[str, Annotated[str, Crd(maxLength=4096)]],
+        BeforeValidator(environment),
+        Crd(maxProperties=64),
+    ] = Field(
+        default_factory=dict,
+        description="Environment variables added to the daemon's environment for the command "
+        "({NAME: value}).",
+    )
 
     def to_config(self) -> ExecCheck:
         return ExecCheck(command=self.command, env=tuple(sorted(self.env.items())))
@@ -97,9 +126,17 @@ class TcpCheckSpec(CheckSpec):
     """Open a TCP connection: connected within the timeout is success."""
 
     example = "{port: 443}"
+    crd = Crd(
+        description="Open a TCP connection; connected within the timeout is success "
+        "(keepalived TCP_CHECK)."
+    )
 
-    host: Annotated[str, BeforeValidator(ip_or_dns_name)] = "127.0.0.1"
-    port: Annotated[int, BeforeValidator(ranged_int(PORT_MIN, PORT_MAX))]
+    host: Host = Field(
+        default="127.0.0.1",
+        description="An IP address or a DNS name. Default 127.0.0.1 (the node: the daemon "
+        "runs on the host network).",
+    )
+    port: Port = Field(description="The TCP port, 1..65535.")
 
     def to_config(self) -> TcpCheck:
         return TcpCheck(host=self.host, port=self.port)
@@ -109,24 +146,64 @@ class HttpCheckSpec(CheckSpec):
     """GET a URL: an expected status (and body, when asked) within the timeout is success."""
 
     example = "{port: 8080, path: /healthz}"
+    crd = Crd(
+        description="GET a URL; an expected status (and body, when asked) within the timeout "
+        "is success (keepalived HTTP_GET / SSL_GET).",
+        rules=[
+            Rule(
+                "!self.insecureSkipVerify || self.scheme == 'https'",
+                "insecureSkipVerify only applies to scheme: https; remove it or set scheme: https",
+                field_path=".insecureSkipVerify",
+            )
+        ],
+    )
 
     scheme: Annotated[HttpScheme, BeforeValidator(enum_value(HttpScheme, "an HTTP scheme"))] = (
-        HttpScheme.HTTP
+        Field(default=HttpScheme.HTTP, description="http (the default) or https.")
     )
-    host: Annotated[str, BeforeValidator(ip_or_dns_name)] = "127.0.0.1"
-    port: Annotated[int, BeforeValidator(ranged_int(PORT_MIN, PORT_MAX))] | None = None
-    path: str = "/"
-    host_header: Annotated[str, BeforeValidator(host_port("example.test:8443"))] | None = None
-    expect_status: tuple[
-        Annotated[
-            int,
-            BeforeValidator(ranged_int(HTTP_STATUS_MIN, HTTP_STATUS_MAX, " (an HTTP status code)")),
+    host: Host = Field(
+        default="127.0.0.1", description="An IP address or a DNS name. Default 127.0.0.1."
+    )
+    port: Port | None = Field(
+        default=None, description="The port, 1..65535. Default 80 for http, 443 for https."
+    )
+    path: Annotated[str, Crd(maxLength=2048, pattern=r"^/\S*$")] = Field(
+        default="/", description="The request path, starting with /. Default /."
+    )
+    host_header: (
+        Annotated[str, BeforeValidator(host_port("example.test:8443")), HOST_PORT] | None
+    ) = Field(
+        default=None,
+        description="The Host header (and TLS server name), host[:port]. Default: "
+        "host[:port] of the request.",
+    )
+    expect_status: Annotated[
+        tuple[
+            Annotated[
+                int,
+                BeforeValidator(
+                    IntRange(HTTP_STATUS_MIN, HTTP_STATUS_MAX, " (an HTTP status code)")
+                ),
+            ],
+            ...,
         ],
-        ...,
-    ] = (200,)
-    body_contains: str | None = None
-    body_sha256: Annotated[str, BeforeValidator(sha256_hex)] | None = None
-    insecure_skip_verify: StrictBool = False
+        Crd(minItems=1, maxItems=16, x_kubernetes_list_type="set"),
+    ] = Field(
+        default=(200,),
+        description="The status codes that mean healthy, 100..599. Default [200].",
+    )
+    body_contains: Annotated[str, Crd(minLength=1, maxLength=1024)] | None = Field(
+        default=None, description="Healthy only if the body contains this text."
+    )
+    body_sha256: Sha256Hex | None = Field(
+        default=None,
+        description="Healthy only if the SHA-256 digest of the whole body is this, 64 hex "
+        "digits (as sha256sum prints them).",
+    )
+    insecure_skip_verify: StrictBool = Field(
+        default=False,
+        description="With https: do not verify the server's certificate. Default false.",
+    )
 
     @field_validator("path", mode="before")
     @classmethod
@@ -180,8 +257,12 @@ class IcmpCheckSpec(CheckSpec):
     """Ping a host (ICMP / ICMPv6 echo): a reply within the timeout is success."""
 
     example = "{host: 192.168.77.1}"
+    crd = Crd(
+        description="Ping a host (ICMP / ICMPv6 echo); a reply within the timeout is success, "
+        "e.g. the default gateway."
+    )
 
-    host: Annotated[str, BeforeValidator(ip_or_dns_name)]
+    host: Host = Field(description="An IP address or a DNS name.")
 
     def to_config(self) -> IcmpCheck:
         return IcmpCheck(host=self.host)
@@ -191,8 +272,12 @@ class FileCheckSpec(CheckSpec):
     """keepalived track_file: the file holds a number; 0 is success."""
 
     example = "{path: /run/vrrp/maintenance}"
+    crd = Crd(
+        description="Read a number from a file on the node (keepalived track_file): 0 is "
+        "success, so an operator can drain a node by writing 1."
+    )
 
-    path: Annotated[str, BeforeValidator(absolute_path)]
+    path: AbsolutePath = Field(description="The file's absolute path, e.g. /run/vrrp/maintenance.")
 
     def to_config(self) -> FileCheck:
         return FileCheck(path=self.path)
@@ -202,8 +287,12 @@ class InterfaceCheckSpec(CheckSpec):
     """A network interface's link: up (operationally) is success."""
 
     example = "{name: eth1}"
+    crd = Crd(
+        description="A network interface's link: operationally up is success (as "
+        "trackInterfaces, but with rise, fall and weight)."
+    )
 
-    name: Annotated[str, BeforeValidator(interface_name)]
+    name: InterfaceName = Field(description="The interface name, e.g. eth1.")
 
     def to_config(self) -> InterfaceCheck:
         return InterfaceCheck(name=self.name)
@@ -228,6 +317,7 @@ PROBE_KINDS = (
 )
 _KIND_NAMES = [kind.name for kind in PROBE_KINDS]
 _ONE_OF_THE_KINDS = ", ".join(_KIND_NAMES[:-1]) + " or " + _KIND_NAMES[-1]
+_PROBE_TIMEOUT = DurationRange(1, PROBE_INTERVAL_MAX_CS, example="1s")
 
 
 class ProbeSpec(SpecModel):
@@ -235,24 +325,69 @@ class ProbeSpec(SpecModel):
     rise successes / fall failures in a row change its state, and its weight what that does
     to the priority."""
 
-    name: Annotated[str, BeforeValidator(lambda v: dns_label(v, "haproxy"))]
-    # exec: ExecCheckSpec | None = None, tcp: ...: one optional field per kind of check.
+    crd = Crd(
+        description=f"One probe: a name, exactly one check ({_ONE_OF_THE_KINDS}) and its timing.",
+        rules=[
+            Rule(
+                " + ".join(f"(has(self.{kind}) ? 1 : 0)" for kind in _KIND_NAMES) + " == 1",
+                f"a probe runs exactly one check: set one of {_ONE_OF_THE_KINDS} (make one "
+                "probe per check)",
+            ),
+            Rule(
+                f"!has(self.timeout) || !self.timeout.matches('{DURATION_PATTERN}') || "
+                f"!self.interval.matches('{DURATION_PATTERN}') || "
+                "duration(self.timeout) <= duration(self.interval)",
+                "timeout must not exceed interval: a check must end before the next one starts",
+                field_path=".timeout",
+            ),
+        ],
+    )
+
+    name: Annotated[str, BeforeValidator(lambda v: dns_label(v, "haproxy")), DNS_LABEL] = Field(
+        description="The probe's name, unique in this VirtualIP (a DNS-1123 label, e.g. "
+        "haproxy); shown in status and Events."
+    )
+    # exec: ExecCheckSpec | None = None, tcp: ...: one optional field per kind of check,
+    # described by the kind's own Crd.
     __annotations__.update({kind.name: kind.spec | None for kind in PROBE_KINDS})
     locals().update(dict.fromkeys(_KIND_NAMES))
-    interval_cs: Annotated[int, BeforeValidator(duration_between(1, PROBE_INTERVAL_MAX_CS))] = (
-        Field(default=100, alias="interval")
+    interval_cs: Annotated[
+        int, BeforeValidator(DurationRange(1, PROBE_INTERVAL_MAX_CS, example="2s"))
+    ] = Field(
+        default=100,
+        alias="interval",
+        description="How often the check runs (keepalived vrrp_script interval), a duration of "
+        "10ms..1h in 10 ms steps. Default 1s.",
     )
-    timeout_cs: int | None = Field(default=None, alias="timeout")  # None: the interval
-    rise: Annotated[int, BeforeValidator(ranged_int(1, PROBE_RISE_FALL_MAX))] = 1
-    fall: Annotated[int, BeforeValidator(ranged_int(1, PROBE_RISE_FALL_MAX))] = 1
+    timeout_cs: Annotated[int, _PROBE_TIMEOUT] | None = Field(  # None: the interval
+        default=None,
+        alias="timeout",
+        description="How long one check may take before it counts as a failure (keepalived "
+        "vrrp_script timeout), 10ms..1h in 10 ms steps and at most interval. Default: the "
+        "interval.",
+    )
+    rise: Annotated[int, BeforeValidator(IntRange(1, PROBE_RISE_FALL_MAX))] = Field(
+        default=1,
+        description="Successes in a row that make a failing probe healthy (keepalived rise), "
+        "1..255. Default 1.",
+    )
+    fall: Annotated[int, BeforeValidator(IntRange(1, PROBE_RISE_FALL_MAX))] = Field(
+        default=1,
+        description="Failures in a row that make a healthy probe fail (keepalived fall), "
+        "1..255. Default 1.",
+    )
     weight: Annotated[
         int,
         BeforeValidator(
-            ranged_int(
-                -PROBE_WEIGHT_MAX, PROBE_WEIGHT_MAX, " (0, the default: failing means FAULT)"
-            )
+            IntRange(-PROBE_WEIGHT_MAX, PROBE_WEIGHT_MAX, " (0, the default: failing means FAULT)")
         ),
-    ] = 0
+    ] = Field(
+        default=0,
+        description="What the probe does to the priority (keepalived weight), -254..254. 0 "
+        "(the default): failing puts the instance in FAULT. Positive: added while the probe "
+        "succeeds. Negative: subtracted while it fails. The effective priority stays within "
+        "1..254.",
+    )
 
     @model_validator(mode="wrap")
     @classmethod
@@ -281,7 +416,7 @@ class ProbeSpec(SpecModel):
     @field_validator("timeout_cs", mode="before")
     @classmethod
     def _timeout_within_interval(cls, value: Any, info: ValidationInfo) -> int:
-        cs = duration_between(1, PROBE_INTERVAL_MAX_CS)(value)
+        cs = _PROBE_TIMEOUT(value)
         interval = info.data.get("interval_cs")  # absent when interval itself is invalid
         if interval is not None and cs > interval:
             raise fail(

@@ -10,12 +10,15 @@ from pydantic import BeforeValidator, Field, ValidationError, field_validator, m
 
 from vrrpd.spec.errors import ConfigError, Problem, error, fail, format_errors, show, type_name
 from vrrpd.spec.fields import (
+    LABEL_KEY,
+    LABEL_VALUE,
     SpecModel,
     as_string,
     enum_value,
     label_key_problem,
     label_value_problem,
 )
+from vrrpd.spec.openapi import Crd, Rule
 
 
 class SelectorOperator(StrEnum):
@@ -28,11 +31,35 @@ class SelectorOperator(StrEnum):
 class LabelSelectorRequirement(SpecModel):
     """One Kubernetes matchExpressions entry."""
 
-    key: Annotated[str, BeforeValidator(lambda v: as_string(v, '"role"'))]
+    crd = Crd(
+        description="A requirement: key, an operator, and values (In and NotIn need values; "
+        "Exists and DoesNotExist take none).",
+        rules=[
+            Rule(
+                "!has(self.operator) || !(self.operator in ['In', 'NotIn']) || "
+                "(has(self.values) && size(self.values) > 0)",
+                "operators In and NotIn need at least one value",
+            ),
+            Rule(
+                "!has(self.operator) || !(self.operator in ['Exists', 'DoesNotExist']) || "
+                "!has(self.values) || size(self.values) == 0",
+                "operators Exists and DoesNotExist take no values; remove them",
+            ),
+        ],
+    )
+
+    key: Annotated[str, BeforeValidator(lambda v: as_string(v, '"role"')), LABEL_KEY] = Field(
+        description="The label key, e.g. topology.kubernetes.io/zone."
+    )
     operator: Annotated[
         SelectorOperator, BeforeValidator(enum_value(SelectorOperator, "a selector operator"))
-    ]
-    values: tuple[str, ...] = ()
+    ] = Field(
+        description="In (the value is one of values), NotIn (absent, or not one of values), "
+        "Exists (the key is present) or DoesNotExist."
+    )
+    values: Annotated[tuple[Annotated[str, LABEL_VALUE], ...], Crd(maxItems=64)] = Field(
+        default=(), description="The values for In and NotIn."
+    )
 
     @field_validator("key")
     @classmethod
@@ -73,9 +100,16 @@ class LabelSelector(SpecModel):
     """A Kubernetes label selector: all of matchLabels and matchExpressions must hold."""
 
     example = "{matchLabels: {role: edge}}"
+    crd = Crd(x_kubernetes_map_type="atomic")
 
-    match_labels: dict[str, str] = Field(default_factory=dict)
-    match_expressions: tuple[LabelSelectorRequirement, ...] = ()
+    match_labels: Annotated[dict[str, Annotated[str, LABEL_VALUE]], Crd(maxProperties=64)] = Field(
+        default_factory=dict,
+        description="Labels the Node must have, with these values ({key: value}); keys as in "
+        "Kubernetes, e.g. node-role.kubernetes.io/edge.",
+    )
+    match_expressions: Annotated[tuple[LabelSelectorRequirement, ...], Crd(maxItems=16)] = Field(
+        default=(), description="Requirements on Node labels; all must hold."
+    )
 
     @field_validator("match_labels", mode="before")
     @classmethod
