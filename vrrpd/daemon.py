@@ -16,10 +16,9 @@ from dataclasses import dataclass, field, fields, replace
 from ipaddress import ip_address
 from typing import Any
 
-from vrrpd.limits import IPAddress
-from vrrpd.metrics import DaemonMetrics
 from vrrpd.config import InstanceConfig
-from vrrpd.limits import IPInterface
+from vrrpd.limits import IPAddress, IPInterface
+from vrrpd.metrics import DaemonMetrics
 from vrrpd.notify import Notifier
 from vrrpd.ports import AdvertSocket, Packet, Ports
 from vrrpd.probes.runners import ProbeOutcome, probe_for, run_forever
@@ -485,6 +484,7 @@ class Daemon:
                 initially_up=None if previous is None else carried[previous.state],
             )  # fmt: skip
             inst.tasks[name] = asyncio.create_task(self._probe_loop(inst, name))
+
     def _readdressable(self, inst: Instance, config: InstanceConfig) -> bool:
         """Only the address list of an instance that verifies no address list changed (and
         its interface stays): the pool instances, whose list changes with every Service."""

@@ -13,9 +13,9 @@ import pytest
 
 from tests.component.fakes import FakeHost, FakeWire
 from vrrpd.daemon import Daemon, Instance
+from vrrpd.probes.tracking import ProbeState
 from vrrpd.resolve import instances_for_node
 from vrrpd.spec.load import load_manifests
-from vrrpd.probes.tracking import ProbeState
 from vrrpd.vrrp import packet
 from vrrpd.vrrp.fsm import State
 

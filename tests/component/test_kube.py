@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from vrrpd.config import InstanceConfig
 from vrrpd.kube import (
     CONFIG_KEY,
     REPORT_INTERVAL_S,
@@ -30,7 +31,6 @@ from vrrpd.kube import (
     report_document,
     select,
 )
-from vrrpd.config import InstanceConfig
 from vrrpd.spec.errors import ConfigError
 
 
