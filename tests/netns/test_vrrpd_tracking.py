@@ -97,6 +97,7 @@ def test_readyz_metrics_and_status_answer_what_the_state_is(lab: Lab) -> None:
     extra = "  readiness: Master\n"
     d = start_all(lab, write(lab, manifest(priorities=(150, 100), extra=extra)))
     assert d[0].wait_state(WEB, "MASTER", 15) and d[1].wait_state(WEB, "BACKUP", 15)
+    assert d[0].wait_http(15) and d[1].wait_http(15)
     assert get(lab, 1, "/healthz")[0] == 200
     assert get(lab, 1, "/readyz")[0] == 200
     code, body = get(lab, 2, "/readyz")

@@ -59,6 +59,7 @@ CHART = ROOT / "charts" / "kube-vrrp"
 RELEASE = "kube-vrrp"
 NAMESPACE = "kube-vrrp"
 VIP_RESOURCE = "virtualips.kubevrrp.io"
+CHART_CRDS = (VIP_RESOURCE, "virtualippools.kubevrrp.io")  # what a release installs and keeps
 DAEMON_SELECTOR = "app.kubernetes.io/name=kube-vrrp,app.kubernetes.io/component=daemon"
 STOP_TIMEOUT_S = 30.0
 RELAY = ROOT / "tests" / "system" / "relay.py"
@@ -187,17 +188,19 @@ def _container(deployment: dict[str, Any]) -> dict[str, Any]:
 
 
 def _adopt(api: ApiServer, release: str, namespace: str) -> None:
-    """Let the release own a VirtualIP CRD created before it (by kubectl, in another test
-    module of the same run), as Helm documents for adopting existing objects; otherwise
-    `helm install` refuses it as "not managed by Helm"."""
-    found = api.kubectl("get", "crd", VIP_RESOURCE, "--ignore-not-found", "-o", "name").stdout
-    if not found.strip():
-        return
-    api.kubectl("label", "--overwrite", "crd", VIP_RESOURCE, "app.kubernetes.io/managed-by=Helm")
-    api.kubectl(
-        "annotate", "--overwrite", "crd", VIP_RESOURCE,
-        f"meta.helm.sh/release-name={release}", f"meta.helm.sh/release-namespace={namespace}",
-    )  # fmt: skip
+    """Let the release own the chart's CRDs where they exist already (created by kubectl, or
+    kept by an earlier release of the same run: the chart keeps its CRDs on uninstall), as
+    Helm documents for adopting existing objects; otherwise `helm install` refuses them as
+    "not managed by Helm" or as another release's."""
+    for crd in CHART_CRDS:
+        found = api.kubectl("get", "crd", crd, "--ignore-not-found", "-o", "name").stdout
+        if not found.strip():
+            continue
+        api.kubectl("label", "--overwrite", "crd", crd, "app.kubernetes.io/managed-by=Helm")
+        api.kubectl(
+            "annotate", "--overwrite", "crd", crd,
+            f"meta.helm.sh/release-name={release}", f"meta.helm.sh/release-namespace={namespace}",
+        )  # fmt: skip
 
 
 def install_chart(

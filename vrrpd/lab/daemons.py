@@ -94,6 +94,11 @@ class VrrpdProcess:
     def wait_state(self, instance: str, state: str, timeout: float) -> bool:
         return wait_until(lambda: self.state(instance) == state, timeout)
 
+    def wait_http(self, timeout: float) -> bool:
+        """Until the HTTP face serves: it starts after the instances (vrrpd.cli._serve_http),
+        so an instance's state says nothing of it."""
+        return wait_until(lambda: "serving /healthz" in self.log_text(), timeout)
+
     def log_text(self) -> str:
         return Path(self.log_path).read_text(errors="replace")
 
