@@ -77,6 +77,7 @@ def _load(path: str, node: str) -> list[InstanceConfig]:
 
 async def _real_ports() -> Any:
     from vrrpd.net.announce import Announcer
+    from vrrpd.net.heard import AnnouncementListener
     from vrrpd.net.rtnl import Rtnl
     from vrrpd.net.transport import VrrpSocket
     from vrrpd.ports import Ports
@@ -85,7 +86,13 @@ async def _real_ports() -> Any:
         return VrrpSocket.open(ifname, family, multicast=True)
 
     rtnl = await Rtnl.open()
-    return Ports(open_socket=open_socket, addresses=rtnl, announcer=Announcer(), links=rtnl)
+    ports = Ports(open_socket=open_socket, addresses=rtnl, announcer=Announcer(), links=rtnl)
+    try:
+        ports.heard = AnnouncementListener()
+    except OSError as exc:  # the announcer's CAP_NET_RAW would have failed first
+        log.warning("not listening for other hosts' ARP / NA: %s; split brain is seen from "
+                    "adverts only", exc)  # fmt: skip
+    return ports
 
 
 async def _claim_namespace() -> None:
@@ -306,6 +313,10 @@ def format_status_table(status: Mapping[str, Any], *, now: float | None = None) 
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
     if len(rows) == 1:
         lines.append("(no instances)")
+    for inst in instances if isinstance(instances, list) else []:
+        split = inst.get("splitBrain") if isinstance(inst, Mapping) else None
+        if isinstance(split, Mapping):  # too long for a column, too important to leave out
+            lines.append(f"SPLIT BRAIN {_cell(inst.get('name'))}: {_cell(split.get('detail'))}")
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 

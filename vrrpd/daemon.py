@@ -44,6 +44,7 @@ from vrrpd.vrrp.fsm import (
     Transition,
     VirtualRouter,
 )
+from vrrpd.vrrp.splitbrain import Conflict, SplitBrainDetector
 
 log = logging.getLogger("vrrpd")
 
@@ -79,6 +80,7 @@ class Instance:
     notifier: Notifier | None = None
     # Actions waiting for an address change to reach the kernel (see Daemon._run).
     effects: asyncio.Task[None] | None = None
+    split: SplitBrainDetector = field(default_factory=SplitBrainDetector)  # while MASTER
 
     @property
     def labels(self) -> dict[str, Any]:
@@ -153,6 +155,8 @@ class Daemon:
             log_leftover(ifname, address)
         if self.ports.links is not None:
             self.ports.links.subscribe(self._on_link_events)
+        if self.ports.heard is not None:
+            self.ports.heard.subscribe(self._on_heard)
         return self.apply(configs)
 
     def apply(self, configs: Iterable[InstanceConfig]) -> ApplyResult:
@@ -249,6 +253,8 @@ class Daemon:
         self.ports.announcer.close()
         if self.ports.links is not None:
             self.ports.links.close()
+        if self.ports.heard is not None:
+            self.ports.heard.close()
 
     # ---------------------------------------------------------------- status
 
@@ -291,6 +297,7 @@ class Daemon:
                         for addr, (prio, seen) in sorted(inst.peers_seen.items())
                     ],
                     "drops": dict(inst.drops),
+                    "splitBrain": self._split_status(inst.split.conflict),
                     "syncGroup": inst.config.sync_group,
                     "readiness": inst.config.readiness,
                 }
@@ -610,6 +617,7 @@ class Daemon:
                 inst.transitions += 1
                 if action.new != State.MASTER:
                     self._cancel_announcements(inst)
+                    self._split_over(inst, action.reason)
         if inst.effects is None and not any(self._waits(inst, a) for a in actions):
             self._carry_out(inst, actions)
             return
@@ -716,6 +724,8 @@ class Daemon:
         inst.timer = None
         # The loop may fire a hair before the deadline; the FSM must see it as due.
         self._run(inst, inst.router.handle_timer(max(self.now(), deadline)))
+        if inst.state == State.MASTER:  # a master's timer is its advert tick
+            self._judge_split(inst)
 
     def _cancel_timers(self, inst: Instance) -> None:
         if inst.timer is not None:
@@ -879,6 +889,7 @@ class Daemon:
                 continue
             if inst.config.unicast and pkt.source not in inst.config.peers:
                 self._count_drop(inst, "peer", f"advert from {pkt.source}, not a configured peer")
+                self._heard_master(inst, pkt.source, result, "not a configured peer")
                 continue
             drop = packet.check_instance(
                 result,
@@ -890,12 +901,14 @@ class Daemon:
             )
             if drop is not None:
                 self._count_drop(inst, drop.reason, f"from {pkt.source}: {drop.detail}")
+                self._heard_master(inst, pkt.source, result, f"{drop.reason}: {drop.detail}")
                 continue
             self.metrics.adverts_received.labels(**inst.labels).inc()
             if result.priority == 0:
                 self.metrics.priority_zero_received.labels(**inst.labels).inc()
             inst.peers_seen[str(pkt.source)] = (result.priority, self.now())
             self._run(inst, inst.router.receive(result, pkt.source, self.now()))
+            self._heard_master(inst, pkt.source, result, None)
 
     def _count_drop(self, inst: Instance, reason: str, detail: str) -> None:
         first = reason not in inst.drops
@@ -909,6 +922,61 @@ class Daemon:
             reason,
             detail,
         )
+
+    # ---------------------------------------------------------------- split brain
+
+    def _heard_master(
+        self, inst: Instance, source: IPAddress, advert: packet.Advertisement, refused: str | None
+    ) -> None:
+        """An advert for our VRID that left us MASTER: another master (vrrpd.vrrp.splitbrain)."""
+        if inst.router.state != State.MASTER or inst.router.stopping:
+            return
+        now = self.now()
+        inst.split.advert(str(source), advert.priority, advert.advert_interval_cs, now,
+                          mismatch=refused)  # fmt: skip
+        self._judge_split(inst)
+
+    def _on_heard(self) -> None:
+        assert self.ports.heard is not None
+        for heard in self.ports.heard.poll():
+            for inst in self.instances.values():
+                if (
+                    inst.ifname == heard.ifname
+                    and inst.router.state == State.MASTER
+                    and any(a.ip == heard.address for a in inst.config.addresses)
+                ):
+                    inst.split.announcement(heard.mac, str(heard.address), self.now())
+                    self._judge_split(inst)
+
+    def _judge_split(self, inst: Instance) -> None:
+        conflict, changed = inst.split.evaluate(self.now(), inst.config.advert_interval_cs)
+        if not changed:
+            return
+        name = inst.config.name
+        self.metrics.record_split_brain(name, None if conflict is None else conflict.evidence)
+        if conflict is None:
+            log.info("instance %s: split brain over: no other master heard", name)
+            return
+        log.warning(
+            "instance %s: split brain: MASTER for VRID %d on %s, and %s", name,
+            inst.config.vrid, inst.ifname, conflict.describe(),
+            extra={"instance": name, "split_brain": conflict.evidence, "peer": conflict.peer},
+        )  # fmt: skip
+
+    def _split_over(self, inst: Instance, why: str) -> None:
+        if inst.split.left_master() is not None:
+            self.metrics.record_split_brain(inst.config.name, None)
+            log.info("instance %s: split brain over on this node: %s", inst.config.name, why)
+
+    def _split_status(self, conflict: Conflict | None) -> dict[str, Any] | None:
+        if conflict is None:
+            return None
+        return {
+            "evidence": conflict.evidence,
+            "peer": conflict.peer,
+            "detail": conflict.describe(),
+            "since": self._unix(conflict.since),
+        }
 
     # ---------------------------------------------------------------- links
 

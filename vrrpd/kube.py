@@ -489,6 +489,7 @@ def report_document(
     changes while the daemon's state does not (`since` is fixed at the transition)."""
     rows = []
     for row in status.get("instances", []):
+        split = row.get("splitBrain")
         rows.append({
             "name": row["name"], "vrid": row["vrid"], "interface": row["interface"],
             "state": row["state"], "priority": row["priority"],
@@ -496,6 +497,9 @@ def report_document(
             "healthy": healthy.get(row["name"], row["state"] != "FAULT"),
             "since": iso(row["since"]), "reason": row["reason"], "master": row["master"],
             "transitions": row["transitions"],
+            # What this master hears of another (vrrpd.vrrp.splitbrain), without its time:
+            # the report changes when the verdict or what it hears does, not every second.
+            "splitBrain": split and {k: split[k] for k in ("evidence", "peer", "detail")},
         })  # fmt: skip
     return {
         "node": node,

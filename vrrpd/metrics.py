@@ -16,7 +16,8 @@ exporter's names (labels iname, intf, vrid unless said):
   keepalived_address_list_errors_total, keepalived_script_status (name only).
 Ours: vrrpd_probe_success{iname,probe}, vrrpd_probe_duration_seconds{iname,probe},
   vrrpd_effective_priority{iname}, vrrpd_transitions_total{iname,to},
-  vrrpd_state_since_seconds{iname}, vrrpd_adverts_dropped_total{iname,reason}.
+  vrrpd_state_since_seconds{iname}, vrrpd_adverts_dropped_total{iname,reason},
+  vrrpd_split_brain{iname}, vrrpd_split_brain_detected_total{iname,evidence}.
 
 keepalived_vrrp_state values are keepalived's own numbers (the exporter's VRRPStates list):
 0 INIT, 1 BACKUP, 2 MASTER, 3 FAULT; 4 STOPPED is ours (keepalived drops a stopped instance
@@ -165,12 +166,25 @@ class DaemonMetrics:
             ("iname", "reason"),
             registry=r,
         )
+        self.split_brain = Gauge(
+            "vrrpd_split_brain",
+            "1 while this MASTER hears another master for its VRID or VIP, else 0",
+            ("iname",),
+            registry=r,
+        )
+        self.split_brain_detected = Counter(
+            "vrrpd_split_brain_detected_total",
+            "Split brains detected, by evidence: advert, mismatch, announcement",
+            ("iname", "evidence"),
+            registry=r,
+        )
         # Every family labelled by instance, for forget_instance.
         self._per_instance: tuple[Counter | Gauge, ...] = (
             self.vrrp_state, self.adverts_sent, self.adverts_received, self.become_master,
             self.release_master, self.priority_zero_sent, self.priority_zero_received,
             *self.drop_errors.values(), self.probe_success, self.probe_duration,
             self.effective_priority, self.transitions, self.state_since, self.adverts_dropped,
+            self.split_brain, self.split_brain_detected,
         )  # fmt: skip
 
     def on_scrape(self, collect: Callable[[], None]) -> None:
@@ -211,6 +225,12 @@ class DaemonMetrics:
         counter = self.drop_errors.get(str(reason))
         if counter is not None:
             counter.labels(iname, intf, vrid).inc()
+
+    def record_split_brain(self, iname: str, evidence: str | None) -> None:
+        """A split brain seen (evidence: what showed it) or over (None)."""
+        self.split_brain.labels(iname).set(0 if evidence is None else 1)
+        if evidence is not None:
+            self.split_brain_detected.labels(iname, evidence).inc()
 
     def record_probe(self, iname: str, probe: str, ok: bool, duration_s: float) -> None:
         self.probe_success.labels(iname, probe).set(1 if ok else 0)

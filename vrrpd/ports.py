@@ -67,6 +67,23 @@ class LinkPort(Protocol):
     def close(self) -> None: ...
 
 
+class HeardAnnouncement(Protocol):
+    """A gratuitous ARP / ARP reply / unsolicited NA from another MAC than ours."""
+
+    @property
+    def ifname(self) -> str: ...
+    @property
+    def address(self) -> IPAddress: ...
+    @property
+    def mac(self) -> str: ...
+
+
+class AnnouncementPort(Protocol):
+    def subscribe(self, on_heard: Callable[[], None]) -> None: ...
+    def poll(self) -> Sequence[HeardAnnouncement]: ...
+    def close(self) -> None: ...
+
+
 class SocketFactory(Protocol):
     def __call__(self, ifname: str, family: int) -> AdvertSocket: ...
 
@@ -77,3 +94,4 @@ class Ports:
     addresses: AddressPort
     announcer: AnnouncerPort
     links: LinkPort | None = None
+    heard: AnnouncementPort | None = None  # None: split brain is seen from adverts only

@@ -75,6 +75,7 @@ class InstanceReport:
     since: datetime | None = None  # when it entered `state`
     reason: str | None = None
     vrid: int | None = None
+    split_brain: str | None = None  # what this node, MASTER, hears of another master
 
     @property
     def family(self) -> int:
@@ -127,6 +128,7 @@ def parse_report(node: str, text: str | None, *, pod_phase: str = "Running") -> 
             since=parse_time(row.get("since")),
             reason=str(row["reason"]) if row.get("reason") else None,
             vrid=_int(row.get("vrid")),
+            split_brain=_split_brain(row.get("splitBrain")),
         )
     refused = {
         str(r["virtualip"]): str(r.get("error") or "refused")
@@ -144,6 +146,12 @@ def parse_report(node: str, text: str | None, *, pod_phase: str = "Running") -> 
         updated=parse_time(data.get("updated")),
         pod_phase=pod_phase,
     )
+
+
+def _split_brain(value: Any) -> str | None:
+    if not isinstance(value, Mapping):
+        return None
+    return str(value.get("detail") or value.get("evidence") or "another master heard")[:512]
 
 
 def _int(value: Any) -> int | None:
@@ -238,7 +246,7 @@ def aggregate_status(
 
     by_family = {f: masters_of(f) for f in families}
     masters_by_family = {f: ms for f, (ms, _) in by_family.items()}
-    split = [s for _, s in by_family.values() if s is not None]
+    split = heard_splits([s for _, s in by_family.values() if s is not None], per_node, limit)
     all_masters = sorted({n for ms in masters_by_family.values() for n in ms})
 
     master: str | None = ",".join(all_masters) or None
@@ -343,12 +351,36 @@ def _pod_not_running(phase: str) -> str:
 class _Split:
     """Two or more nodes MASTER together longer than a takeover takes to be reported: the
     larger of SPLIT_BRAIN_ADVERTS adverts (a preempting node and the old master overlap for
-    up to one advert) and REPORT_LAG_S."""
+    up to one advert) and REPORT_LAG_S. Or a MASTER whose daemon hears another master
+    (`heard`, node -> what it hears): that needs no second report, and no waiting."""
 
     family: int
     nodes: tuple[str, ...]
     overlap: timedelta
     limit: timedelta
+    heard: tuple[tuple[str, str], ...] = ()
+
+
+def heard_splits(
+    split: list[_Split], per_node: Mapping[str, list[InstanceReport]], limit: timedelta
+) -> list[_Split]:
+    """`split` with what the daemons themselves report (vrrpd.vrrp.splitbrain): a MASTER that
+    hears another master for its VRID or VIP, which its daemon confirms within two adverts."""
+    out = {s.family: s for s in split}
+    for family in sorted({i.family for insts in per_node.values() for i in insts}):
+        heard = tuple(
+            (node, i.split_brain)
+            for node, insts in sorted(per_node.items())
+            for i in insts
+            if i.family == family and i.state == "MASTER" and i.split_brain
+        )
+        if not heard:
+            continue
+        known = out.get(family)
+        nodes = tuple(sorted({*(known.nodes if known else ()), *(n for n, _ in heard)}))
+        overlap = known.overlap if known else timedelta(0)
+        out[family] = _Split(family, nodes, overlap, limit, heard)
+    return [out[f] for f in sorted(out)]
 
 
 def _condition(kind: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
@@ -408,11 +440,17 @@ def _degraded(
 
 
 def _split_text(split: list[_Split]) -> str:
-    return "; ".join(
+    return "; ".join(_one_split_text(s) for s in split)
+
+
+def _one_split_text(s: _Split) -> str:
+    heard = "".join(f"; {node} (MASTER) hears {what}" for node, what in s.heard)
+    if s.overlap <= s.limit and s.heard:  # only the daemons say so, so far
+        return f"IPv{s.family}{heard}: check that the nodes hear each other's adverts"
+    return (
         f"{', '.join(s.nodes)} all MASTER for IPv{s.family} for "
-        f"{s.overlap.total_seconds():.1f}s (> {s.limit.total_seconds():g}s): check that they "
-        "hear each other's adverts"
-        for s in split
+        f"{s.overlap.total_seconds():.1f}s (> {s.limit.total_seconds():g}s){heard}: check "
+        "that they hear each other's adverts"
     )
 
 

@@ -110,6 +110,8 @@ class FakeAnnouncer:
 
     def announce(self, ifname: str, address: IPAddress) -> None:
         self.host.announced.append((asyncio.get_running_loop().time(), str(address)))
+        if self.host.link.get(ifname, True):
+            self.host.wire.announce(self.host, ifname, address)
 
     def close(self) -> None:
         self.closed = True
@@ -137,6 +139,31 @@ class FakeLinks:
         return events
 
 
+@dataclass(frozen=True)
+class HeardFrame:
+    ifname: str
+    address: IPAddress
+    mac: str
+
+
+class FakeHeard:
+    """Gratuitous ARP / NA that other hosts on the wire sent (vrrpd.net.heard's port)."""
+
+    def __init__(self) -> None:
+        self.frames: list[HeardFrame] = []
+        self.on_heard: Callable[[], None] | None = None
+
+    def subscribe(self, on_heard: Callable[[], None]) -> None:
+        self.on_heard = on_heard
+
+    def poll(self) -> list[HeardFrame]:
+        frames, self.frames = self.frames, []
+        return frames
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass
 class FakeHost:
     name: str
@@ -153,12 +180,18 @@ class FakeHost:
 
     def __post_init__(self) -> None:
         self.links = FakeLinks()
+        self.heard = FakeHeard()
         self.ports = Ports(
             open_socket=self.open_socket,
             addresses=FakeAddresses(self),
             announcer=FakeAnnouncer(self),
             links=self.links,
+            heard=self.heard,
         )
+
+    @property
+    def mac(self) -> str:
+        return f"02:00:00:00:00:{self.wire.hosts.index(self) + 1:02x}"
 
     def primary(self, family: int) -> IPAddress | None:
         for own in self.addresses:
@@ -191,7 +224,7 @@ class FakeWire:
 
     def __init__(self) -> None:
         self.hosts: list[FakeHost] = []
-        self.filter: list[object] = []  # hosts whose outgoing packets are lost
+        self.filter: list[object] = []  # hosts whose outgoing adverts are lost (not ARP)
 
     def host(self, name: str, *addresses: str) -> FakeHost:
         h = FakeHost(name, self, [ip_interface(a) for a in addresses])
@@ -210,6 +243,14 @@ class FakeWire:
             own = {a.ip for a in host.addresses}
             if pkt.destination in MULTICAST or pkt.destination in own:
                 loop.call_soon(host.daemon.deliver, (sock.ifname, sock.family), pkt)
+
+    def announce(self, sender: FakeHost, ifname: str, address: IPAddress) -> None:
+        """A gratuitous ARP / NA: every other host on the segment hears it."""
+        for host in self.hosts:
+            if host is sender or not host.link.get("eth0", True) or host.heard.on_heard is None:
+                continue
+            host.heard.frames.append(HeardFrame(ifname, address, sender.mac))
+            asyncio.get_running_loop().call_soon(host.heard.on_heard)
 
     def close(self) -> None:
         for h in self.hosts:

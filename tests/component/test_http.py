@@ -320,6 +320,13 @@ def test_status_table() -> None:
     ]
 
 
+def test_status_table_names_a_split_brain_below_the_table() -> None:
+    detail = "another master for this VRID: 02:77:00:00:00:02 announces 192.168.77.100"
+    web = {**STATUS["instances"][0], "splitBrain": {"evidence": "announcement", "detail": detail}}
+    table = format_status_table({"instances": [web, STATUS["instances"][1]]}, now=1_700_000_000)
+    assert table.splitlines()[-1] == f"SPLIT BRAIN web: {detail}"
+
+
 def test_status_table_copes_with_odd_documents() -> None:
     assert "(no instances)" in format_status_table({})
     odd = {
@@ -360,6 +367,9 @@ def test_daemon_metrics_names_and_helpers() -> None:
     m.record_drop("web", "eth0", 51, "auth")  # no keepalived counter of its own
     m.record_probe("web", "haproxy", False, 0.012)
     m.effective_priority.labels(iname="web").set(80)
+    m.record_split_brain("web", "announcement")
+    m.record_split_brain("web", None)
+    m.record_split_brain("web", "mismatch")
     text = m.render().decode()
     assert "_created" not in text  # keepalived-exporter has no such series
     parsed = scrape(text)
@@ -384,6 +394,8 @@ def test_daemon_metrics_names_and_helpers() -> None:
         "vrrpd_transitions_total",
         "vrrpd_state_since_seconds",
         "vrrpd_adverts_dropped_total",
+        "vrrpd_split_brain",
+        "vrrpd_split_brain_detected_total",
     } == set(parsed)
     assert all(f["type"] == "counter" for n, f in parsed.items() if n.endswith("_total"))
     vrrp = {"iname": "web", "intf": "eth0", "vrid": "51"}
@@ -403,6 +415,11 @@ def test_daemon_metrics_names_and_helpers() -> None:
         ({"iname": "web", "to": "FAULT"}, 1.0),
     ]
     assert parsed["vrrpd_state_since_seconds"]["samples"] == [({"iname": "web"}, 1_700_000_100)]
+    assert parsed["vrrpd_split_brain"]["samples"] == [({"iname": "web"}, 1.0)]
+    assert parsed["vrrpd_split_brain_detected_total"]["samples"] == [
+        ({"iname": "web", "evidence": "announcement"}, 1.0),
+        ({"iname": "web", "evidence": "mismatch"}, 1.0),
+    ]
     assert parsed["keepalived_script_status"]["samples"] == [({"name": "web/haproxy"}, 0.0)]
     assert parsed["vrrpd_probe_duration_seconds"]["samples"] == [
         ({"iname": "web", "probe": "haproxy"}, 0.012)

@@ -188,12 +188,26 @@ def test_the_report_holds_what_readers_use_and_no_clock_of_its_own() -> None:
             "name": "default/web/ipv4", "vrid": 51, "interface": "eth0", "state": "MASTER",
             "priority": 150, "effectivePriority": 150, "healthy": True,
             "since": "2023-11-14T22:13:20.250Z", "reason": "x", "master": "192.168.77.11",
-            "transitions": 2,
+            "transitions": 2, "splitBrain": None,
         }],
     }  # fmt: skip
     again = report_document("n1", STATUS, {}, config_hash="sha256:x", config_error=None,
                             refused=refused)  # fmt: skip
     assert again == doc
+
+
+def test_the_report_names_another_master_without_its_clock() -> None:
+    split = {
+        "evidence": "announcement",
+        "peer": "02:00:00:00:00:02",
+        "since": 1_700_000_001.5,
+        "detail": "another master for this VRID: 02:00:00:00:00:02 announces 192.0.2.1",
+    }
+    status = {"instances": [{**STATUS["instances"][0], "splitBrain": split}]}
+    doc = report_document("n1", status, {}, config_hash=None, config_error=None, refused=())
+    assert doc["instances"][0]["splitBrain"] == {
+        "evidence": "announcement", "peer": "02:00:00:00:00:02", "detail": split["detail"]
+    }  # fmt: skip
 
 
 class FakeApi:

@@ -290,6 +290,44 @@ def test_two_masters_are_a_split_brain_after_two_adverts_and_the_report_lag(
         assert cond(s, "Ready")["message"].startswith("node-2 holds")
 
 
+HEARD = {
+    "evidence": "announcement",
+    "peer": "02:00:00:00:00:02",
+    "detail": "another master for this VRID: 02:00:00:00:00:02 announces 192.168.77.100",
+}
+
+
+@pytest.mark.parametrize("other", ["BACKUP", "MASTER", None])
+def test_a_master_that_hears_another_is_a_split_brain_at_once(other: str | None) -> None:
+    """The daemon's own verdict needs no second MASTER report (the other node's may be
+    stale, its pod unreachable) and no waiting for the reports' lag."""
+    obj, p = placed(nodes=2)
+    reports = {"node-1": report("node-1", row("MASTER", since=ago(600), splitBrain=HEARD))}
+    if other is not None:
+        reports["node-2"] = report("node-2", row(other, since=ago(0.5)))
+    s = aggregate_status(obj, reports, NOW, placement=p)
+    split = cond(s, "SplitBrain")
+    assert split["status"] == "True" and cond(s, "Ready")["reason"] == "SplitBrain"
+    assert (
+        "node-1 (MASTER) hears another master for this VRID: 02:00:00:00:00:02 announces"
+        in (split["message"])
+    )
+    assert events({}, s)[-1] == ("SplitBrain", "Warning", split["message"])
+    before = {**obj, "status": s}
+    calm = {"node-1": report("node-1", row("MASTER", since=ago(600), splitBrain=None))}
+    after = aggregate_status(before, calm, NOW, placement=p)
+    assert cond(after, "SplitBrain")["status"] == "False"
+
+
+def test_a_backup_that_reports_a_stale_verdict_is_no_split_brain() -> None:
+    obj, p = placed(nodes=2)
+    reports = {
+        "node-1": report("node-1", row("BACKUP", splitBrain=HEARD)),
+        "node-2": report("node-2", row("MASTER")),
+    }
+    assert cond(aggregate_status(obj, reports, NOW, placement=p), "SplitBrain")["status"] == "False"
+
+
 def test_a_master_lost_is_one_the_status_named_and_the_reports_no_longer_show() -> None:
     assert master_lost({"master": "node-1"}, {"master": None})
     assert not master_lost({"master": "node-1"}, {"master": "node-2"})
