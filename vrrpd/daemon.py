@@ -725,6 +725,7 @@ class Daemon:
         # The loop may fire a hair before the deadline; the FSM must see it as due.
         self._run(inst, inst.router.handle_timer(max(self.now(), deadline)))
         if inst.state == State.MASTER:  # a master's timer is its advert tick
+            self._recheck_claims(inst)
             self._judge_split(inst)
 
     def _cancel_timers(self, inst: Instance) -> None:
@@ -945,8 +946,21 @@ class Daemon:
                     and inst.router.state == State.MASTER
                     and any(a.ip == heard.address for a in inst.config.addresses)
                 ):
-                    inst.split.announcement(heard.mac, str(heard.address), self.now())
+                    inst.split.announcement(heard.mac, str(heard.address), self.now(),
+                                            rechecked=heard.address.version == 4)  # fmt: skip
                     self._judge_split(inst)
+
+    def _recheck_claims(self, inst: Instance) -> None:
+        """Ask again who has the VIPs another MAC claimed: its answer keeps the verdict,
+        its silence (it let go) ends it within a few adverts."""
+        if self.ports.heard is None:
+            return
+        for address in inst.split.rechecks():
+            try:
+                self.ports.heard.recheck(inst.ifname, ip_address(address))
+            except OSError as exc:
+                log.debug("instance %s: asking who has %s failed: %s", inst.config.name,
+                          address, exc)  # fmt: skip
 
     def _judge_split(self, inst: Instance) -> None:
         conflict, changed = inst.split.evaluate(self.now(), inst.config.advert_interval_cs)

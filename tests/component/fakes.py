@@ -149,8 +149,10 @@ class HeardFrame:
 class FakeHeard:
     """Gratuitous ARP / NA that other hosts on the wire sent (vrrpd.net.heard's port)."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: FakeHost | None = None) -> None:
+        self.host = host
         self.frames: list[HeardFrame] = []
+        self.rechecked: list[str] = []
         self.on_heard: Callable[[], None] | None = None
 
     def subscribe(self, on_heard: Callable[[], None]) -> None:
@@ -159,6 +161,11 @@ class FakeHeard:
     def poll(self) -> list[HeardFrame]:
         frames, self.frames = self.frames, []
         return frames
+
+    def recheck(self, ifname: str, address: IPAddress) -> None:
+        self.rechecked.append(str(address))
+        assert self.host is not None
+        self.host.wire.answer(self.host, ifname, address)
 
     def close(self) -> None:
         pass
@@ -180,7 +187,7 @@ class FakeHost:
 
     def __post_init__(self) -> None:
         self.links = FakeLinks()
-        self.heard = FakeHeard()
+        self.heard = FakeHeard(self)
         self.ports = Ports(
             open_socket=self.open_socket,
             addresses=FakeAddresses(self),
@@ -251,6 +258,17 @@ class FakeWire:
                 continue
             host.heard.frames.append(HeardFrame(ifname, address, sender.mac))
             asyncio.get_running_loop().call_soon(host.heard.on_heard)
+
+    def answer(self, asker: FakeHost, ifname: str, address: IPAddress) -> None:
+        """An ARP request for `address`: a host holding it answers (only IPv4 is asked)."""
+        if not asker.link.get("eth0", True) or asker.heard.on_heard is None:
+            return
+        for host in self.hosts:
+            if host is asker or not host.link.get("eth0", True):
+                continue
+            if any(a.ip == address for addrs in host.vips.values() for a in addrs):
+                asker.heard.frames.append(HeardFrame(ifname, address, host.mac))
+                asyncio.get_running_loop().call_soon(asker.heard.on_heard)
 
     def close(self) -> None:
         for h in self.hosts:

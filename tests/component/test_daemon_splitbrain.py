@@ -63,6 +63,7 @@ async def test_lost_adverts_give_two_masters_and_the_old_one_hears_the_new_ones_
     warning = next(r for r in caplog.records if "split brain" in r.getMessage())
     assert warning.levelno == logging.WARNING and b.mac in warning.getMessage()
     assert row(b)["splitBrain"] is None  # a announced long before: b hears nothing of a
+    assert "192.168.77.100" in a.heard.rechecked  # a asks who has its VIP; b answers
 
     wire.filter.clear()  # the partition ends: a (150) wins, b yields, a hears adverts again
     await asyncio.sleep(5)
@@ -123,3 +124,18 @@ async def test_a_preemption_is_no_split_brain(wire: FakeWire) -> None:
         assert row(a)["splitBrain"] is None and row(b)["splitBrain"] is None
     assert (state(a), state(b)) == (State.MASTER, State.BACKUP)
     assert not metric(a, "vrrpd_split_brain_detected_total{")
+
+
+async def test_a_claim_ends_when_its_holder_lets_go_even_if_no_advert_says_so(
+    wire: FakeWire,
+) -> None:
+    a, b = await pair(wire)
+    await asyncio.sleep(10)
+    wire.filter[:] = [a, b]
+    await asyncio.sleep(8)
+    assert row(a)["splitBrain"] is not None
+    assert b.daemon is not None
+    await b.daemon.shutdown()  # b lets go; its priority-0 advert is lost with the others
+    assert not b.holds("192.168.77.100/24")
+    await asyncio.sleep(4 * 1 + 1.5)  # four of a's intervals without an answer, and a tick
+    assert row(a)["splitBrain"] is None and state(a) == State.MASTER

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.root
 def test_the_listener_hears_another_macs_arp_and_na_and_not_its_own(
     lab_factory: Callable[..., Lab],
 ) -> None:
-    """The adapter alone: n2 announces two addresses, n1 listens; n1's own are left out."""
+    """The adapter alone: n2 announces two addresses and answers for a third that n1 asks
+    about, n1 listens; n1's own announcement is left out."""
     lab = lab_factory(2)
     listen = (
         "import asyncio, json\n"
@@ -27,7 +28,9 @@ def test_the_listener_hears_another_macs_arp_and_na_and_not_its_own(
         "    heard.subscribe(lambda: got.extend(heard.poll()))\n"
         "    Announcer().announce('eth0', __import__('ipaddress').ip_address('192.168.77.111'))\n"
         "    print('ready', flush=True)\n"
-        "    await asyncio.sleep(3)\n"
+        "    await asyncio.sleep(1.5)\n"
+        "    heard.recheck('eth0', __import__('ipaddress').ip_address('192.168.77.150'))\n"
+        "    await asyncio.sleep(1.5)\n"
         "    print(json.dumps(sorted({(h.ifname, str(h.address), h.mac) for h in got})))\n"
         "asyncio.run(main())\n"
     )
@@ -41,10 +44,12 @@ def test_the_listener_hears_another_macs_arp_and_na_and_not_its_own(
         "    a.announce('eth0', ipaddress.ip_address(ip))\n"
     )
     lab.exec(2, ["ip", "addr", "add", "fd00:77::100/64", "dev", "eth0", "nodad"])
+    lab.exec(2, ["ip", "addr", "add", "192.168.77.150/24", "dev", "eth0"])  # asked, answers
     lab.exec(2, [sys.executable, "-c", announce])
     out, _ = proc.communicate(timeout=10)
     heard = [tuple(h) for h in json.loads(out.splitlines()[-1])]
     mac = lab.node(2).mac
     assert ("eth0", "192.168.77.100", mac) in heard
     assert ("eth0", "fd00:77::100", mac) in heard
+    assert ("eth0", "192.168.77.150", mac) in heard  # n2's kernel answered n1's ARP probe
     assert all(h[2] != lab.node(1).mac for h in heard)  # its own GARP for .111 is not there

@@ -74,7 +74,7 @@ def test_a_slower_peer_stays_fresh_for_its_own_interval() -> None:
 
 def test_an_announcement_is_a_conflict_when_we_stay_master() -> None:
     d = SplitBrainDetector()
-    d.announcement("02:00:00:00:00:02", "192.0.2.10", 0.0)
+    d.announcement("02:00:00:00:00:02", "192.0.2.10", 0.0, rechecked=False)
     assert d.evaluate(1.9, CS)[0] is None  # a takeover from us would have made us yield
     conflict, changed = d.evaluate(2.0, CS)
     assert changed and conflict is not None and conflict.evidence == ANNOUNCEMENT
@@ -85,7 +85,7 @@ def test_an_announcement_is_a_conflict_when_we_stay_master() -> None:
 
 def test_leaving_master_ends_the_verdict_and_forgets_the_evidence() -> None:
     d = SplitBrainDetector()
-    d.announcement("02:00:00:00:00:02", "192.0.2.10", 0.0)
+    d.announcement("02:00:00:00:00:02", "192.0.2.10", 0.0, rechecked=False)
     first = d.evaluate(2.0, CS)[0]
     assert first is not None and d.left_master() == first
     assert d.conflict is None and d.evaluate(3.0, CS) == (None, False)
@@ -93,7 +93,7 @@ def test_leaving_master_ends_the_verdict_and_forgets_the_evidence() -> None:
 
 def test_an_accepted_advert_settles_what_an_announcement_said() -> None:
     d = SplitBrainDetector()
-    d.announcement("02:00:00:00:00:02", "192.0.2.10", 0.0)
+    d.announcement("02:00:00:00:00:02", "192.0.2.10", 0.0, rechecked=False)
     assert d.evaluate(2.0, CS)[0] is not None
     adverts(d, [2.5])  # the partition is over: VRRP decides again
     assert d.evaluate(3.0, CS) == (None, True)
@@ -103,10 +103,28 @@ def test_an_accepted_advert_settles_what_an_announcement_said() -> None:
 def test_the_verdict_in_force_stays_while_its_evidence_does(order: tuple[str, str]) -> None:
     d = SplitBrainDetector()
     feeds = {
-        "announcement": lambda: d.announcement("02:00:00:00:00:03", "192.0.2.10", 0.0),
+        "announcement": lambda: d.announcement(
+            "02:00:00:00:00:03", "2001:db8::10", 0.0, rechecked=False
+        ),
         "adverts": lambda: adverts(d, [0.0, 1.0, 2.0], mismatch="auth"),
     }
     feeds[order[0]]()
     first = d.evaluate(2.0, CS)[0]
     feeds[order[1]]()
     assert first is not None and d.evaluate(2.0, CS) == (first, False)
+
+
+def test_a_claim_that_is_rechecked_lasts_while_the_other_host_answers() -> None:
+    d = SplitBrainDetector()
+    d.announcement("02:00:00:00:00:02", "192.0.2.10", 0.0, rechecked=True)
+    d.announcement("02:00:00:00:00:04", "2001:db8::10", 0.0, rechecked=False)
+    assert d.rechecks() == ["192.0.2.10"]  # only what can be asked again
+    for t in (2.0, 3.0, 4.0, 5.0):  # it answers at every tick
+        d.announcement("02:00:00:00:00:02", "192.0.2.10", t, rechecked=True)
+        assert d.evaluate(t, CS)[0] is not None
+    d.left_master()
+    d.announcement("02:00:00:00:00:02", "192.0.2.10", 10.0, rechecked=True)
+    assert d.evaluate(12.0, CS)[0] is not None
+    assert d.evaluate(14.0, CS)[0] is not None  # 4 silent intervals: it may be a lost answer
+    assert d.evaluate(14.1, CS) == (None, True)  # it let go
+    assert d.rechecks() == []

@@ -6,6 +6,9 @@ the ARP EtherType (every interface) and an ICMPv6 socket whose filter passes Nei
 Advertisements only. It reports (interface, address, sender MAC) for every frame that
 another MAC sent; what is one of our VIPs, and whether we hold it, the driver decides.
 Frames we sent ourselves (PACKET_OUTGOING, or our interface's MAC) are left out.
+`recheck` asks who has an IPv4 address now (an RFC 5227 ARP probe: sender address 0.0.0.0,
+so no cache learns anything from it); the holder's kernel answers, and the answer is heard
+like any other claim.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from ipaddress import IPv4Address, IPv6Address
 from vrrpd.limits import IPAddress
 from vrrpd.net.announce import (
     ARPHRD_ETHER,
+    ARPOP_REQUEST,
+    BROADCAST_MAC,
     ETH_P_ARP,
     ICMP6_FILTER,
     ND_NEIGHBOR_ADVERT,
@@ -114,6 +119,15 @@ class AnnouncementListener:
         self._loop.add_reader(self._arp.fileno(), self._read_arp, on_heard)
         if self._na is not None:
             self._loop.add_reader(self._na.fileno(), self._read_na, on_heard)
+
+    def recheck(self, ifname: str, address: IPAddress) -> None:
+        """Ask on `ifname` who has `address` (IPv4 only; IPv6 claims are not re-checked)."""
+        mac = self._own_mac(ifname)
+        if address.version != 4 or mac is None:
+            return
+        probe = _ARP.pack(ARPHRD_ETHER, 0x0800, 6, 4, ARPOP_REQUEST, mac, bytes(4), bytes(6),
+                          address.packed)  # fmt: skip
+        self._arp.sendto(probe, (ifname, ETH_P_ARP, 0, ARPHRD_ETHER, BROADCAST_MAC))
 
     def poll(self) -> list[Heard]:
         heard, self._heard = self._heard, []

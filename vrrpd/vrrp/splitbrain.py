@@ -17,10 +17,13 @@ Only a master advertises, so a MASTER that keeps hearing adverts for its VRID is
 The caller feeds evidence only while it is MASTER, calls `left_master` when it leaves, and
 `evaluate(now)` at its advert ticks and after evidence; `evaluate` says when the verdict
 changed. A verdict lasts while the evidence is fresh: adverts until they have not been heard
-for `STALE_ADVERTS` intervals (theirs or ours, the longer), announcements for
-`ANNOUNCEMENT_HOLD_S` after the last one (a master announces at takeover and
-garp.masterDelay later, then only every garp.masterRefresh if one is set), or until an
-advert we accept says that the routers hear each other again.
+for `STALE_ADVERTS` intervals (theirs or ours, the longer); an announcement the caller can
+re-check (`rechecks`: it asks who has the address at each advert tick, an ARP request, and
+the holder's answer is one more announcement) for as long: the other master has let go
+once nobody answers. One it cannot re-check (IPv6 here) holds `ANNOUNCEMENT_HOLD_S` after
+the last one (a master announces at takeover and garp.masterDelay later, then only every
+garp.masterRefresh if one is set). An advert we accept ends what announcements said: the
+routers hear each other again, and VRRP settles it.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ class _Sighting:
     count: int
     detail: str
     interval_cs: int  # how often it repeats (its advert interval; 0 for announcements)
+    address: str = ""  # announcements: the address claimed
+    rechecked: bool = False  # announcements: the caller asks who has it at each tick
 
 
 class SplitBrainDetector:
@@ -89,9 +94,20 @@ class SplitBrainDetector:
         else:
             self._see(MISMATCH, source, now, f"{source} advertises ({mismatch})", interval_cs)
 
-    def announcement(self, mac: str, address: str, now: float) -> None:
-        """A gratuitous ARP / unsolicited NA for our VIP `address` from `mac` (not ours)."""
+    def announcement(self, mac: str, address: str, now: float, *, rechecked: bool) -> None:
+        """A gratuitous ARP / ARP reply / unsolicited NA for our VIP `address` from `mac` (not
+        ours); `rechecked`: the caller can ask again who has it (see `rechecks`)."""
         self._see(ANNOUNCEMENT, mac, now, f"{mac} announces {address}", 0)
+        s = self._sightings[(ANNOUNCEMENT, mac)]
+        s.address, s.rechecked = address, rechecked
+
+    def rechecks(self) -> list[str]:
+        """The addresses to ask about now (the caller's advert tick): another MAC claimed
+        them, and its answer, or silence, says whether it still does."""
+        return sorted(
+            {s.address for (kind, _), s in self._sightings.items() if kind == ANNOUNCEMENT
+             and s.rechecked}
+        )  # fmt: skip
 
     def left_master(self) -> Conflict | None:
         """We are no longer MASTER: no split brain on our side. Returns the verdict it ends."""
@@ -104,7 +120,7 @@ class SplitBrainDetector:
         one (the caller logs and counts the edges)."""
         ours = advert_interval_cs / 100
         for key, s in list(self._sightings.items()):
-            if key[0] == ANNOUNCEMENT:
+            if key[0] == ANNOUNCEMENT and not s.rechecked:
                 stale = now - s.last > ANNOUNCEMENT_HOLD_S
             else:
                 stale = now - s.last > STALE_ADVERTS * max(ours, s.interval_cs / 100)
