@@ -1,16 +1,84 @@
-"""Split brain for real, in network namespaces: what the daemon hears of another master."""
+"""Split brain for real, in network namespaces: what the daemon hears of another master, and
+the gateway-ping recipe (an icmp probe with weight 0) that keeps an isolated node from
+holding the VIP at all. nftables drops the packets, inside the lab's namespaces."""
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 
 import pytest
 
+from tests.netns.test_vrrpd import VIP, WEB, manifest, start_all, until, write
+from tests.netns.test_vrrpd_tracking import get
 from vrrpd.lab.netns import Lab
 
 pytestmark = pytest.mark.root
+
+
+TABLE = "kvsplit"
+
+
+def nft(lab: Lab, node: int, script: str) -> None:
+    """Run an nft script in node `node`'s namespace (the rules go with the namespace)."""
+    lab.exec(node, ["nft", "-f", "-"], input=script)
+
+
+def isolate(lab: Lab, node: int) -> None:
+    """Every IP packet in or out of eth0 dropped; ARP (not IP) still passes, as a broken
+    uplink or a wrong firewall would leave it."""
+    nft(lab, node, f"""
+table inet {TABLE} {{
+  chain in {{ type filter hook input priority 0; iifname "eth0" drop; }}
+  chain out {{ type filter hook output priority 0; oifname "eth0" drop; }}
+}}
+""")  # fmt: skip
+
+
+def lift(lab: Lab, node: int) -> None:
+    nft(lab, node, f"delete table inet {TABLE}\n")
+
+
+def status_row(lab: Lab, node: int) -> dict[str, object]:
+    row: dict[str, object] = json.loads(get(lab, node, "/status")[1])["instances"][0]
+    return row
+
+
+GATEWAY_PROBE = """\
+  probes:
+    - {name: gateway, icmp: {host: 192.168.77.200}, interval: 200ms, timeout: 150ms, fall: 2,
+       rise: 2, weight: 0}
+"""
+
+
+@pytest.mark.parametrize("recipe", [True, False], ids=["gateway-probe", "plain-vrrp"])
+def test_the_gateway_probe_recipe_keeps_an_isolated_node_from_the_vip(
+    lab: Lab, recipe: bool
+) -> None:
+    """The lab's client stands for the gateway. n1 (the master) loses its uplink: without
+    the recipe it stays MASTER beside n2 (split brain); with it, n1 goes FAULT and drops
+    the VIP, n2 keeps it and the gateway reaches the VIP through n2."""
+    extra = GATEWAY_PROBE if recipe else ""
+    d = start_all(lab, write(lab, manifest(priorities=(150, 100), extra=extra)))
+    assert d[0].wait_state(WEB, "MASTER", 15) and d[1].wait_state(WEB, "BACKUP", 15)
+    assert d[0].wait_http(15)
+    isolate(lab, 1)
+    assert d[1].wait_state(WEB, "MASTER", 5)
+    if not recipe:  # two masters; n1 at least hears n2's gratuitous ARP and says so
+        assert until(lambda: status_row(lab, 1)["splitBrain"] is not None, 5)
+        assert lab.holders(VIP) == [1, 2] and d[0].state(WEB) == "MASTER"
+        return
+    assert d[0].wait_state(WEB, "FAULT", 5), d[0].log_text()
+    assert until(lambda: lab.holders(VIP) == [2], 5)
+    assert "probe gateway failing" in str(status_row(lab, 1)["faults"])
+    time.sleep(1)  # and it stays that way
+    assert lab.holders(VIP) == [2] and d[0].state(WEB) == "FAULT"
+    assert lab.ping(lab.client, VIP)
+    lift(lab, 1)  # the uplink is back: n1 rejoins and, highest, takes the VIP back
+    assert d[0].wait_state(WEB, "MASTER", 10)
+    assert until(lambda: lab.holders(VIP) == [1], 5)
 
 
 def test_the_listener_hears_another_macs_arp_and_na_and_not_its_own(
