@@ -26,6 +26,16 @@ def nft(lab: Lab, node: int, script: str) -> None:
     lab.exec(node, ["nft", "-f", "-"], input=script)
 
 
+def drop_vrrp(lab: Lab, node: int) -> None:
+    """What a host firewall without a VRRP rule does: adverts in and out are dropped."""
+    nft(lab, node, f"""
+table inet {TABLE} {{
+  chain in {{ type filter hook input priority 0; meta l4proto 112 drop; }}
+  chain out {{ type filter hook output priority 0; meta l4proto 112 drop; }}
+}}
+""")  # fmt: skip
+
+
 def isolate(lab: Lab, node: int) -> None:
     """Every IP packet in or out of eth0 dropped; ARP (not IP) still passes, as a broken
     uplink or a wrong firewall would leave it."""
@@ -44,6 +54,37 @@ def lift(lab: Lab, node: int) -> None:
 def status_row(lab: Lab, node: int) -> dict[str, object]:
     row: dict[str, object] = json.loads(get(lab, node, "/status")[1])["instances"][0]
     return row
+
+
+def test_protocol_112_dropped_gives_two_masters_and_the_old_one_reports_it(lab: Lab) -> None:
+    d = start_all(lab, write(lab, manifest(priorities=(150, 100))))
+    assert d[0].wait_state(WEB, "MASTER", 15) and d[1].wait_state(WEB, "BACKUP", 15)
+    assert d[0].wait_http(15) and d[1].wait_http(15)
+    transitions = len(d[0].transitions(WEB))
+    for node in (1, 2):
+        drop_vrrp(lab, node)
+    t0 = time.monotonic()
+    assert d[1].wait_state(WEB, "MASTER", 5), d[1].log_text()
+    assert until(lambda: status_row(lab, 1)["splitBrain"] is not None, 5), d[0].log_text()
+    seen_after = time.monotonic() - t0
+    assert lab.holders(VIP) == [1, 2]
+    split = status_row(lab, 1)["splitBrain"]
+    assert isinstance(split, dict)
+    assert (split["evidence"], split["peer"]) == ("announcement", lab.node(2).mac)
+    assert f"announces {VIP}" in str(split["detail"])
+    metrics = get(lab, 1, "/metrics")[1]
+    assert 'vrrpd_split_brain{iname="default/web/ipv4"} 1.0' in metrics
+    assert "vrrpd_split_brain_detected_total{" in metrics
+    warning = next(e for e in d[0].events() if "split brain:" in e.get("msg", ""))
+    assert warning["level"] in ("WARNING", "warning") and lab.node(2).mac in warning["msg"]
+    print(f"partition -> n2 MASTER and n1 reporting the split brain: {seen_after:.2f} s")
+
+    for node in (1, 2):
+        lift(lab, node)
+    assert d[1].wait_state(WEB, "BACKUP", 5)
+    assert until(lambda: lab.holders(VIP) == [1] and status_row(lab, 1)["splitBrain"] is None)
+    assert len(d[0].transitions(WEB)) == transitions  # n1 held the VIP throughout: no flap
+    assert 'vrrpd_split_brain{iname="default/web/ipv4"} 0.0' in get(lab, 1, "/metrics")[1]
 
 
 GATEWAY_PROBE = """\
