@@ -433,3 +433,44 @@ def test_status_reasons_follow_the_pod_phase(
                  == "daemon pod is starting (phase Pending)", "starting again")  # fmt: skip
     finally:
         delete_virtualips(kube_api, "default", "phases")
+
+
+def test_a_master_that_hears_another_is_a_split_brain_without_a_second_report(
+    kube_api: ApiServer, nodes: TestNodes, daemon_kubeconfig: Any
+) -> None:
+    """The daemon's own verdict (vrrpd.vrrp.splitbrain) in its report: the other node may
+    still report BACKUP (its report lags, or its API connection is cut with its adverts)."""
+    a, b = nodes(2)
+    kube_api.apply(virtualip("heard", nodes.selector))
+    key = "default/heard"
+    try:
+        for node in (a, b):
+            wait_for(lambda n=node: daemon_objects(kube_api, "pods").get(f"vrrpd-{n}"), "pod")
+            set_pod_phase(kube_api, NAMESPACE, f"vrrpd-{node}", "Running")
+        vrid = wait_for(lambda: status(kube_api, "heard").get("vrid"), "vrid")
+        report(kube_api, daemon_kubeconfig, a, [row(key, "MASTER", vrid=vrid)])
+        report(kube_api, daemon_kubeconfig, b, [row(key, "BACKUP", vrid=vrid)])
+        wait_for(lambda: status(kube_api, "heard").get("master") == a, "master a")
+        heard = {"evidence": "announcement", "peer": "02:77:00:00:00:02",
+                 "detail": "another master for this VRID: 02:77:00:00:00:02 announces "
+                           "192.168.77.100"}  # fmt: skip
+        started = time.monotonic()
+        report(kube_api, daemon_kubeconfig, a, [{**row(key, "MASTER", vrid=vrid),
+                                                 "splitBrain": heard}])  # fmt: skip
+
+        def split() -> dict[str, Any]:
+            conditions = status(kube_api, "heard").get("conditions") or ()
+            return next((c for c in conditions if c["type"] == "SplitBrain"), {})
+
+        wait_for(lambda: split().get("status") == "True", "SplitBrain True")
+        print(f"report with splitBrain -> SplitBrain condition: {time.monotonic() - started:.2f} s")
+        assert (
+            f"{a} (MASTER) hears another master for this VRID: 02:77:00:00:00:02"
+            in (split()["message"])
+        )
+        wait_for(lambda: any(e["reason"] == "SplitBrain" for e in events_of(kube_api, "heard")),
+                 "SplitBrain Event")  # fmt: skip
+        report(kube_api, daemon_kubeconfig, a, [row(key, "MASTER", vrid=vrid)])
+        wait_for(lambda: split().get("status") == "False", "SplitBrain over")
+    finally:
+        delete_virtualips(kube_api, "default", "heard")
