@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import failover, probe_failover, resources
+from bench import failover, probe_failover, resources, split_brain
 from bench.harness import (
     Cell,
     failover_cells,
@@ -191,3 +191,18 @@ def test_startup_table_sets_each_checkout_beside_the_interpreters_floor() -> Non
     assert main[:6] == ["main", "1", "60", "480", "480", "420"]
     assert branch[:6] == ["branch", "1", "62", "66", "66", "4"]
     assert main[-4:] == ["≤", "50", "ms", "missed"] and branch[-1] == "missed"
+
+
+def test_split_brain_table_shows_medians_maxima_and_flaps_of_the_runs_that_ran() -> None:
+    Run, table = split_brain.Run, split_brain.table
+    case = ("vrrpd", "proto-112")
+    runs = [
+        Run(*case, "100ms", 1, to_master_ms=340, to_detect_ms=560),
+        Run(*case, "100ms", 2, to_master_ms=360, to_detect_ms=600),
+        Run(*case, "100ms", 3, error="the pair did not settle"),
+        Run(*case, "1s", 1, to_master_ms=3500, to_detect_ms=5600, flap=True),
+    ]
+    header, rule, fast, slow = table(runs).splitlines()
+    assert header.split()[:2] == ["advert", "runs"] and set(rule) <= {"-", " "}
+    assert fast.split() == ["100ms", "2", "350", "360", "580", "600", "0"]
+    assert slow.split() == ["1s", "1", "3500", "3500", "5600", "5600", "1"]
