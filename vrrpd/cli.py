@@ -25,6 +25,7 @@ from vrrpd.spec.load import load_file
 from vrrpd.spec.virtualip import VirtualIP
 
 if TYPE_CHECKING:
+    from vrrpd.control import ControlServer
     from vrrpd.daemon import Daemon
     from vrrpd.httpd import HttpServer
 
@@ -32,6 +33,7 @@ log = logging.getLogger("vrrpd")
 
 EXIT_CONFIG = 2  # invalid configuration: nothing on the host was changed
 DEFAULT_HTTP = "127.0.0.1:9655"
+DEFAULT_CONTROL = "/run/vrrpd/control.sock"  # vrrpd/control.py's socket
 MAX_STATUS_BYTES = 16 * 1024 * 1024  # what `vrrpd status` reads of /status
 
 
@@ -177,6 +179,7 @@ async def _run(args: argparse.Namespace, source: Any, instances: list[InstanceCo
         loop.add_signal_handler(sig, on_stop, sig.name)
     loop.add_signal_handler(signal.SIGHUP, source.reload, daemon, "SIGHUP")
     http = await _serve_http(args.http_address, daemon) if args.http_address != "none" else None
+    control = await _serve_control(args.control_socket, daemon)
     await done.wait()
     follower.cancel()
     if stop_task is not None:
@@ -184,6 +187,8 @@ async def _run(args: argparse.Namespace, source: Any, instances: list[InstanceCo
         await source.finish(daemon)
     if http is not None:
         await http.close()
+    if control is not None:
+        await control.close()
     log.info("stopped")
     return 0
 
@@ -208,6 +213,37 @@ async def _serve_http(address: str, daemon: Daemon) -> HttpServer | None:
         return None
     log.info("serving /healthz /readyz /metrics /status on %s:%d", *http.address)
     return http
+
+
+async def _serve_control(path: str | None, daemon: Daemon) -> ControlServer | None:
+    """The control socket (vrrpd/control.py), or None: not asked for, or not possible (logged)."""
+    if not path or path == "none":
+        return None
+    control = await asyncio.to_thread(importlib.import_module, "vrrpd.control")
+    server: ControlServer = control.ControlServer(
+        path, lambda names, release: daemon.switchover(names, release=release)
+    )
+    try:
+        await server.start()
+    except OSError as exc:
+        log.error("cannot open the control socket %s: %s; running without it", path, exc)
+        return None
+    return server
+
+
+def cmd_switchover(args: argparse.Namespace) -> int:
+    from vrrpd.control import ControlError, ask_switchover
+
+    try:
+        outcome = asyncio.run(
+            ask_switchover(args.control_socket, args.instance or (), release=args.release)
+        )
+    except ControlError as exc:
+        print(f"vrrpd switchover: {exc}", file=sys.stderr)
+        return 1
+    for name, what in sorted(outcome.items()):
+        print(f"{name}: {what}")
+    return 1 if any(what.startswith("refused") for what in outcome.values()) else 0
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -275,8 +311,9 @@ def format_status_table(status: Mapping[str, Any], *, now: float | None = None) 
     """The /status document as a table a person reads in a terminal.
 
     Expected shape (fields missing print as "-"): ``{"node": str, "instances": [{"name",
-    "state", "priority" (base), "effectivePriority", "master", "since" (Unix time, or an
-    RFC 3339 string), "reason", "probes": [{"name", "ok", "detail"}] or {name: {...}}}]}``.
+    "state", "held" (a switchover holds it), "priority" (base), "effectivePriority", "master",
+    "since" (Unix time, or an RFC 3339 string), "reason", "probes": [{"name", "ok",
+    "detail"}] or {name: {...}}}]}``.
     """
     now = time.time() if now is None else now
     header = ("INSTANCE", "STATE", "PRIORITY", "MASTER", "SINCE", "REASON", "PROBES")
@@ -290,7 +327,7 @@ def format_status_table(status: Mapping[str, Any], *, now: float | None = None) 
         rows.append(
             (
                 _cell(inst.get("name", inst.get("instance"))),
-                _cell(inst.get("state")),
+                _cell(inst.get("state")) + (" (held)" if inst.get("held") else ""),
                 f"{_cell(base)}/{_cell(effective)}",
                 _cell(inst.get("master")),
                 _since(inst.get("since"), now),
@@ -361,6 +398,8 @@ def _probes(value: Any) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     _setup_logging(args.node, args.log_format, args.verbose)
+    if args.control_socket is None:
+        args.control_socket = "none" if args.kube else DEFAULT_CONTROL
     if args.kube:
         return asyncio.run(_run_kube(args))
     if not args.config:
@@ -514,6 +553,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=f"0.0.0.0:{env('VRRPD_HTTP_PORT')}" if env("VRRPD_HTTP_PORT") else DEFAULT_HTTP,
         help=f"HOST:PORT for /healthz /readyz /metrics /status (default {DEFAULT_HTTP}; none: off)",
     )  # fmt: skip
+    run.add_argument(
+        "--control-socket",
+        default=env("VRRPD_CONTROL_SOCKET"),
+        help=f"UNIX socket (mode 0600) for `vrrpd switchover` (default {DEFAULT_CONTROL}; with "
+        "--kube none: in a cluster a switchover goes through the API)",
+    )  # fmt: skip
     run.add_argument("--watch-interval", type=float, default=1.0, help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
 
@@ -539,6 +584,23 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--address", default=DEFAULT_HTTP, help="the daemon's --http-address")
     status.add_argument("--json", action="store_true", help="print /status as JSON")
     status.set_defaults(func=cmd_status)
+
+    switchover = sub.add_parser(
+        "switchover",
+        help="move the VIPs to this node and keep them here (planned, no packet lost)",
+        description="Ask the local vrrpd to take over its instances now and hold them "
+        "until --release, or until this node fails (probes, link, stop).",
+    )
+    switchover.add_argument("--instance", action="append", metavar="NAME",
+                            help="an instance as `vrrpd status` names it (repeat for several;"
+                            " default: all of this node's, with their sync groups)")  # fmt: skip
+    switchover.add_argument(
+        "--release", action="store_true", help="end the hold: the ordinary rules apply again"
+    )
+    switchover.add_argument(
+        "--control-socket", default=DEFAULT_CONTROL, help="the daemon's --control-socket"
+    )
+    switchover.set_defaults(func=cmd_switchover)
 
     convert = sub.add_parser(
         "convert",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from ipaddress import ip_address
 from typing import Any
@@ -31,11 +31,13 @@ from vrrpd.probes.tracking import (
     effective_priority,
     shared_priority,
 )
+from vrrpd.switchover import select
 from vrrpd.vrrp import packet
 from vrrpd.vrrp.fsm import (
     Action,
     AddAddresses,
     Announce,
+    HoldRefused,
     RemoveAddresses,
     RouterConfig,
     SendAdvertisement,
@@ -293,9 +295,39 @@ class Daemon:
                     "drops": dict(inst.drops),
                     "syncGroup": inst.config.sync_group,
                     "readiness": inst.config.readiness,
+                    "held": inst.router.held,
+                    "holdEnded": inst.router.hold_ended,
                 }
             )
         return {"node": self.node, "instances": rows}
+
+    def switchover(self, names: Sequence[str] = (), *, release: bool = False) -> dict[str, str]:
+        """Planned switchover: hold (take over and keep) or release the named instances
+        (none: all) with their sync-group siblings. What happened, by instance; a
+        SwitchoverError when a name is not known here."""
+        groups = {name: inst.config.sync_group for name, inst in self.instances.items()}
+        outcome = {}
+        for name in select(names, groups):
+            inst = self.instances[name]
+            router = inst.router
+            try:
+                if release:
+                    was_held = router.held
+                    actions = router.release(self.now(), "switchover released")
+                    ended = (
+                        f" (the last hold ended: {router.hold_ended})" if router.hold_ended else ""
+                    )
+                    outcome[name] = "released" if was_held else "not held" + ended
+                else:
+                    was = router.state
+                    actions = router.hold(self.now(), "switchover requested")
+                    outcome[name] = "held" + (", took over" if was is not State.MASTER else "")
+            except HoldRefused as exc:
+                outcome[name] = f"refused: {exc}"
+                continue
+            log.info("instance %s: switchover %s", name, outcome[name], extra={"instance": name})
+            self._run(inst, actions)
+        return outcome
 
     def _unhealthy(self, inst: Instance) -> str | None:
         """Why this node is not a healthy candidate for the instance, or None."""
