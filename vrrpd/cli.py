@@ -622,9 +622,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--nodes", type=int, default=3, help="number of nodes (2..9)")
     lab.add_argument(
         "--scenario",
-        choices=("link-down", "daemon-stop", "kill"),
+        choices=("link-down", "daemon-stop", "kill", "switchover"),
         default="link-down",
-        help="how the master fails",
+        help="how the master fails (switchover: it does not, the VIP is moved on purpose)",
     )
     lab.add_argument("--interval", default="100ms", help="advertInterval of the demo VIP")
     lab.set_defaults(func=cmd_lab)
