@@ -15,6 +15,10 @@ def main() -> int:
         from vrrpd.net.startup import claim_early
 
         claim_early()
+    if sys.argv[1:2] == ["switchover"]:  # asked in the middle of a maintenance: start fast
+        from vrrpd.control import main as switchover
+
+        return switchover(sys.argv[2:])
     from vrrpd.cli import main as command_line
 
     return command_line()

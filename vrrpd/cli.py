@@ -17,6 +17,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from vrrpd.config import InstanceConfig
+from vrrpd.control import DEFAULT_SOCKET as DEFAULT_CONTROL
+from vrrpd.control import ControlServer
+from vrrpd.control import add_parser as add_switchover_parser
 from vrrpd.controlplane.command import add_parser as add_control_plane_parser
 from vrrpd.net import startup
 from vrrpd.resolve import instances_for_node
@@ -25,7 +28,6 @@ from vrrpd.spec.load import load_file
 from vrrpd.spec.virtualip import VirtualIP
 
 if TYPE_CHECKING:
-    from vrrpd.control import ControlServer
     from vrrpd.daemon import Daemon
     from vrrpd.httpd import HttpServer
 
@@ -33,7 +35,6 @@ log = logging.getLogger("vrrpd")
 
 EXIT_CONFIG = 2  # invalid configuration: nothing on the host was changed
 DEFAULT_HTTP = "127.0.0.1:9655"
-DEFAULT_CONTROL = "/run/vrrpd/control.sock"  # vrrpd/control.py's socket
 MAX_STATUS_BYTES = 16 * 1024 * 1024  # what `vrrpd status` reads of /status
 
 
@@ -219,31 +220,15 @@ async def _serve_control(path: str | None, daemon: Daemon) -> ControlServer | No
     """The control socket (vrrpd/control.py), or None: not asked for, or not possible (logged)."""
     if not path or path == "none":
         return None
-    control = await asyncio.to_thread(importlib.import_module, "vrrpd.control")
-    server: ControlServer = control.ControlServer(
-        path, lambda names, release: daemon.switchover(names, release=release)
-    )
+    # aiohttp's import, in a thread as for the HTTP face (a no-op once that one loaded it)
+    await asyncio.to_thread(importlib.import_module, "aiohttp.web")
+    server = ControlServer(path, lambda names, release: daemon.switchover(names, release=release))
     try:
         await server.start()
     except OSError as exc:
         log.error("cannot open the control socket %s: %s; running without it", path, exc)
         return None
     return server
-
-
-def cmd_switchover(args: argparse.Namespace) -> int:
-    from vrrpd.control import ControlError, ask_switchover
-
-    try:
-        outcome = asyncio.run(
-            ask_switchover(args.control_socket, args.instance or (), release=args.release)
-        )
-    except ControlError as exc:
-        print(f"vrrpd switchover: {exc}", file=sys.stderr)
-        return 1
-    for name, what in sorted(outcome.items()):
-        print(f"{name}: {what}")
-    return 1 if any(what.startswith("refused") for what in outcome.values()) else 0
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -585,22 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print /status as JSON")
     status.set_defaults(func=cmd_status)
 
-    switchover = sub.add_parser(
-        "switchover",
-        help="move the VIPs to this node and keep them here (planned, no packet lost)",
-        description="Ask the local vrrpd to take over its instances now and hold them "
-        "until --release, or until this node fails (probes, link, stop).",
-    )
-    switchover.add_argument("--instance", action="append", metavar="NAME",
-                            help="an instance as `vrrpd status` names it (repeat for several;"
-                            " default: all of this node's, with their sync groups)")  # fmt: skip
-    switchover.add_argument(
-        "--release", action="store_true", help="end the hold: the ordinary rules apply again"
-    )
-    switchover.add_argument(
-        "--control-socket", default=DEFAULT_CONTROL, help="the daemon's --control-socket"
-    )
-    switchover.set_defaults(func=cmd_switchover)
+    add_switchover_parser(sub)
 
     convert = sub.add_parser(
         "convert",

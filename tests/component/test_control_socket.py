@@ -3,6 +3,7 @@ may connect, what a request and its answer look like, and what a person reads.""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import stat
@@ -38,15 +39,15 @@ async def test_a_request_reaches_the_daemon_and_the_outcome_comes_back(tmp_path:
     try:
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         assert stat.S_IMODE(os.stat(tmp_path / "run").st_mode) == 0o700
-        outcome = await ask_switchover(path, ["default/web/ipv4"], release=False)
+        outcome = await asyncio.to_thread(ask_switchover, path, ["default/web/ipv4"], release=False)
         assert outcome == {"default/web/ipv4": "held, took over"}
-        assert await ask_switchover(path, [], release=True) == {
+        assert await asyncio.to_thread(ask_switchover, path, [], release=True) == {
             "default/db/ipv4": "released",
             "default/web/ipv4": "released",
         }
         assert recorder.calls == [(("default/web/ipv4",), False), ((), True)]
         with pytest.raises(ControlError, match="no instance 'web' on this node"):
-            await ask_switchover(path, ["web"], release=False)
+            await asyncio.to_thread(ask_switchover, path, ["web"], release=False)
     finally:
         await server.close()
     assert not os.path.exists(path)
@@ -84,7 +85,7 @@ async def test_a_stale_socket_is_replaced_and_a_live_one_refused(tmp_path: Path)
     try:
         with pytest.raises(ControlError, match="another vrrpd answers on it"):
             await ControlServer(path, Recorder()).start()
-        assert await ask_switchover(path, ["default/db/ipv4"], release=False)
+        assert await asyncio.to_thread(ask_switchover, path, ["default/db/ipv4"], release=False)
     finally:
         await first.close()
     Path(path).write_text("")

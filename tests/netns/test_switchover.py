@@ -130,6 +130,7 @@ def test_the_control_endpoint_is_out_of_reach_of_other_nodes(lab: Lab) -> None:
     ]
     assert d[1].wait_state(WEB, "MASTER", 15) and until(lambda: d[0].state(WEB) == "BACKUP")
     n1, n2 = lab.node(1).address4, lab.node(2).address4
+    moves = len(d[0].transitions(WEB))
     assert until(lambda: post(lab, 2, f"http://{n1}:9641/healthz") == 405, 15)  # it is up
     # n1's HTTP face, open to the network, has no switchover route: refused, nothing moves.
     assert post(lab, 2, f"http://{n1}:9641/switchover") == 404
@@ -137,7 +138,7 @@ def test_the_control_endpoint_is_out_of_reach_of_other_nodes(lab: Lab) -> None:
     assert post(lab, 1, f"http://{n2}:9655/switchover") == "ConnectionRefusedError"
     time.sleep(0.5)
     assert d[0].state(WEB) == "BACKUP" and lab.holders(VIP) == [2]
-    assert [e["state"] for e in d[0].transitions(WEB)] == ["BACKUP"]
+    assert len(d[0].transitions(WEB)) == moves
     assert "switchover held" not in d[0].log_text()
     # The control socket answers n1's own root.
     assert d[0].switchover().returncode == 0

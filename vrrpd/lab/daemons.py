@@ -78,7 +78,9 @@ class VrrpdProcess:
     def switchover(
         self, *instances: str, release: bool = False, timeout: float = 15.0
     ) -> subprocess.CompletedProcess[str]:
-        """`vrrpd switchover` on this node, as a person would run it there."""
+        """`vrrpd switchover` on this node, as a person would run it there, once the daemon
+        opened its control socket (after its instances and its HTTP face)."""
+        wait_until(lambda: os.path.exists(self.control_socket), timeout)
         named = [arg for name in instances for arg in ("--instance", name)]
         argv = [sys.executable, "-m", "vrrpd", "switchover", "--control-socket",
                 self.control_socket, *named]  # fmt: skip
