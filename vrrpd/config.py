@@ -145,3 +145,6 @@ class InstanceConfig:
     # False: adverts whose address list differs are accepted (RFC 5798 §7.1 makes the check
     # a MAY), and a new address list is applied without restarting the instance.
     verify_addresses: bool = True
+    # A planned switchover asks this node to hold the VIP: the VirtualIP's annotation
+    # kubevrrp.io/switchover-to names it (vrrpd/switchover.py). Acted on when it changes.
+    hold: bool = False

@@ -31,7 +31,7 @@ from vrrpd.probes.tracking import (
     effective_priority,
     shared_priority,
 )
-from vrrpd.switchover import select
+from vrrpd.switchover import SwitchoverError, select
 from vrrpd.vrrp import packet
 from vrrpd.vrrp.fsm import (
     Action,
@@ -480,6 +480,22 @@ class Daemon:
         self._run(inst, inst.router.reconfigure(inst.rconfig, self.now(), effective=effective))
         for member in [inst, *regrouped]:
             self._resync(member, "configuration changed")
+        if old.hold != config.hold:
+            self._hold_as_configured(inst)
+
+    def _hold_as_configured(self, inst: Instance) -> None:
+        """The configuration asks this node to hold the VIP, or no longer does (the
+        VirtualIP's kubevrrp.io/switchover-to annotation): hold or release, as the
+        control socket would. Only a change acts: a hold that ended on a failure is not
+        taken again until the request is made again."""
+        try:
+            outcome = self.switchover([inst.config.name], release=not inst.config.hold)
+        except SwitchoverError as exc:  # the instance is gone meanwhile
+            log.warning("instance %s: switchover: %s", inst.config.name, exc)
+            return
+        for name, what in outcome.items():
+            if what.startswith("refused"):
+                log.warning("instance %s: switchover %s", name, what, extra={"instance": name})
 
     def _resync(self, inst: Instance, why: str) -> None:
         """Probe faults, weights and sync-group standing again, after a configuration change

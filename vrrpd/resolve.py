@@ -12,6 +12,7 @@ from vrrpd.config import InstanceConfig
 from vrrpd.spec.errors import ConfigError
 from vrrpd.spec.fields import family_name
 from vrrpd.spec.virtualip import VirtualIP
+from vrrpd.switchover import SWITCHOVER_TO
 
 
 def instances_for_node(
@@ -92,6 +93,7 @@ def instances_for_node(
                     notify=notify,
                     readiness=spec.readiness.value,
                     verify_addresses=spec.verify_addresses,
+                    hold=vip.metadata.annotations.get(SWITCHOVER_TO) == node,
                 )
             )
     if problems:

@@ -13,6 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+# On a VirtualIP: the node that should take its VIP and hold it (a planned switchover);
+# removing it releases the hold. Standalone files may carry it too.
+SWITCHOVER_TO = "kubevrrp.io/switchover-to"
+
 
 class SwitchoverError(ValueError):
     """A request that cannot be carried out as asked; the message says why for a person."""

@@ -11,6 +11,8 @@ import pytest
 
 from tests.component.fakes import FakeHost, FakeWire, LinkEvent
 from tests.component.test_daemon_tracking import GROUP, manifest, probe, start, state, wire
+from vrrpd.resolve import instances_for_node
+from vrrpd.spec.load import load_manifests
 from vrrpd.switchover import UnknownInstance
 from vrrpd.vrrp.fsm import State
 
@@ -112,3 +114,35 @@ async def test_a_failed_request_names_what_is_wrong(wire: FakeWire) -> None:
     assert b.daemon.switchover() == {
         WEB: "refused: this router is FAULT; only a BACKUP or MASTER can take over"
     }
+
+
+def annotated(text: str, node: str) -> str:
+    return text.replace(
+        "metadata: {name: web}",
+        f"metadata: {{name: web, annotations: {{kubevrrp.io/switchover-to: {node}}}}}",
+    )
+
+
+async def test_the_annotation_holds_on_the_named_node_and_its_removal_releases(
+    wire: FakeWire,
+) -> None:
+    plain = manifest("web", 51, VIP)
+    a, b = await start(wire, plain)
+    await asyncio.sleep(10)
+    assert a.daemon is not None and b.daemon is not None
+    wanted = load_manifests(annotated(plain, "node-b"))
+    # Only node-b's instance changes; it is reconfigured in place, as a ConfigMap brings it.
+    assert a.daemon.apply(instances_for_node(wanted, "node-a")).unchanged == (WEB,)
+    result = b.daemon.apply(instances_for_node(wanted, "node-b"))
+    assert result.changed == (WEB,) and not result.restarted
+    await asyncio.sleep(0.01)
+    assert (state(a), state(b)) == (State.BACKUP, State.MASTER)
+    assert row(b)["held"] and not row(a)["held"]
+    await asyncio.sleep(30)
+    assert state(b) == State.MASTER
+    for host in (a, b):
+        assert host.daemon is not None
+        host.daemon.apply(instances_for_node(load_manifests(plain), host.name))
+    await asyncio.sleep(0.01)
+    assert (state(a), state(b)) == (State.MASTER, State.BACKUP)
+    assert row(b)["holdEnded"] == "switchover released"
