@@ -29,6 +29,7 @@ from typing import Any
 
 import kopf
 
+from vrrp_operator import switchover
 from vrrp_operator.advisory import advisory
 from vrrp_operator.kube import FIELD_MANAGER, ApiError, KubeClient
 from vrrp_operator.lbhandlers import PoolPath, plain, register_pools
@@ -270,6 +271,7 @@ class Runtime:
             self._rendered_for = (inputs, rendered)
         if lb.allocation.blocked:
             rendered = replace(rendered, invalid=(*rendered.invalid, *lb.blocked_findings()))
+        rendered = switchover.carry(rendered, vips, nodes)  # kubevrrp.io/switchover-to
         desired = {n: self._node_manifests(c) for n, c in rendered.nodes.items()}
         self.rendered = rendered
         await self._record_vrids(vips, rendered)
@@ -556,6 +558,8 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             findings=rendered.findings(key),
             advisory=advisory(rendered, key),
         )
+        placement = rendered.placements.get(key)
+        new = switchover.with_condition(obj, new, placement, runtime.nodes(), old)
         if not master_lost(old, new):
             runtime.master_lost_at.pop(key, None)
         else:
@@ -572,7 +576,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             patch.status[name] = value
         if changes or written is None:
             runtime.written_status[key] = (new, now.timestamp())
-        for reason, kind, message in events(old, new):
+        for reason, kind, message in [*events(old, new), *switchover.events(old, new)]:
             kopf.event(body, type=kind, reason=reason, message=message)
 
     # --- what else changes the rendering -------------------------------------------------
