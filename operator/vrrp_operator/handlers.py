@@ -544,6 +544,11 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         if rendered is None or stopped or body.get("metadata", {}).get("deletionTimestamp"):
             return
         obj = plain(body)
+        if switchover.outdated(obj, rendered, runtime.nodes()):
+            # kopf hands no change of an annotation under its own prefix (kubevrrp.io/) to
+            # the change handlers: the timer, which sees the latest body, asks instead.
+            await _quietly(runtime.reconciler.request())
+            rendered = runtime.rendered or rendered
         key = object_key(obj)
         seen = obj.get("status") or {}
         written, written_at = runtime.written_status.get(key, (None, 0.0))

@@ -71,6 +71,24 @@ def carry(
     return replace(rendered, nodes=configs)
 
 
+def outdated(obj: Mapping[str, Any], rendered: Rendered, nodes: Sequence[Node]) -> bool:
+    """The rendering does not carry what the VirtualIP's annotation asks (yet)."""
+    key, node = object_key(obj), requested(obj)
+    by_name = {n.name: n for n in nodes}
+    if node is not None and refusal(node, rendered.placements.get(key), by_name) is not None:
+        node = None  # refused: nothing to carry
+    carried = next(
+        (
+            ((d.get("metadata") or {}).get("annotations") or {}).get(SWITCHOVER_TO)
+            for config in rendered.nodes.values()
+            for d in config.documents
+            if object_key(d) == key
+        ),
+        None,
+    )
+    return carried != node
+
+
 def _annotated(document: Mapping[str, Any], accepted: Mapping[str, str]) -> Mapping[str, Any]:
     node = accepted.get(object_key(document))
     if node is None:

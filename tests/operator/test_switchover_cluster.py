@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 from vrrp_operator.render import render
-from vrrp_operator.switchover import carry, events, refusal, requested, with_condition
+from vrrp_operator.switchover import (
+    carry,
+    events,
+    outdated,
+    refusal,
+    requested,
+    with_condition,
+)
 
 from tests.operator.builders import edge_nodes, node, vip
 from vrrpd.resolve import instances_for_node
@@ -116,3 +123,13 @@ def test_the_condition_follows_the_move_and_the_event_names_both_nodes() -> None
         vip("web"), {"master": "node-1", "conditions": []}, placement, nodes, failed
     )
     assert released["conditions"] == [] and requested(vip("web")) is None
+
+
+def test_outdated_until_the_rendering_carries_what_the_annotation_asks() -> None:
+    nodes = edge_nodes(2)
+    plain, asked = vip("web"), annotated("node-2")
+    before = render([plain], nodes, {})
+    assert not outdated(plain, before, nodes)
+    assert outdated(asked, before, nodes)  # the timer asks for a reconcile
+    assert not outdated(asked, carry(render([asked], nodes, {}), [asked], nodes), nodes)
+    assert not outdated(annotated("node-9"), before, nodes)  # refused: nothing to carry
