@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import failover, probe_failover, resources
+from bench import failover, probe_failover, resources, switchover
 from bench.harness import (
     Cell,
     failover_cells,
@@ -191,3 +191,35 @@ def test_startup_table_sets_each_checkout_beside_the_interpreters_floor() -> Non
     assert main[:6] == ["main", "1", "60", "480", "480", "420"]
     assert branch[:6] == ["branch", "1", "62", "66", "66", "4"]
     assert main[-4:] == ["≤", "50", "ms", "missed"] and branch[-1] == "missed"
+
+
+def test_a_saved_switchover_run_prints_the_same_report_again(tmp_path: Path) -> None:
+    runs = [
+        failover.Run(
+            impl=impl,
+            case="move",
+            advert="1s",
+            run=1,
+            lost=0,
+            outage_ms=0.0,
+            takeover_ms=ms,
+            released_ms=ms,
+            both_held_ms=3.0,
+            client_switch_ms=ms,
+        )
+        for impl, ms in (("vrrpd", 115.0), ("keepalived", 3416.0))
+    ]
+    runs.append(failover.Run(impl="vrrpd", case="move", advert="100ms", run=1, error="no pair"))
+    first = io.StringIO()
+    rows = switchover.report(runs, MACHINE, first)
+    path = tmp_path / "switchover.json"
+    save_json(str(path), MACHINE, runs=runs, summary=rows)
+    again = io.StringIO()
+    assert switchover.main(["--report", str(path)], out=again) == 0
+    assert again.getvalue() == first.getvalue()
+    lines = first.getvalue().splitlines()
+    assert lines[0] == f"switchover benchmark, {format_machine(MACHINE)}"
+    assert lines[3].split() == ["1s", "vrrpd", "1", "0", "0", "115", "115", "3", "115"]
+    assert lines[4].split() == ["1s", "keepalived", "1", "0", "0", "3416", "3416", "3", "3416"]
+    assert lines[5].split()[:5] == ["100ms", "vrrpd", "1", "(1", "failed)"]
+    assert "FAILED move 100ms vrrpd #1: no pair" in lines
