@@ -20,6 +20,7 @@ from typing import Any
 from vrrpd.lab.netns import Lab, wait_until
 
 ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding `vrrpd`
+SOCKET_PATH_MAX = 107  # sun_path, less its terminating NUL
 
 
 class VrrpdProcess:
@@ -51,8 +52,9 @@ class VrrpdProcess:
         )
         os.close(fd)
         # Its own control socket (`vrrpd switchover`): the lab's nodes share one filesystem.
-        # Not under the workdir: a UNIX socket's path must stay under 108 bytes.
-        self._control_dir = tempfile.mkdtemp(prefix="kv-ctl-")
+        # In the workdir unless that makes the path too long for a UNIX socket (108 bytes).
+        short = len(str(lab.workdir)) < SOCKET_PATH_MAX - 40
+        self._control_dir = tempfile.mkdtemp(prefix="ctl-", dir=lab.workdir if short else None)
         self.control_socket = os.path.join(self._control_dir, "control.sock")
         self.proc: subprocess.Popen[bytes] | None = None
 
