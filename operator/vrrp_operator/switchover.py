@@ -74,14 +74,15 @@ def carry(
 def outdated(obj: Mapping[str, Any], rendered: Rendered, nodes: Sequence[Node]) -> bool:
     """The rendering does not carry what the VirtualIP's annotation asks (yet)."""
     key, node = object_key(obj), requested(obj)
-    by_name = {n.name: n for n in nodes}
-    if node is not None and refusal(node, rendered.placements.get(key), by_name) is not None:
+    placement = rendered.placements.get(key)
+    if node is not None and refusal(node, placement, {n.name: n for n in nodes}) is not None:
         node = None  # refused: nothing to carry
+    config = rendered.nodes.get(placement.nodes[0]) if placement and placement.nodes else None
+    documents = config.documents if config is not None else ()
     carried = next(
         (
             ((d.get("metadata") or {}).get("annotations") or {}).get(SWITCHOVER_TO)
-            for config in rendered.nodes.values()
-            for d in config.documents
+            for d in documents
             if object_key(d) == key
         ),
         None,
