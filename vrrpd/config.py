@@ -128,7 +128,7 @@ class InstanceConfig:
     advert_interval_cs: int
     addresses: tuple[IPInterface, ...]  # with prefix length, as put on the interface
     interface: str | None  # None: the interface whose subnet holds the first address
-    label: str | None  # IPv4 address label such as "eth0:0"
+    label: str | None  # IPv4 address label such as "eth0:0"; on `interface` only
     preempt: PreemptMode
     preempt_delay_cs: int
     accept: bool
@@ -145,3 +145,17 @@ class InstanceConfig:
     # False: adverts whose address list differs are accepted (RFC 5798 §7.1 makes the check
     # a MAY), and a new address list is applied without restarting the instance.
     verify_addresses: bool = True
+    # Addresses that go on another interface than the instance's (keepalived `dev` in
+    # virtual_ipaddress), by IP; the adverts still list them and go out on `interface`.
+    address_interfaces: tuple[tuple[IPAddress, str], ...] = ()
+
+    def interface_of(self, address: IPInterface, ifname: str) -> str:
+        """The interface `address` goes on, `ifname` being the instance's (resolved)."""
+        return next((dev for ip, dev in self.address_interfaces if ip == address.ip), ifname)
+
+    def label_for(self, address: IPInterface, ifname: str) -> str | None:
+        """The label `address` gets on `ifname`: the IPv4 label on the instance's own
+        interface, none elsewhere (Linux wants a label to start with its interface's name)."""
+        if address.version != 4 or self.interface_of(address, ifname) != ifname:
+            return None
+        return self.label

@@ -85,6 +85,10 @@ class Instance:
         """keepalived-exporter's labels for this instance."""
         return {"iname": self.config.name, "intf": self.ifname, "vrid": self.config.vrid}
 
+    def where(self, address: IPInterface) -> str:
+        """The interface this VIP goes on (spec.addressInterfaces, else the instance's)."""
+        return self.config.interface_of(address, self.ifname)
+
     @property
     def key(self) -> SocketKey:
         return (self.ifname, self.config.family)
@@ -108,7 +112,15 @@ class ApplyResult:
 # the wire, other addresses or label another set of VIPs to hand over, another source
 # address another tie-breaker. (A different interface, which needs another socket, is
 # compared once resolved.) Everything else is applied in place: no re-election.
-RESTART_FIELDS = ("vrid", "version", "family", "addresses", "label", "source_address")
+RESTART_FIELDS = (
+    "vrid",
+    "version",
+    "family",
+    "addresses",
+    "label",
+    "source_address",
+    "address_interfaces",
+)
 
 
 class Daemon:
@@ -148,7 +160,7 @@ class Daemon:
         vips = []
         for config in configs:
             ifname = self._resolve_interface(config)  # fail before touching the host
-            vips += [(ifname, address) for address in config.addresses]
+            vips += [(config.interface_of(a, ifname), a) for a in config.addresses]
         for ifname, address in await self.ports.addresses.remove_leftovers(vips):
             log_leftover(ifname, address)
         if self.ports.links is not None:
@@ -534,22 +546,23 @@ class Daemon:
         try:
             if not inst.holds_addresses:
                 return
-            label = inst.config.label if inst.config.family == 4 else None
             for address in gone:
                 try:
-                    await self.ports.addresses.remove(inst.ifname, address)
+                    await self.ports.addresses.remove(inst.where(address), address)
                 except OSError as exc:
                     log.error("instance %s: cannot remove %s: %s", inst.config.name, address, exc)
             for address in new:
                 try:
-                    await self.ports.addresses.add(inst.ifname, address, label)
+                    await self.ports.addresses.add(
+                        inst.where(address), address, inst.config.label_for(address, inst.ifname)
+                    )
                 except OSError as exc:
                     log.error("instance %s: cannot add %s: %s", inst.config.name, address, exc)
             if inst.state == State.MASTER:
                 for _ in range(max(1, inst.config.garp.master_repeat)):
                     for address in new:
                         try:
-                            self.ports.announcer.announce(inst.ifname, address.ip)
+                            self.ports.announcer.announce(inst.where(address), address.ip)
                         except OSError as exc:
                             log.warning(
                                 "instance %s: announcing %s failed: %s",
@@ -753,27 +766,27 @@ class Daemon:
         for address in inst.config.addresses:
             try:
                 await self.ports.addresses.add(
-                    inst.ifname, address, inst.config.label if inst.config.family == 4 else None
+                    inst.where(address), address, inst.config.label_for(address, inst.ifname)
                 )
             except OSError as exc:
                 log.error(
                     "instance %s: cannot add %s to %s: %s",
                     inst.config.name,
                     address,
-                    inst.ifname,
+                    inst.where(address),
                     exc,
                 )
 
     async def _remove_addresses(self, inst: Instance) -> None:
         for address in inst.config.addresses:
             try:
-                await self.ports.addresses.remove(inst.ifname, address)
+                await self.ports.addresses.remove(inst.where(address), address)
             except OSError as exc:
                 log.error(
                     "instance %s: cannot remove %s from %s: %s",
                     inst.config.name,
                     address,
-                    inst.ifname,
+                    inst.where(address),
                     exc,
                 )
         inst.holds_addresses = False
@@ -810,7 +823,7 @@ class Daemon:
     def _announce(self, inst: Instance) -> None:
         for address in inst.config.addresses:
             try:
-                self.ports.announcer.announce(inst.ifname, address.ip)
+                self.ports.announcer.announce(inst.where(address), address.ip)
             except OSError as exc:
                 log.warning(
                     "instance %s: announcing %s failed: %s", inst.config.name, address.ip, exc

@@ -23,7 +23,8 @@ def instances_for_node(
     with node_labels None (labels unknown, as in a standalone file) every node takes part.
     Priority: the first nodePriorities entry matching the node (by nodeName, or by
     nodeSelector against node_labels; with node_labels None selectors never match), else
-    spec.priority. The node's own entry in spec.peers gives the source address; the other
+    spec.priority. An address of spec.addressInterfaces goes on its interface, which is
+    then tracked. The node's own entry in spec.peers gives the source address; the other
     entries of that family are the peers. Probes, tracked interfaces, sync group, notify
     and readiness are the same for every instance of a VirtualIP (the sync group is
     qualified by namespace: "<namespace>/<syncGroup>"). Raises ConfigError (all problems)
@@ -58,6 +59,13 @@ def instances_for_node(
             None if spec.sync_group is None else f"{vip.metadata.namespace}/{spec.sync_group}"
         )
         for family in spec.families:
+            moved = tuple(
+                (e.address, e.interface)
+                for e in spec.address_interfaces
+                if e.address.version == family
+            )
+            # keepalived watches an address's interface too (unless no_track)
+            tracked = tuple(dict.fromkeys(spec.track_interfaces + tuple(dev for _, dev in moved)))
             peers = [p for p in spec.peers if p.address.version == family]
             own = next((p.address for p in peers if p.node_name == node), None)
             if spec.unicast and own is None:
@@ -87,11 +95,12 @@ def instances_for_node(
                     auth_password=password,
                     garp=spec.garp.to_config(),
                     probes=probes,
-                    track_interfaces=spec.track_interfaces,
+                    track_interfaces=tracked,
                     sync_group=sync_group,
                     notify=notify,
                     readiness=spec.readiness.value,
                     verify_addresses=spec.verify_addresses,
+                    address_interfaces=moved,
                 )
             )
     if problems:

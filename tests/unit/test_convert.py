@@ -27,7 +27,7 @@ from vrrpd.convert import (
     shell_use,
 )
 from vrrpd.resolve import instances_for_node
-from vrrpd.spec.load import load_manifests
+from vrrpd.spec.load import load_manifests, parse_virtualip
 from vrrpd.vrrp.fsm import PreemptMode
 
 # Production-shaped keepalived configurations carried by the repository (tests/data/README.md);
@@ -736,10 +736,17 @@ def test_addresses_and_their_options() -> None:
     } <= warned(conversion)
 
 
-def test_dev_on_another_interface_is_a_warning() -> None:
-    conversion = instance("virtual_ipaddress {\n 10.0.2.1/24 dev eth1\n}")
-    assert get(conversion.documents[0], "spec.interface") == "eth0"
-    assert "another interface" in find(conversion, "10.0.2.1/24 dev eth1").message
+def test_dev_on_another_interface_becomes_an_address_interface() -> None:
+    conversion = instance(
+        "virtual_ipaddress {\n 10.0.2.1/24 dev eth1 label eth1:x\n 10.0.3.1/24 dev eth0\n}"
+    )
+    spec = conversion.documents[0]["spec"]
+    assert spec["interface"] == "eth0"
+    assert spec["addressInterfaces"] == [{"address": "10.0.2.1", "interface": "eth1"}]
+    assert "label" not in spec
+    assert "carries no label" in find(conversion, "10.0.2.1/24 label eth1:x").message
+    assert not [w for w in conversion.warnings if "dev eth1" in w.directive]
+    parse_virtualip(conversion.documents[0], standalone=False)
 
 
 def test_unicast() -> None:

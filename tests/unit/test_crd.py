@@ -143,6 +143,7 @@ def test_descriptions_name_keepalived_equivalents() -> None:
         "unicast": "unicast_peer",
         "authentication": "auth_pass",
         "trackInterfaces": "track_interface",
+        "addressInterfaces": "dev",
         "probes": "vrrp_script",
         "syncGroup": "vrrp_sync_group",
         "notify": "notify_master",
@@ -833,6 +834,25 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
         "must be an IP address without a prefix length",
     ),
     (
+        "address-interface-with-prefix",
+        virtualip({"addressInterfaces": [{"address": "192.168.77.100/24", "interface": "eth1"}]}),
+        "spec.addressInterfaces[0].address",
+        "must be an IP address of spec.addresses without its prefix length",
+    ),
+    (
+        "address-interface-twice",
+        virtualip(
+            {
+                "addressInterfaces": [
+                    {"address": "192.168.77.100", "interface": "eth1"},
+                    {"address": "192.168.77.100", "interface": "eth2"},
+                ]
+            }
+        ),
+        "spec.addressInterfaces[1]",
+        "Duplicate value",
+    ),
+    (
         "track-interface-twice",
         virtualip({"trackInterfaces": ["eth1", "eth1"]}),
         "spec.trackInterfaces[1]",
@@ -1018,6 +1038,10 @@ LEFT_TO_THE_MODEL = [
         virtualip({"probes": [{"name": "c", "exec": {"command": ["true"], "env": {"A=B": "1"}}}]}),
     ),
     ("broadcast-address", virtualip({"addresses": ["192.168.77.255/24"]})),
+    (
+        "address-interface-not-listed",
+        virtualip({"addressInterfaces": [{"address": "192.168.77.9", "interface": "eth1"}]}),
+    ),
 ]
 
 
@@ -1069,6 +1093,7 @@ def test_a_valid_object_with_every_field_is_accepted() -> None:
             "serviceRef": {"name": "ingress"},
             "readiness": "Master",
             "trackInterfaces": ["eth1", "bond0.100"],
+            "addressInterfaces": [{"address": "192.168.78.1", "interface": "eth2"}],
             "probes": [
                 {**TCP, "interval": "10ms", "timeout": "10ms", "rise": 255, "weight": 254},
                 {"name": "exec", "exec": {"command": ["check"], "env": {"PORT": "8080"}}},

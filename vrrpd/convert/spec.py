@@ -1,5 +1,5 @@
 """A vrrp_instance's gathered directives resolved together into a VirtualIP spec: the
-version from the address families, one interface and label, adverts rounded as keepalived
+version from the address families, the interfaces and the label, adverts rounded as keepalived
 rounds them, preemption, unicast peers, GARP, probes and notifications."""
 
 from __future__ import annotations
@@ -47,6 +47,13 @@ def resolve_spec(inst: Instance) -> dict[str, Any]:
     interface = _resolve_interface(inst, addresses)
     if interface is not None:
         spec["interface"] = interface
+    moved = [
+        {"address": str(a.interface.ip), "interface": a.dev}
+        for a in addresses
+        if a.dev is not None and a.dev != interface
+    ]
+    if moved:
+        spec["addressInterfaces"] = moved
     label = _resolve_label(inst, addresses, interface)
     if label is not None:
         spec["label"] = label
@@ -168,19 +175,23 @@ def _resolve_interface(inst: Instance, addresses: list[Address]) -> str | None:
             f"no interface: using {interface}, the dev of the first address",
             severity="info",
         )
-    for address in devs:
-        if address.dev != interface:
-            inst.address_warning(
-                address.st,
-                f"dev {address.dev}",
-                f"every address goes on spec.interface ({interface}); an address on "
-                "another interface needs a VirtualIP of its own",
-            )
     return interface
 
 
 def _resolve_label(inst: Instance, addresses: list[Address], interface: str | None) -> str | None:
-    labelled = [a for a in addresses if a.label is not None]
+    labelled = []
+    for address in addresses:
+        if address.label is None:
+            continue
+        if address.dev is not None and address.dev != interface:
+            inst.address_warning(
+                address.st,
+                f"label {address.label}",
+                f"ignored: an address on another interface than {interface} "
+                "(addressInterfaces) carries no label",
+            )
+        else:
+            labelled.append(address)
     if not labelled:
         return None
     first = labelled[0]

@@ -38,7 +38,7 @@ from vrrpd.limits import (
     IPInterface,
 )
 from vrrpd.spec import API_VERSION, KIND
-from vrrpd.spec.addresses import VirtualAddresses
+from vrrpd.spec.addresses import AddressInterface, VirtualAddresses, address_interface_problems
 from vrrpd.spec.election import (
     Authentication,
     BasePriority,
@@ -231,6 +231,18 @@ class VirtualIPSpec(SpecModel):
             "label.",
         )
     )
+    address_interfaces: Annotated[
+        tuple[AddressInterface, ...],
+        Crd(maxItems=64, x_kubernetes_list_type="map", x_kubernetes_list_map_keys=["address"]),
+    ] = Field(
+        default=(),
+        description="Addresses that go on another interface than spec.interface (keepalived "
+        "`dev` in virtual_ipaddress, e.g. 192.168.200.17 dev eth1): each entry names one of "
+        "spec.addresses and its interface. The address is still listed in the adverts, which "
+        "go out on spec.interface; spec.label does not apply to it. Such an interface is "
+        "watched like trackInterfaces (keepalived tracks an address's interface too): while it "
+        "is down the instance is in FAULT. Default: every address on spec.interface.",
+    )
     advert_interval_cs: Annotated[int, DurationText()] = Field(
         default=100,
         alias="advertInterval",
@@ -407,6 +419,15 @@ class VirtualIPSpec(SpecModel):
     @classmethod
     def _label_linux_rule(cls, label: Any, info: ValidationInfo) -> Any:
         return None if label is None else _label(label, info)
+
+    @field_validator("address_interfaces")
+    @classmethod
+    def _address_interfaces_listed(
+        cls, entries: tuple[AddressInterface, ...], info: ValidationInfo
+    ) -> tuple[AddressInterface, ...]:
+        if problems := address_interface_problems(entries, info.data.get("addresses")):
+            raise error(problems)
+        return entries
 
     @field_validator("advert_interval_cs", mode="before")
     @classmethod

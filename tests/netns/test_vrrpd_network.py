@@ -1,0 +1,101 @@
+"""Real vrrpd daemons in the lab using keepalived's network-side options: an address on
+another interface than the instance's (spec.addressInterfaces)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from vrrpd.lab.daemons import VrrpdProcess
+from vrrpd.lab.netns import Lab, wait_until
+
+pytestmark = pytest.mark.root
+
+WEB = "default/web/ipv4"
+VIP = "192.168.77.100"
+OTHER = "10.99.0.1"  # goes on eth1, a veth inside each node's namespace
+
+
+def until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    return wait_until(predicate, timeout, 0.02)
+
+
+def on(lab: Lab, i: int, ifname: str) -> list[str]:
+    """Node i's IPv4 addresses on `ifname`, as address/prefix."""
+    out = lab.ip(i, "-j", "-4", "addr", "show", "dev", ifname)
+    return [f"{a['local']}/{a['prefixlen']}" for link in json.loads(out) for a in link["addr_info"]]
+
+
+def start(lab: Lab, extra: str) -> list[VrrpdProcess]:
+    config = Path(lab.workdir) / "vip.yaml"
+    config.write_text(
+        f"""\
+apiVersion: kubevrrp.io/v1alpha1
+kind: VirtualIP
+metadata: {{name: web}}
+spec:
+  addresses: [{VIP}/24, {OTHER}/24]
+  vrid: 51
+  interface: eth0
+  label: eth0:vip
+  advertInterval: 100ms
+  nodePriorities: [{{nodeName: n1, priority: 150}}, {{nodeName: n2, priority: 100}}]
+{extra}"""
+    )
+    return [VrrpdProcess(lab, i, config).start() for i in (1, 2)]
+
+
+def add_eth1(lab: Lab) -> None:
+    # Inside the lab's namespaces: deleted with them.
+    for i in (1, 2):
+        lab.ip(i, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p")
+        lab.ip(i, "link", "set", "eth1p", "up")
+        lab.ip(i, "link", "set", "eth1", "up")
+
+
+def test_an_address_goes_on_its_own_interface_and_moves_with_the_vip(lab: Lab) -> None:
+    add_eth1(lab)
+    d = start(lab, f"  addressInterfaces: [{{address: {OTHER}, interface: eth1}}]\n")
+    assert d[0].wait_state(WEB, "MASTER", 15), d[0].log_text()
+    assert until(lambda: f"{OTHER}/24" in on(lab, 1, "eth1")), on(lab, 1, "eth1")
+    assert f"{OTHER}/24" not in on(lab, 1, "eth0")
+    assert f"{VIP}/24" in on(lab, 1, "eth0")
+    # The label stays on the instance's interface: Linux refuses eth0:vip on eth1.
+    labels = json.loads(lab.ip(1, "-j", "addr", "show", "dev", "eth1"))[0]["addr_info"]
+    assert [a.get("label") for a in labels if a["local"] == OTHER] == ["eth1"]
+    assert on(lab, 2, "eth1") == []
+    # The other interface is tracked: down on the master moves both addresses.
+    lab.ip(1, "link", "set", "eth1", "down")
+    assert d[0].wait_state(WEB, "FAULT", 15), d[0].log_text()
+    assert until(lambda: f"{OTHER}/24" in on(lab, 2, "eth1") and lab.holders(VIP) == [2])
+    assert f"{OTHER}/24" not in on(lab, 1, "eth1")
+    lab.ip(1, "link", "set", "eth1", "up")
+    assert d[0].wait_state(WEB, "MASTER", 15)
+    assert until(lambda: on(lab, 2, "eth1") == [] and f"{OTHER}/24" in on(lab, 1, "eth1"))
+    # A stop takes it off too.
+    assert d[0].terminate() == 0
+    assert until(lambda: f"{OTHER}/24" in on(lab, 2, "eth1"))
+    assert f"{OTHER}/24" not in on(lab, 1, "eth1")
+    assert d[1].terminate() == 0
+    assert on(lab, 2, "eth1") == []
+
+
+def test_a_killed_daemons_address_on_another_interface_is_removed_at_start(lab: Lab) -> None:
+    add_eth1(lab)
+    d = start(lab, f"  addressInterfaces: [{{address: {OTHER}, interface: eth1}}]\n")
+    assert d[0].wait_state(WEB, "MASTER", 15)
+    assert until(lambda: f"{OTHER}/24" in on(lab, 1, "eth1"))
+    d[0].kill()
+    assert until(lambda: d[1].state(WEB) == "MASTER")
+    restarted = VrrpdProcess(lab, 1, d[0].config).start()
+    assert restarted.wait_state(WEB, "MASTER", 15), restarted.log_text()
+    log = restarted.log_text()
+    # Removed before it joined as BACKUP, then put back when it took the VIP over.
+    assert log.index(f"removed {OTHER}/24 from eth1") < log.index("INITIALIZE -> BACKUP")
+    time.sleep(0.3)
+    assert f"{OTHER}/24" in on(lab, 1, "eth1")
+    assert on(lab, 2, "eth1") == []
