@@ -77,6 +77,7 @@ def _load(path: str, node: str) -> list[InstanceConfig]:
 
 async def _real_ports() -> Any:
     from vrrpd.net.announce import Announcer
+    from vrrpd.net.routes import Routes
     from vrrpd.net.rtnl import Rtnl
     from vrrpd.net.transport import VrrpSocket
     from vrrpd.ports import Ports
@@ -85,7 +86,10 @@ async def _real_ports() -> Any:
         return VrrpSocket.open(ifname, family, multicast=True)
 
     rtnl = await Rtnl.open()
-    return Ports(open_socket=open_socket, addresses=rtnl, announcer=Announcer(), links=rtnl)
+    routes = await Routes.open()
+    return Ports(
+        open_socket=open_socket, addresses=rtnl, announcer=Announcer(), links=rtnl, routes=routes
+    )
 
 
 async def _claim_namespace() -> None:

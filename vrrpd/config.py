@@ -9,6 +9,7 @@ them from VirtualIP specs (`vrrpd.spec`); the daemon, the probe runners, notify 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
 
 from vrrpd.limits import SMTP_PORT, IPAddress, IPInterface
 from vrrpd.vrrp.fsm import PreemptMode
@@ -112,6 +113,30 @@ class NotifyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RouteConfig:
+    """A route installed with the VIPs while MASTER (keepalived virtual_routes)."""
+
+    to: IPv4Network | IPv6Network
+    via: IPAddress | None = None
+    interface: str | None = None
+    source: IPAddress | None = None
+    table: int = 254  # main
+    metric: int | None = None
+    type: str = "unicast"  # or "blackhole", "unreachable", "prohibit" (rtnetlink's names)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleConfig:
+    """A policy routing rule installed with the VIPs while MASTER (keepalived virtual_rules)."""
+
+    family: int  # 4 or 6
+    source: IPv4Network | IPv6Network | None  # `from`
+    destination: IPv4Network | IPv6Network | None  # `to`
+    table: int
+    priority: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class InstanceConfig:
     """One VRRP instance on one node: a VirtualIP for one address family, fully resolved.
 
@@ -148,6 +173,9 @@ class InstanceConfig:
     # Addresses that go on another interface than the instance's (keepalived `dev` in
     # virtual_ipaddress), by IP; the adverts still list them and go out on `interface`.
     address_interfaces: tuple[tuple[IPAddress, str], ...] = ()
+    # Installed after the addresses on becoming MASTER, removed before them on leaving it.
+    routes: tuple[RouteConfig, ...] = ()
+    rules: tuple[RuleConfig, ...] = ()
 
     def interface_of(self, address: IPInterface, ifname: str) -> str:
         """The interface `address` goes on, `ifname` being the instance's (resolved)."""

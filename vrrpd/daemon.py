@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from ipaddress import ip_address
 from typing import Any
@@ -120,6 +120,8 @@ RESTART_FIELDS = (
     "label",
     "source_address",
     "address_interfaces",
+    "routes",
+    "rules",
 )
 
 
@@ -163,6 +165,9 @@ class Daemon:
             vips += [(config.interface_of(a, ifname), a) for a in config.addresses]
         for ifname, address in await self.ports.addresses.remove_leftovers(vips):
             log_leftover(ifname, address)
+        if self.ports.routes is not None:
+            for what in await self.ports.routes.remove_leftovers():
+                log_leftover("the routing tables", what)
         if self.ports.links is not None:
             self.ports.links.subscribe(self._on_link_events)
         return self.apply(configs)
@@ -261,6 +266,8 @@ class Daemon:
         self.ports.announcer.close()
         if self.ports.links is not None:
             self.ports.links.close()
+        if self.ports.routes is not None:
+            self.ports.routes.close()
 
     # ---------------------------------------------------------------- status
 
@@ -357,6 +364,8 @@ class Daemon:
                     f"VRID {config.vrid} on {ifname} (IPv{config.family}) is already used by "
                     f"{other.config.name}; pick another spec.vrid"
                 )
+        if (config.routes or config.rules) and self.ports.routes is None:
+            raise StartupError(f"{config.name}: routes and rules cannot be installed here")
         primary = config.source_address or self.ports.addresses.primary_address(
             ifname, config.family
         )
@@ -776,8 +785,10 @@ class Daemon:
                     inst.where(address),
                     exc,
                 )
+        await self._route(inst, install=True)
 
     async def _remove_addresses(self, inst: Instance) -> None:
+        await self._route(inst, install=False)
         for address in inst.config.addresses:
             try:
                 await self.ports.addresses.remove(inst.where(address), address)
@@ -790,6 +801,25 @@ class Daemon:
                     exc,
                 )
         inst.holds_addresses = False
+
+    async def _route(self, inst: Instance, *, install: bool) -> None:
+        """The instance's routes and rules (after its addresses, which a route's source
+        or gateway may need), or off again (before the addresses, rules first)."""
+        port, config = self.ports.routes, inst.config
+        if port is None:
+            return
+        changes: list[tuple[Callable[[Any], Awaitable[bool]], Any]] = (
+            [(port.add_route, r) for r in config.routes]
+            + [(port.add_rule, r) for r in config.rules]
+            if install
+            else [(port.remove_rule, r) for r in config.rules]
+            + [(port.remove_route, r) for r in config.routes]
+        )
+        for change, what in changes:
+            try:
+                await change(what)
+            except OSError as exc:
+                log.error("instance %s: %s", config.name, exc)
 
     def _schedule_announcements(self, inst: Instance) -> None:
         """keepalived's schedule: a burst now, another after garp master delay, then refreshes."""

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from vrrpd.config import RouteConfig, RuleConfig
 from vrrpd.limits import IPAddress, IPInterface
 
 
@@ -49,6 +50,18 @@ class AddressPort(Protocol):
     def link_up(self, ifname: str) -> bool: ...
 
 
+class RoutePort(Protocol):
+    """Routes and rules that follow the VIPs; changes are done when the kernel has
+    acknowledged them, and return False when there was nothing to do."""
+
+    async def add_route(self, route: RouteConfig) -> bool: ...
+    async def remove_route(self, route: RouteConfig) -> bool: ...
+    async def add_rule(self, rule: RuleConfig) -> bool: ...
+    async def remove_rule(self, rule: RuleConfig) -> bool: ...
+    async def remove_leftovers(self) -> list[str]: ...
+    def close(self) -> None: ...
+
+
 class AnnouncerPort(Protocol):
     def announce(self, ifname: str, address: IPAddress) -> None: ...
     def close(self) -> None: ...
@@ -77,3 +90,4 @@ class Ports:
     addresses: AddressPort
     announcer: AnnouncerPort
     links: LinkPort | None = None
+    routes: RoutePort | None = None  # None: an instance with routes or rules cannot start

@@ -24,12 +24,13 @@ def instances_for_node(
     Priority: the first nodePriorities entry matching the node (by nodeName, or by
     nodeSelector against node_labels; with node_labels None selectors never match), else
     spec.priority. An address of spec.addressInterfaces goes on its interface, which is
-    then tracked. The node's own entry in spec.peers gives the source address; the other
-    entries of that family are the peers. Probes, tracked interfaces, sync group, notify
-    and readiness are the same for every instance of a VirtualIP (the sync group is
-    qualified by namespace: "<namespace>/<syncGroup>"). Raises ConfigError (all problems)
-    when a VirtualIP cannot run here: vrid unset, a secretRef unresolved, a unicast node
-    absent from spec.peers.
+    then tracked; routes and rules go to the instance of their family. The node's own
+    entry in spec.peers gives the source address; the other entries of that family are
+    the peers. Probes, tracked interfaces, sync group, notify and readiness are the same
+    for every instance of a VirtualIP (the sync group is qualified by namespace:
+    "<namespace>/<syncGroup>"). Raises ConfigError (all problems) when a VirtualIP
+    cannot run here: vrid unset, a secretRef unresolved, a unicast node absent from
+    spec.peers.
     """
     problems: list[str] = []
     instances: list[InstanceConfig] = []
@@ -101,6 +102,8 @@ def instances_for_node(
                     readiness=spec.readiness.value,
                     verify_addresses=spec.verify_addresses,
                     address_interfaces=moved,
+                    routes=tuple(r.to_config() for r in spec.routes if r.family == family),
+                    rules=tuple(r.to_config() for r in spec.rules if r.family == family),
                 )
             )
     if problems:

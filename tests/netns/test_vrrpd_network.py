@@ -1,5 +1,6 @@
 """Real vrrpd daemons in the lab using keepalived's network-side options: an address on
-another interface than the instance's (spec.addressInterfaces)."""
+another interface than the instance's (spec.addressInterfaces), routes and rules that follow
+the VIP (spec.routes, spec.rules)."""
 
 from __future__ import annotations
 
@@ -99,3 +100,76 @@ def test_a_killed_daemons_address_on_another_interface_is_removed_at_start(lab: 
     time.sleep(0.3)
     assert f"{OTHER}/24" in on(lab, 1, "eth1")
     assert on(lab, 2, "eth1") == []
+
+
+ROUTING = f"""\
+  routes:
+  - {{to: 10.50.0.0/16, via: 192.168.77.1}}
+  - {{to: 10.51.0.0/16, interface: eth0, source: {VIP}, table: 100, metric: 5}}
+  - {{to: 10.52.0.0/16, type: Blackhole}}
+  rules:
+  - {{from: {VIP}/32, table: 100, priority: 1000}}
+"""
+OUR_ROUTES = {
+    ("10.50.0.0/16", "main", "unicast"),
+    ("10.51.0.0/16", "100", "unicast"),
+    ("10.52.0.0/16", "main", "blackhole"),
+}
+
+
+def routes(lab: Lab, i: int) -> set[tuple[str, str, str]]:
+    """Node i's routes with our mark: (destination, table, type)."""
+    found = json.loads(lab.ip(i, "-j", "route", "show", "table", "all", "proto", "86"))
+    return {(r["dst"], str(r.get("table", "main")), r.get("type", "unicast")) for r in found}
+
+
+def rules(lab: Lab, i: int) -> list[tuple[int, str, str]]:
+    """Node i's rules with our mark: (priority, from, table)."""
+    found = json.loads(lab.ip(i, "-j", "rule", "show"))
+    return [
+        (r["priority"], f"{r['src']}/{r.get('srclen', 32)}", str(r["table"]))
+        for r in found
+        if r.get("protocol") == "86"
+    ]
+
+
+def test_routes_and_rules_follow_the_vip(lab: Lab) -> None:
+    d = start(lab, ROUTING)
+    assert d[0].wait_state(WEB, "MASTER", 15), d[0].log_text()
+    assert until(lambda: routes(lab, 1) == OUR_ROUTES), routes(lab, 1)
+    assert rules(lab, 1) == [(1000, f"{VIP}/32", "100")]
+    assert (routes(lab, 2), rules(lab, 2)) == (set(), [])
+    # The route out of eth0 carries the VIP as its source.
+    table = json.loads(lab.ip(1, "-j", "route", "show", "table", "100"))
+    assert [(r["dst"], r.get("prefsrc"), r.get("metric")) for r in table] == [
+        ("10.51.0.0/16", VIP, 5)
+    ]
+    assert d[0].terminate() == 0  # leaving MASTER takes them off; the new master adds them
+    assert until(lambda: routes(lab, 2) == OUR_ROUTES and len(rules(lab, 2)) == 1)
+    assert (routes(lab, 1), rules(lab, 1)) == (set(), [])
+    assert d[1].terminate() == 0
+    assert (routes(lab, 2), rules(lab, 2)) == (set(), [])
+    assert "ERROR" not in d[0].log_text() + d[1].log_text()
+
+
+def test_a_killed_daemons_routes_and_rules_are_removed_at_start(lab: Lab) -> None:
+    d = start(lab, ROUTING)
+    assert d[0].wait_state(WEB, "MASTER", 15)
+    assert until(lambda: routes(lab, 1) == OUR_ROUTES and len(rules(lab, 1)) == 1)
+    d[0].kill()
+    assert until(lambda: d[1].state(WEB) == "MASTER")
+    assert until(lambda: routes(lab, 2) == OUR_ROUTES)
+    # A route someone else put there with another protocol is not ours: it stays.
+    lab.ip(1, "route", "add", "10.53.0.0/16", "via", "192.168.77.1", "proto", "static")
+    restarted = VrrpdProcess(lab, 1, d[0].config).start()
+    assert restarted.wait_state(WEB, "BACKUP", 15), restarted.log_text()
+    assert until(lambda: "left behind" in restarted.log_text())
+    log = restarted.log_text()
+    joined = log.index("INITIALIZE -> BACKUP")
+    # 10.51.0.0/16 went with its source address, the VIP (the kernel drops such routes).
+    for removed in ("route 10.50.0.0/16 table 254", "route 10.52.0.0/16", "rule pref 1000"):
+        assert log.index(f"removed {removed}") < joined, log
+    assert restarted.wait_state(WEB, "MASTER", 15)  # preempts n2, adds them again
+    assert until(lambda: routes(lab, 1) == OUR_ROUTES and routes(lab, 2) == set())
+    assert rules(lab, 1) == [(1000, f"{VIP}/32", "100")] and rules(lab, 2) == []
+    assert lab.ip(1, "route", "show", "10.53.0.0/16").strip()

@@ -201,6 +201,7 @@ EXPECTED: dict[tuple[str, str | None], dict[int, dict[str, Any]]] = {
             "spec.nodePriorities": [{"nodeName": "edge-a", "priority": 120}],
             "spec.preempt": {"mode": "Delay", "delay": "30s"},
             "spec.syncGroup": "vg-edge",
+            "spec.routes": [{"to": "172.16.0.0/12", "via": "10.210.214.1"}],
             # The members have no notify of their own: the group's are copied.
             "spec.notify": {
                 "master": ["/usr/local/bin/edge-notify.sh", "master"],
@@ -219,6 +220,7 @@ EXPECTED: dict[tuple[str, str | None], dict[int, dict[str, Any]]] = {
             "spec.nodePriorities": [{"nodeName": "edge-a", "priority": 120}],
             "spec.preempt": {"mode": "Delay", "delay": "30s"},
             "spec.syncGroup": "vg-edge",
+            "spec.routes": [{"to": "0.0.0.0/0", "interface": "eth1", "via": "192.168.1.1"}],
             "spec.notify.master": ["/usr/local/bin/edge-notify.sh", "master"],
             "spec.notify.all": ["/usr/local/bin/edge-notify-all.sh"],
             "spec.notify.backup": ["/usr/local/bin/edge-notify.sh", "backup"],
@@ -379,11 +381,9 @@ WARNINGS: dict[str, set[tuple[int, str, str]]] = {
         (17, "priority", "info"),
         (19, "preempt_delay", "info"),
         (21, "10.210.214.253/24 brd 10.210.214.255", "warning"),
-        (23, "virtual_routes", "warning"),
         (29, "state", "info"),
         (34, "preempt_delay", "info"),
         (36, "192.168.1.11/24 brd 192.168.1.255", "warning"),
-        (38, "virtual_routes", "warning"),
     },
     "unicast-v3-subsecond.conf": {
         (3, "router_id", "info"),
@@ -404,11 +404,95 @@ def test_testdata_warnings(file: str) -> None:
     assert lines == sorted(lines)
 
 
-def test_virtual_routes_warning_names_the_routes_lines() -> None:
+def test_virtual_routes_become_routes() -> None:
     conversion = convert_file(TESTDATA / "sync-group-routes.conf", node="edge-a")
-    inside = find(conversion, "virtual_routes", 23)
-    assert "not supported" in inside.message and "line 24" in inside.message
-    assert "line 39" in find(conversion, "virtual_routes", 38).message
+    inside, outside = conversion.documents
+    assert inside["spec"]["routes"] == [{"to": "172.16.0.0/12", "via": "10.210.214.1"}]
+    assert outside["spec"]["routes"] == [
+        {"to": "0.0.0.0/0", "interface": "eth1", "via": "192.168.1.1"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "route", "warning"),
+    [
+        (
+            "src 10.0.0.1 10.9.0.0/24 via 10.0.0.254 dev eth1 table 100 metric 7",
+            {
+                "to": "10.9.0.0/24",
+                "interface": "eth1",
+                "metric": 7,
+                "source": "10.0.0.1",
+                "table": 100,
+                "via": "10.0.0.254",
+            },
+            None,
+        ),
+        (
+            "0.0.0.0/0 gw 10.0.0.1 table main",
+            {"to": "0.0.0.0/0", "table": 254, "via": "10.0.0.1"},
+            None,
+        ),
+        ("blackhole 10.7.0.1", {"to": "10.7.0.1/32", "type": "Blackhole"}, None),
+        ("10.8.0.0/16 dev eth2 scope link", {"to": "10.8.0.0/16", "interface": "eth2"}, None),
+        (
+            "10.8.0.0/16 dev eth2 scope site",
+            {"to": "10.8.0.0/16", "interface": "eth2"},
+            "scope site",
+        ),
+        (
+            "10.6.0.0/16 via 10.0.0.2 or 10.0.0.3",
+            {"to": "10.6.0.0/16", "via": "10.0.0.2"},
+            "or 10.0.0.3",
+        ),
+        ("10.5.0.0/16 via 10.0.0.2 mtu 1400", {"to": "10.5.0.0/16", "via": "10.0.0.2"}, "mtu 1400"),
+        ("10.4.0.0/16", None, "a route needs via or dev"),
+        ("10.4.0.0/16 via fd00::1", None, "is IPv6, but to (10.4.0.0/16) is IPv4"),
+        ("fd00:4::/64 dev eth1", None, "no IPv6 address"),
+        ("10.3.0.0./16 via 10.0.0.1", None, "not a destination network"),
+    ],
+)
+def test_virtual_routes_entries(
+    entry: str, route: dict[str, Any] | None, warning: str | None
+) -> None:
+    conversion = instance(f"virtual_routes {{\n {entry}\n}}")
+    spec = conversion.documents[0]["spec"]
+    assert spec.get("routes") == ([route] if route else None)
+    problems = [f"{w.directive}: {w.message}" for w in conversion.warnings if w.line == 8]
+    if warning is None:
+        assert problems == []
+    else:
+        assert [p for p in problems if warning in p], problems
+    parse_virtualip(conversion.documents[0], standalone=False)
+
+
+@pytest.mark.parametrize(
+    ("entry", "rule", "warning"),
+    [
+        ("from 10.0.0.0/24 table 2", {"from": "10.0.0.0/24", "table": 2}, None),
+        (
+            "from all to 10.9.0.0/16 lookup 100 preference 90",
+            {"to": "10.9.0.0/16", "table": 100, "priority": 90},
+            None,
+        ),
+        ("from 10.0.0.0/24 fwmark 3 table 2", None, "fwmark 3"),
+        ("from 10.0.0.0/24 goto 100", None, "goto 100"),
+        ("to 10.0.0./24 table 2", None, "is not valid"),
+        ("table 2", None, "a rule needs from or to"),
+    ],
+)
+def test_virtual_rules_entries(
+    entry: str, rule: dict[str, Any] | None, warning: str | None
+) -> None:
+    conversion = instance(f"virtual_rules {{\n {entry}\n}}")
+    spec = conversion.documents[0]["spec"]
+    assert spec.get("rules") == ([rule] if rule else None)
+    problems = [f"{w.directive}: {w.message}" for w in conversion.warnings if w.line == 8]
+    if warning is None:
+        assert problems == []
+    else:
+        assert [p for p in problems if warning in p], problems
+    parse_virtualip(conversion.documents[0], standalone=False)
 
 
 def test_sync_group_notify_warning_names_the_members() -> None:
@@ -993,9 +1077,7 @@ def test_unsupported_directives_are_listed_never_dropped() -> None:
         use_vmac
         mcast_src_ip 10.0.0.3
         no_such_directive 1
-        virtual_rules {
-            from 10.0.0.0/24 table 1
-        }
+        use_ipvlan
         """,
         before="global_defs {\n enable_traps\n}\n",
     )
@@ -1006,7 +1088,7 @@ def test_unsupported_directives_are_listed_never_dropped() -> None:
         (12, "use_vmac"),
         (13, "mcast_src_ip"),
         (14, "no_such_directive"),
-        (15, "virtual_rules"),
+        (15, "use_ipvlan"),
     } <= warned(conversion)
 
 
@@ -1046,7 +1128,7 @@ def test_yaml_has_the_warnings_as_comments_and_round_trips() -> None:
     text = conversion.yaml()
     head = text.split("\n---\n")[0].splitlines()
     assert all(line.startswith("#") for line in head)
-    assert any(":23: warning: virtual_routes:" in line for line in head)
+    assert any(":21: warning: 10.210.214.253/24 brd" in line for line in head)
     assert [d for d in yaml.safe_load_all(text) if d is not None] == conversion.documents
 
 
@@ -1056,7 +1138,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out, err = capsys.readouterr()
     docs = [d for d in yaml.safe_load_all(out) if d is not None]
     assert [d["metadata"]["namespace"] for d in docs] == ["net", "net"]
-    assert f"{path}:23: warning: virtual_routes:" in err
+    assert f"{path}:21: warning: 10.210.214.253/24 brd" in err
 
     broken = tmp_path / "broken.conf"
     broken.write_text("vrrp_instance A {\n  priority 1\n")

@@ -23,10 +23,6 @@ from vrrpd.limits import (
 )
 
 INSTANCE_UNSUPPORTED = {
-    "virtual_routes": "not supported: routes are not added or removed on state changes; "
-    "keep them static or add them from a notify script",
-    "virtual_rules": "not supported: policy rules are not added or removed on state changes; "
-    "keep them static or add them from a notify script",
     "use_vmac": "not supported: the VIP uses the interface's own MAC; peers learn it from "
     "gratuitous ARP / unsolicited NA",
     "use_vmac_addr": "not supported (no VMAC interfaces)",
@@ -111,6 +107,8 @@ class Instance:
         self.tracking = Tracking(defs, iname)
         self.notify: dict[str, list[str]] = {}
         self.smtp_alert: bool | None = None
+        self.routes: list[Statement] = []  # the entries of virtual_routes
+        self.rules: list[Statement] = []  # the entries of virtual_rules
 
     def gather(self) -> None:
         """Read every directive of the block, then what the instance's sync group adds."""
@@ -140,6 +138,8 @@ class Instance:
             "track_file": self.tracking.track,
             "smtp_alert": self._smtp_alert,
             "promote_secondaries": self._promote_secondaries,
+            "virtual_routes": self._routing,
+            "virtual_rules": self._routing,
             **{kw: self._notify for kw in NOTIFY_FIELDS},
         }
         for st in self.block.block or []:
@@ -178,6 +178,12 @@ class Instance:
             address = self._address(entry, excluded)
             if address is not None:
                 self.addresses.append(address)
+
+    def _routing(self, st: Statement) -> None:
+        if st.block is None:
+            self.report.on(st, "expects a { } block; ignored")
+            return
+        (self.routes if st.keyword == "virtual_routes" else self.rules).extend(st.block)
 
     def _address(self, entry: Statement, excluded: bool) -> Address | None:
         text = entry.keyword

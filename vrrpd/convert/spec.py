@@ -5,10 +5,15 @@ rounds them, preemption, unicast peers, GARP, probes and notifications."""
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from ipaddress import ip_interface
 from typing import Any
+
+from pydantic import ValidationError
 
 from vrrpd.convert.definitions import NOTIFY_ORDER, Globals
 from vrrpd.convert.instance import Address, Instance
+from vrrpd.convert.reader import Statement
+from vrrpd.convert.routing import convert_route, convert_rule
 from vrrpd.convert.values import duration, peer_name, show_seconds, to_cs
 from vrrpd.limits import (
     ADVERT_INTERVAL_V2_MAX_S,
@@ -16,6 +21,7 @@ from vrrpd.limits import (
     PREEMPT_DELAY_MAX_CS,
     PRIORITY_OWNER,
 )
+from vrrpd.spec.routing import VirtualRoute, VirtualRule
 
 KEEPALIVED_DEFAULT_VERSION = 2  # keepalived's vrrp_version default (ours is 3)
 THIS_NODE = "this-node"  # nodeName of unicast_src_ip when no --node is given
@@ -84,6 +90,12 @@ def resolve_spec(inst: Instance) -> dict[str, Any]:
     garp = _resolve_garp(inst, g, addresses)
     if garp:
         spec["garp"] = garp
+    for key, entries in (
+        ("routes", _resolve_routes(inst, spec)),
+        ("rules", _resolve_rules(inst, spec)),
+    ):
+        if entries:
+            spec[key] = entries
     if inst.tracking.track_interfaces:
         spec["trackInterfaces"] = list(inst.tracking.track_interfaces)
     probes = _resolve_probes(inst, spec) if inst.tracking.probes else []
@@ -439,3 +451,45 @@ def _resolve_notify(inst: Instance, g: Globals) -> dict[str, Any]:
         email["connectTimeout"] = duration(g.smtp_timeout_cs)
     notify["email"] = email
     return notify
+
+
+def _resolve_routes(inst: Instance, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    converted = [(e, convert_route(inst.report, e)) for e in inst.routes]
+    return _valid(inst, spec, "routes", VirtualRoute, converted)
+
+
+def _resolve_rules(inst: Instance, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    converted = [(e, convert_rule(inst.report, e)) for e in inst.rules]
+    return _valid(inst, spec, "rules", VirtualRule, converted)
+
+
+def _valid(
+    inst: Instance,
+    spec: dict[str, Any],
+    field: str,
+    model: type[VirtualRoute | VirtualRule],
+    converted: list[tuple[Statement, dict[str, Any] | None]],
+) -> list[dict[str, Any]]:
+    """The entries the model accepts, of a family the addresses have; the others reported."""
+    families = {ip_interface(a).version for a in spec["addresses"]}
+    kept = []
+    for st, entry in converted:
+        if entry is None:
+            continue
+        try:
+            family = model.model_validate(entry).family
+        except ValidationError as exc:
+            reason = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            inst.report.on(st, f"{reason}; entry not converted")
+            continue
+        if family not in families:
+            inst.report.on(
+                st,
+                f"IPv{family}, but the instance has no IPv{family} address, so no instance "
+                f"would install it; not converted (keepalived installs it with the other "
+                f"family's instance: put it in spec.{field} of a VirtualIP with IPv{family} "
+                "addresses)",
+            )
+            continue
+        kept.append(entry)
+    return kept

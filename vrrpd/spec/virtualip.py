@@ -69,6 +69,7 @@ from vrrpd.spec.fields import (
 from vrrpd.spec.notify import NotifySpec
 from vrrpd.spec.openapi import Crd, Rule
 from vrrpd.spec.probes import ProbeSpec
+from vrrpd.spec.routing import VirtualRoute, VirtualRule, family_problems
 from vrrpd.spec.selectors import LabelSelector, match_labels
 from vrrpd.vrrp.fsm import PreemptMode
 
@@ -242,6 +243,19 @@ class VirtualIPSpec(SpecModel):
         "go out on spec.interface; spec.label does not apply to it. Such an interface is "
         "watched like trackInterfaces (keepalived tracks an address's interface too): while it "
         "is down the instance is in FAULT. Default: every address on spec.interface.",
+    )
+    routes: Annotated[tuple[VirtualRoute, ...], Crd(maxItems=64)] = Field(
+        default=(),
+        description="Routes installed while this node holds the addresses (keepalived "
+        "virtual_routes): added after the addresses on becoming master, removed before them "
+        "on leaving it, by the instance of the route's family. They carry route protocol 86 "
+        "(`proto 86` in `ip route`), kube-vrrp's mark, by which a restarted daemon removes "
+        "what a killed one left.",
+    )
+    rules: Annotated[tuple[VirtualRule, ...], Crd(maxItems=64)] = Field(
+        default=(),
+        description="Policy routing rules installed while this node holds the addresses "
+        "(keepalived virtual_rules), as routes are, marked with protocol 86 too.",
     )
     advert_interval_cs: Annotated[int, DurationText()] = Field(
         default=100,
@@ -426,6 +440,15 @@ class VirtualIPSpec(SpecModel):
         cls, entries: tuple[AddressInterface, ...], info: ValidationInfo
     ) -> tuple[AddressInterface, ...]:
         if problems := address_interface_problems(entries, info.data.get("addresses")):
+            raise error(problems)
+        return entries
+
+    @field_validator("routes", "rules")
+    @classmethod
+    def _of_a_family_present(cls, entries: Any, info: ValidationInfo) -> Any:
+        addresses = info.data.get("addresses")
+        families = {4, 6} if addresses is None else {a.version for a in addresses}
+        if problems := family_problems(entries, families):
             raise error(problems)
         return entries
 
