@@ -80,6 +80,7 @@ async def _real_ports() -> Any:
     from vrrpd.net.routes import Routes
     from vrrpd.net.rtnl import Rtnl
     from vrrpd.net.transport import VrrpSocket
+    from vrrpd.net.vmac import Vmacs
     from vrrpd.ports import Ports
 
     def open_socket(ifname: str, family: int) -> Any:
@@ -88,7 +89,12 @@ async def _real_ports() -> Any:
     rtnl = await Rtnl.open()
     routes = await Routes.open()
     return Ports(
-        open_socket=open_socket, addresses=rtnl, announcer=Announcer(), links=rtnl, routes=routes
+        open_socket=open_socket,
+        addresses=rtnl,
+        announcer=Announcer(),
+        links=rtnl,
+        routes=routes,
+        vmacs=Vmacs(),
     )
 
 

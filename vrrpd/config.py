@@ -176,6 +176,8 @@ class InstanceConfig:
     # Installed after the addresses on becoming MASTER, removed before them on leaving it.
     routes: tuple[RouteConfig, ...] = ()
     rules: tuple[RuleConfig, ...] = ()
+    # The VIPs go on a macvlan with the RFC 5798 virtual MAC, which sends the adverts too.
+    use_vmac: bool = False
 
     def interface_of(self, address: IPInterface, ifname: str) -> str:
         """The interface `address` goes on, `ifname` being the instance's (resolved)."""

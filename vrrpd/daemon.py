@@ -65,6 +65,7 @@ class Instance:
     announcements: list[asyncio.TimerHandle] = field(default_factory=list)
     stopped: asyncio.Future[None] | None = None
     holds_addresses: bool = False
+    vmac: str | None = None  # the virtual MAC interface carrying the VIPs and adverts
     since: float = 0.0  # wall clock (Unix seconds) of the last transition, fixed there
     last_reason: str = ""
     transitions: int = 0
@@ -86,12 +87,13 @@ class Instance:
         return {"iname": self.config.name, "intf": self.ifname, "vrid": self.config.vrid}
 
     def where(self, address: IPInterface) -> str:
-        """The interface this VIP goes on (spec.addressInterfaces, else the instance's)."""
-        return self.config.interface_of(address, self.ifname)
+        """The interface this VIP goes on (spec.addressInterfaces, else the instance's or
+        its virtual MAC interface)."""
+        return self.config.interface_of(address, self.vmac or self.ifname)
 
     @property
     def key(self) -> SocketKey:
-        return (self.ifname, self.config.family)
+        return (self.vmac or self.ifname, self.config.family)
 
     @property
     def state(self) -> State:
@@ -122,6 +124,7 @@ RESTART_FIELDS = (
     "address_interfaces",
     "routes",
     "rules",
+    "use_vmac",
 )
 
 
@@ -137,6 +140,7 @@ class Daemon:
         self._retiring: dict[str, Instance] = {}
         self._pending: dict[str, InstanceConfig] = {}
         self._sockets: dict[SocketKey, AdvertSocket] = {}
+        self._vmacs: set[str] = set()  # the virtual MAC interfaces made, deleted with their socket
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
 
@@ -268,6 +272,8 @@ class Daemon:
             self.ports.links.close()
         if self.ports.routes is not None:
             self.ports.routes.close()
+        if self.ports.vmacs is not None:
+            self.ports.vmacs.close()
 
     # ---------------------------------------------------------------- status
 
@@ -375,8 +381,10 @@ class Daemon:
                 f"{config.name}: {ifname} has no IPv{config.family} address to send adverts "
                 "from" + (" (IPv6 needs a link-local address)" if config.family == 6 else "")
             )
+        vmac = self._vmac(config, ifname)
         rconfig = _router_config(config, primary or _unspecified(config.family))
         inst = Instance(
+            vmac=vmac,
             config=config,
             ifname=ifname,
             primary=rconfig.primary_address,
@@ -384,7 +392,12 @@ class Daemon:
             router=VirtualRouter(rconfig),
             since=time.time(),
         )
-        self._socket(key)
+        try:
+            self._socket(inst.key)
+        except BaseException:
+            if vmac is not None:
+                self._delete_vmac(vmac)
+            raise
         self.instances[config.name] = inst
         if config.notify is not None:
             inst.notifier = Notifier(
@@ -879,6 +892,35 @@ class Daemon:
         if self._loop is not None:
             self._loop.remove_reader(sock.fileno())
         sock.close()
+        if key[0] in self._vmacs:
+            self._delete_vmac(key[0])
+
+    def _delete_vmac(self, name: str) -> None:
+        self._vmacs.discard(name)
+        try:
+            if self.ports.vmacs is not None:
+                self.ports.vmacs.delete(name)
+        except OSError as exc:
+            log.error("cannot delete the virtual MAC interface %s: %s", name, exc)
+
+    def _vmac(self, config: InstanceConfig, ifname: str) -> str | None:
+        """The instance's virtual MAC interface, made on `ifname` (None without useVmac)."""
+        if not config.use_vmac:
+            return None
+        if self.ports.vmacs is None:
+            raise StartupError(f"{config.name}: virtual MAC interfaces cannot be made here")
+        for other in [*self.instances.values(), *self._retiring.values()]:
+            if other.vmac is not None and other.config.vrid == config.vrid:
+                raise StartupError(
+                    f"VRID {config.vrid}: {other.config.name} has the virtual MAC interface "
+                    f"{other.vmac} (on {other.ifname}) already; pick another spec.vrid"
+                )
+        try:
+            vmac = self.ports.vmacs.create(ifname, config.vrid, config.family)
+        except OSError as exc:
+            raise StartupError(f"{config.name}: {exc}") from exc
+        self._vmacs.add(vmac)
+        return vmac
 
     def _drop_unused_sockets(self) -> None:
         used = {i.key for i in [*self.instances.values(), *self._retiring.values()]}

@@ -62,6 +62,15 @@ class RoutePort(Protocol):
     def close(self) -> None: ...
 
 
+class VmacPort(Protocol):
+    """Virtual MAC interfaces (macvlans with the RFC 5798 MAC); synchronous, as launching
+    an instance is."""
+
+    def create(self, base: str, vrid: int, family: int) -> str: ...
+    def delete(self, name: str) -> bool: ...
+    def close(self) -> None: ...
+
+
 class AnnouncerPort(Protocol):
     def announce(self, ifname: str, address: IPAddress) -> None: ...
     def close(self) -> None: ...
@@ -91,3 +100,4 @@ class Ports:
     announcer: AnnouncerPort
     links: LinkPort | None = None
     routes: RoutePort | None = None  # None: an instance with routes or rules cannot start
+    vmacs: VmacPort | None = None  # None: an instance with useVmac cannot start

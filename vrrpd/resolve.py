@@ -104,6 +104,7 @@ def instances_for_node(
                     address_interfaces=moved,
                     routes=tuple(r.to_config() for r in spec.routes if r.family == family),
                     rules=tuple(r.to_config() for r in spec.rules if r.family == family),
+                    use_vmac=spec.use_vmac,
                 )
             )
     if problems:

@@ -173,3 +173,71 @@ def test_a_killed_daemons_routes_and_rules_are_removed_at_start(lab: Lab) -> Non
     assert until(lambda: routes(lab, 1) == OUR_ROUTES and routes(lab, 2) == set())
     assert rules(lab, 1) == [(1000, f"{VIP}/32", "100")] and rules(lab, 2) == []
     assert lab.ip(1, "route", "show", "10.53.0.0/16").strip()
+
+
+VMAC = "00:00:5e:00:01:33"  # RFC 5798 §7.3 for VRID 51
+
+
+def neighbour(lab: Lab, address: str) -> str | None:
+    """The client's neighbour entry (MAC) for `address`, if it has one."""
+    found = json.loads(lab.ip(lab.client, "-j", "neigh", "show", address))
+    return found[0].get("lladdr") if found else None
+
+
+def vmac_links(lab: Lab, i: int) -> list[tuple[str, str]]:
+    return [
+        (link["ifname"], link["address"])
+        for link in json.loads(lab.ip(i, "-j", "-d", "link", "show", "type", "macvlan"))
+    ]
+
+
+def test_use_vmac_keeps_the_clients_neighbour_entry_across_a_failover(lab: Lab) -> None:
+    config = Path(lab.workdir) / "vip.yaml"
+    config.write_text(
+        f"""\
+apiVersion: kubevrrp.io/v1alpha1
+kind: VirtualIP
+metadata: {{name: web}}
+spec:
+  addresses: [{VIP}/24]
+  vrid: 51
+  interface: eth0
+  useVmac: true
+  advertInterval: 100ms
+  nodePriorities: [{{nodeName: n1, priority: 150}}, {{nodeName: n2, priority: 100}}]
+"""
+    )
+    d = [VrrpdProcess(lab, i, config).start() for i in (1, 2)]
+    assert d[0].wait_state(WEB, "MASTER", 15), d[0].log_text()
+    assert d[1].wait_state(WEB, "BACKUP", 15), d[1].log_text()
+    # Both nodes have the macvlan; only the master has the VIP, on it.
+    assert vmac_links(lab, 1) == [("vrrp.51", VMAC)] == vmac_links(lab, 2)
+    assert until(lambda: f"{VIP}/24" in on(lab, 1, "vrrp.51"))
+    assert f"{VIP}/24" not in on(lab, 1, "eth0") and on(lab, 2, "vrrp.51") == []
+    assert lab.ping(lab.client, VIP)
+    assert neighbour(lab, VIP) == VMAC  # and not n1's eth0 MAC: eth0 stays quiet
+    time.sleep(1.0)
+    assert d[1].state(WEB) == "BACKUP"  # it hears n1's adverts, sent from the macvlan
+    d[0].kill()
+    assert d[1].wait_state(WEB, "MASTER", 15)
+    assert until(lambda: f"{VIP}/24" in on(lab, 2, "vrrp.51"))
+    lab.ip(1, "link", "del", "vrrp.51")  # n1 is dead: its interface must not answer
+    assert lab.ping(lab.client, VIP)
+    assert neighbour(lab, VIP) == VMAC
+    # The restarted daemon removes its predecessor's macvlan before anything else ...
+    lab.ip(1, "link", "add", "vrrp.51", "link", "eth0", "address", VMAC, "type", "macvlan")
+    lab.ip(1, "link", "set", "vrrp.51", "alias", "kube-vrrp vmac")
+    lab.ip(1, "link", "add", "mv-other", "link", "eth0", "type", "macvlan")  # not ours
+    restarted = VrrpdProcess(lab, 1, config).start()
+    assert restarted.wait_state(WEB, "MASTER", 15), restarted.log_text()
+    log = restarted.log_text()
+    assert log.index("removed virtual MAC interface vrrp.51") < log.index("INITIALIZE -> BACKUP")
+    assert "mv-other" in [name for name, _ in vmac_links(lab, 1)]
+    lab.ip(1, "link", "del", "mv-other")
+    assert until(lambda: on(lab, 2, "vrrp.51") == [] and f"{VIP}/24" in on(lab, 1, "vrrp.51"))
+    # ... and a stop deletes it.
+    assert restarted.terminate() == 0
+    assert d[1].wait_state(WEB, "MASTER", 15)
+    assert vmac_links(lab, 1) == []
+    assert d[1].terminate() == 0
+    assert vmac_links(lab, 2) == []

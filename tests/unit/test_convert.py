@@ -833,6 +833,22 @@ def test_dev_on_another_interface_becomes_an_address_interface() -> None:
     parse_virtualip(conversion.documents[0], standalone=False)
 
 
+def test_use_vmac() -> None:
+    plain = instance("use_vmac")
+    assert plain.documents[0]["spec"]["useVmac"] is True
+    assert not [w for w in plain.warnings if w.directive == "use_vmac"]
+    named = instance("use_vmac vrrp_web\nvirtual_ipaddress {\n 10.0.0.2/24 label eth0:v\n}")
+    spec = named.documents[0]["spec"]
+    assert spec["useVmac"] is True and "label" not in spec
+    assert "named vrrp.9, not vrrp_web" in find(named, "use_vmac").message
+    assert any("label eth0:v dropped" in w.message for w in named.warnings)
+    parse_virtualip(named.documents[0], standalone=False)
+    v6 = instance("use_vmac\nvirtual_ipaddress {\n fd00::2/64\n}")
+    assert "useVmac" not in v6.documents[0]["spec"]
+    assert "IPv4 addresses only" in find(v6, "use_vmac").message
+    parse_virtualip(v6.documents[0], standalone=False)
+
+
 def test_unicast() -> None:
     spec = instance("unicast_src_ip 10.0.0.3\nunicast_peer {\n 10.0.0.4\n fd00::4\n}").documents[0][
         "spec"
@@ -1074,7 +1090,7 @@ def test_unsupported_directives_are_listed_never_dropped() -> None:
         """\
         dont_track_primary
         debug 2
-        use_vmac
+        vmac_xmit_base
         mcast_src_ip 10.0.0.3
         no_such_directive 1
         use_ipvlan
@@ -1085,7 +1101,7 @@ def test_unsupported_directives_are_listed_never_dropped() -> None:
         (2, "enable_traps"),
         (10, "dont_track_primary"),
         (11, "debug"),
-        (12, "use_vmac"),
+        (12, "vmac_xmit_base"),
         (13, "mcast_src_ip"),
         (14, "no_such_directive"),
         (15, "use_ipvlan"),

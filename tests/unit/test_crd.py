@@ -145,6 +145,7 @@ def test_descriptions_name_keepalived_equivalents() -> None:
         "trackInterfaces": "track_interface",
         "addressInterfaces": "dev",
         "routes": "virtual_routes",
+        "useVmac": "use_vmac",
         "rules": "virtual_rules",
         "probes": "vrrp_script",
         "syncGroup": "vrrp_sync_group",
@@ -853,6 +854,18 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
         ),
         "spec.addressInterfaces[1]",
         "Duplicate value",
+    ),
+    (
+        "vmac-with-ipv6",
+        virtualip({"useVmac": True, "addresses": [V4, V6]}),
+        "spec.useVmac",
+        "useVmac is for IPv4 addresses only",
+    ),
+    (
+        "vmac-with-label",
+        virtualip({"useVmac": True, "interface": "eth0", "label": "eth0:vip"}),
+        "spec.useVmac",
+        "where label cannot go",
     ),
     (
         "route-to-an-address",

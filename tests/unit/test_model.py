@@ -2117,3 +2117,14 @@ def test_address_interfaces_refused(entries: list[dict[str, str]], message: str)
     with pytest.raises(ConfigError) as exc:
         one({"addressInterfaces": entries})
     assert message in str(exc.value)
+
+
+def test_use_vmac_resolves_and_is_ipv4_without_label() -> None:
+    (inst,) = instances_for_node([one({"useVmac": True})], "node-a")
+    assert inst.use_vmac is True
+    with pytest.raises(ConfigError) as exc:
+        one({"useVmac": True, "addresses": ["192.168.77.100/24", "fd00:77::100/64"]})
+    assert "spec.useVmac: true is for IPv4 addresses only" in str(exc.value)
+    with pytest.raises(ConfigError) as exc:
+        one({"useVmac": True, "interface": "eth0", "label": "eth0:vip"})
+    assert "spec.useVmac: true puts the addresses on the virtual MAC interface" in str(exc.value)

@@ -1,4 +1,5 @@
-"""The route and rule requests vrrpd.net.routes sends, built without a kernel."""
+"""The route and rule requests vrrpd.net.routes sends, and the virtual MAC names and
+addresses of vrrpd.net.vmac, without a kernel."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from vrrpd.net.routes import (
     route_request,
     rule_request,
 )
+from vrrpd.net.vmac import vmac_address, vmac_name
 
 
 def test_a_gateway_route_is_marked_and_universe_scope() -> None:
@@ -86,3 +88,8 @@ def test_rule_request() -> None:
         "dst": "fd00::",
         "dst_len": 8,
     }
+
+
+def test_virtual_mac_is_rfc_5798s() -> None:
+    assert (vmac_address(51, 4), vmac_name(51, 4)) == ("00:00:5e:00:01:33", "vrrp.51")
+    assert (vmac_address(255, 6), vmac_name(255, 6)) == ("00:00:5e:00:02:ff", "vrrp6.255")

@@ -23,8 +23,6 @@ from vrrpd.limits import (
 )
 
 INSTANCE_UNSUPPORTED = {
-    "use_vmac": "not supported: the VIP uses the interface's own MAC; peers learn it from "
-    "gratuitous ARP / unsolicited NA",
     "use_vmac_addr": "not supported (no VMAC interfaces)",
     "vmac_xmit_base": "not supported (no VMAC interfaces)",
     "use_ipvlan": "not supported (no ipvlan interfaces)",
@@ -109,6 +107,7 @@ class Instance:
         self.smtp_alert: bool | None = None
         self.routes: list[Statement] = []  # the entries of virtual_routes
         self.rules: list[Statement] = []  # the entries of virtual_rules
+        self.use_vmac: Statement | None = None
 
     def gather(self) -> None:
         """Read every directive of the block, then what the instance's sync group adds."""
@@ -140,6 +139,7 @@ class Instance:
             "promote_secondaries": self._promote_secondaries,
             "virtual_routes": self._routing,
             "virtual_rules": self._routing,
+            "use_vmac": self._use_vmac,
             **{kw: self._notify for kw in NOTIFY_FIELDS},
         }
         for st in self.block.block or []:
@@ -178,6 +178,9 @@ class Instance:
             address = self._address(entry, excluded)
             if address is not None:
                 self.addresses.append(address)
+
+    def _use_vmac(self, st: Statement) -> None:
+        self.use_vmac = st
 
     def _routing(self, st: Statement) -> None:
         if st.block is None:

@@ -61,7 +61,9 @@ def resolve_spec(inst: Instance) -> dict[str, Any]:
     if moved:
         spec["addressInterfaces"] = moved
     label = _resolve_label(inst, addresses, interface)
-    if label is not None:
+    if inst.use_vmac is not None and _resolve_vmac(inst, spec, label):
+        spec["useVmac"] = True
+    elif label is not None:
         spec["label"] = label
     if inst.advert is not None:
         spec["advertInterval"] = _resolve_advert(inst, version)
@@ -188,6 +190,28 @@ def _resolve_interface(inst: Instance, addresses: list[Address]) -> str | None:
             severity="info",
         )
     return interface
+
+
+def _resolve_vmac(inst: Instance, spec: dict[str, Any], label: str | None) -> bool:
+    """Whether useVmac can be set; what changes on the way is reported."""
+    st = inst.use_vmac
+    assert st is not None
+    if any(":" in a for a in spec["addresses"]):
+        inst.report.on(
+            st,
+            "useVmac is for IPv4 addresses only here, and this instance has IPv6 ones; not "
+            "converted: the addresses keep the interface's own MAC",
+        )
+        return False
+    name = f"vrrp.{inst.vrid}" if inst.vrid is not None else "vrrp.<vrid>"
+    if st.args and st.args[0] != name:
+        inst.report.on(st, f"the interface is named {name}, not {st.args[0]}", severity="info")
+    if label is not None:
+        inst.report.on(
+            st,
+            f"label {label} dropped: the addresses go on the virtual MAC interface {name}",
+        )
+    return True
 
 
 def _resolve_label(inst: Instance, addresses: list[Address], interface: str | None) -> str | None:

@@ -61,7 +61,9 @@ IFF_UP = 0x1
 IFF_LOWER_UP = 0x10000
 IFLA_AF_SPEC = 26
 IFLA_INET_CONF = 1
-IPV4_DEVCONF_PROMOTE_SECONDARIES = 20  # linux/ip.h
+IPV4_DEVCONF_ARP_ANNOUNCE = 18  # linux/ip.h
+IPV4_DEVCONF_ARP_IGNORE = 19
+IPV4_DEVCONF_PROMOTE_SECONDARIES = 20
 _AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 
 
@@ -129,7 +131,7 @@ class LinkEvent:
     up: bool
 
 
-class _SetInetConf(nlmsg):  # type: ignore[misc]
+class SetInetConf(nlmsg):  # type: ignore[misc]
     """RTM_SETLINK with IFLA_AF_SPEC / AF_INET / IFLA_INET_CONF: IPv4 per-interface settings
     (the /proc/sys/net/ipv4/conf/IF/* values) set over netlink. That needs CAP_NET_ADMIN,
     as adding an address does, and works where /proc/sys is mounted read-only (every
@@ -146,7 +148,11 @@ class _SetInetConf(nlmsg):  # type: ignore[misc]
             nla_map = ((IFLA_INET_CONF, "IFLA_INET_CONF", "vrrpd_inet_conf"),)
 
             class vrrpd_inet_conf(nla):  # type: ignore[misc]
-                nla_map = ((IPV4_DEVCONF_PROMOTE_SECONDARIES, "PROMOTE_SECONDARIES", "uint32"),)
+                nla_map = (
+                    (IPV4_DEVCONF_ARP_ANNOUNCE, "ARP_ANNOUNCE", "uint32"),
+                    (IPV4_DEVCONF_ARP_IGNORE, "ARP_IGNORE", "uint32"),
+                    (IPV4_DEVCONF_PROMOTE_SECONDARIES, "PROMOTE_SECONDARIES", "uint32"),
+                )
 
 
 def _family(address: IPInterface | IPAddress) -> int:
@@ -507,7 +513,7 @@ class Rtnl:
         if index in self._promoted:
             return
         self._promoted.add(index)
-        msg = _SetInetConf()
+        msg = SetInetConf()
         msg["family"] = socket.AF_UNSPEC
         msg["index"] = index
         conf = {"attrs": [("PROMOTE_SECONDARIES", 1)]}

@@ -142,6 +142,19 @@ _SPEC_RULES = (
         field_path=".label",
     ),
     Rule(
+        "!has(self.useVmac) || !self.useVmac || !has(self.addresses) || "
+        "self.addresses.all(a, !a.contains(':'))",
+        "useVmac is for IPv4 addresses only, but spec.addresses has an IPv6 address: put the "
+        "IPv6 addresses in another VirtualIP without useVmac",
+        field_path=".useVmac",
+    ),
+    Rule(
+        "!has(self.useVmac) || !self.useVmac || !has(self.label)",
+        "useVmac puts the addresses on the virtual MAC interface vrrp.<vrid>, where label "
+        "cannot go: remove label",
+        field_path=".useVmac",
+    ),
+    Rule(
         f"!has(self.probes) || size(self.probes) == 0 || self.priority != {PRIORITY_OWNER}",
         f"priority {PRIORITY_OWNER} (address owner) cannot be combined with probes: an owner is "
         "never demoted, so no probe could move the VIP away from it; use "
@@ -231,6 +244,17 @@ class VirtualIPSpec(SpecModel):
             "interface name, e.g. eth0:vip. At most 15 characters. IPv6 addresses carry no "
             "label.",
         )
+    )
+    use_vmac: StrictBool = Field(
+        default=False,
+        description="Put the addresses on a macvlan interface with the RFC 5798 virtual MAC "
+        "00:00:5e:00:01:<vrid> (keepalived use_vmac), named vrrp.<vrid>, which the daemon "
+        "makes on spec.interface on every node and sends the adverts from: hosts keep the "
+        "same MAC for the VIP whoever holds it, so a failover needs no ARP cache update. "
+        "Both interfaces get arp_ignore 1 and arp_announce 2, so that ARP for the VIP is "
+        "answered with the virtual MAC only (left so when the daemon stops). IPv4 only for "
+        "now, without label. Default false: the addresses go on spec.interface with its own "
+        "MAC.",
     )
     address_interfaces: Annotated[
         tuple[AddressInterface, ...],
@@ -433,6 +457,33 @@ class VirtualIPSpec(SpecModel):
     @classmethod
     def _label_linux_rule(cls, label: Any, info: ValidationInfo) -> Any:
         return None if label is None else _label(label, info)
+
+    @field_validator("use_vmac")
+    @classmethod
+    def _vmac_ipv4_without_label(cls, use_vmac: bool, info: ValidationInfo) -> bool:
+        if not use_vmac:
+            return use_vmac
+        problems: list[Problem] = []
+        v6 = [str(a) for a in info.data.get("addresses", ()) if a.version == 6]
+        if v6:
+            problems.append(
+                (
+                    "",
+                    f"true is for IPv4 addresses only, but spec.addresses has {', '.join(v6)}; "
+                    "put the IPv6 addresses in another VirtualIP without useVmac",
+                )
+            )
+        if info.data.get("label") is not None:
+            problems.append(
+                (
+                    "",
+                    "true puts the addresses on the virtual MAC interface vrrp.<vrid>, where "
+                    "spec.label (which must start with spec.interface) cannot go; remove label",
+                )
+            )
+        if problems:
+            raise error(problems)
+        return use_vmac
 
     @field_validator("address_interfaces")
     @classmethod
