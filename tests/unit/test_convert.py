@@ -446,6 +446,7 @@ def test_virtual_routes_become_routes() -> None:
             "or 10.0.0.3",
         ),
         ("10.5.0.0/16 via 10.0.0.2 mtu 1400", {"to": "10.5.0.0/16", "via": "10.0.0.2"}, "mtu 1400"),
+        ("10.5.0.0/16 nexthop via 10.0.0.2 nexthop via 10.0.0.3", None, "multipath"),
         ("10.4.0.0/16", None, "a route needs via or dev"),
         ("10.4.0.0/16 via fd00::1", None, "is IPv6, but to (10.4.0.0/16) is IPv4"),
         ("fd00:4::/64 dev eth1", None, "no IPv6 address"),

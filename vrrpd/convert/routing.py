@@ -23,7 +23,7 @@ _RULE_PRIORITY = ("preference", "priority", "pref", "order")
 _ROUTE_VALUED = {
     "tos", "dsfield", "mtu", "advmss", "rtt", "rttvar", "reordering", "window", "cwnd",
     "ssthresh", "realms", "rto_min", "initcwnd", "initrwnd", "features", "quickack",
-    "congctl", "pref", "nexthop", "protocol", "encap", "expires", "fastopen_no_cookie",
+    "congctl", "pref", "protocol", "encap", "expires", "fastopen_no_cookie",
     "hoplimit", "as", "onlink", "weight",
 }  # fmt: skip
 _RULE_VALUED = {
@@ -89,7 +89,14 @@ def convert_route(report: Report, entry: Statement) -> dict[str, Any] | None:
             if not _route_option(e, route, word, value):
                 return None
         elif word == "or":
-            e.warn(f"or {value}", "a second gateway is not supported; only the first is used")
+            e.warn(
+                f"or {value}",
+                "multipath routes are not supported (keepalived: `or` is a deprecated "
+                "spelling of two nexthops); only the first gateway is kept",
+            )
+        elif word == "nexthop":
+            e.drop("multipath routes (nexthop) are not supported")
+            return None
         elif word in _ROUTE_VALUED:
             e.warn(f"{word} {value}", "route option not supported; ignored")
         elif word in ("no_track", "onlink"):
