@@ -191,3 +191,22 @@ def test_startup_table_sets_each_checkout_beside_the_interpreters_floor() -> Non
     assert main[:6] == ["main", "1", "60", "480", "480", "420"]
     assert branch[:6] == ["branch", "1", "62", "66", "66", "4"]
     assert main[-4:] == ["≤", "50", "ms", "missed"] and branch[-1] == "missed"
+
+
+def test_vmac_table_groups_runs_by_mode_and_client() -> None:
+    from bench import vmac
+
+    runs = [
+        vmac.Run("vmac", "garp-lost", 1, 350.0, 35, False, vmac.VMAC, vmac.VMAC),
+        vmac.Run("vmac", "garp-lost", 2, 370.0, 37, False, vmac.VMAC, vmac.VMAC),
+        vmac.Run("interface-mac", "garp-lost", 1, 60000.0, 6000, True, "02:01", "02:01"),
+        vmac.Run("interface-mac", "garp-heard", 1, error="no settled pair"),
+    ]
+    lines = vmac.format_table(runs).splitlines()
+    assert lines[0].split()[:3] == ["mode", "client", "runs"]
+    rows = [line.split() for line in lines[2:]]
+    assert rows[0][:6] == ["interface-mac", "garp-lost", "1", "60000", "60000", "6000"]
+    assert rows[0][-1] == "1"  # unrecovered
+    assert rows[1][:6] == ["vmac", "garp-lost", "2", "360", "370", "36"]
+    assert f"{vmac.VMAC} -> {vmac.VMAC}" in lines[3]
+    assert len(rows) == 2  # a cell whose runs all failed has no row
