@@ -416,8 +416,17 @@ class Rtnl:
 
     # --- changes (AddressPort) ---
 
-    def _require_index(self, ifname: str) -> int:
+    async def _index(self, ifname: str) -> int | None:
+        """From the mirror, or from the kernel for a link whose event is still on its way
+        (a virtual MAC interface made a moment ago, vrrpd.net.vmac)."""
         index = self.ifindex(ifname)
+        if index is None:
+            found = await self._ipr().link_lookup(ifname=ifname)
+            index = int(found[0]) if found else None
+        return index
+
+    async def _require_index(self, ifname: str) -> int:
+        index = await self._index(ifname)
         if index is None:
             raise AddressError(f"no interface {ifname!r}", errno.ENODEV)
         return index
@@ -437,7 +446,7 @@ class Rtnl:
                 f"label {label!r} must start with the interface name {ifname!r} "
                 f"and be at most {IFNAMSIZ - 1} bytes"
             )
-        index = self._require_index(ifname)
+        index = await self._require_index(ifname)
         request: dict[str, Any] = {
             "index": index,
             "address": str(address.ip),
@@ -468,7 +477,7 @@ class Rtnl:
     async def remove(self, ifname: str, address: IPInterface) -> bool:
         """Take the address off the interface. False if it was not there (or the interface
         is gone, which took the address with it)."""
-        index = self.ifindex(ifname)
+        index = await self._index(ifname)
         if index is None:
             return False
         request = {"address": str(address.ip), "prefixlen": address.network.prefixlen}
