@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from vrrpd.limits import PRIORITY_BACKUP_MAX, PRIORITY_MIN, PRIORITY_OWNER, PROBE_WEIGHT_MAX
+from vrrpd.limits import PRIORITY_MIN, PRIORITY_OWNER, PROBE_WEIGHT_MAX, clamp_priority
 
 
 class ProbeState(StrEnum):
@@ -185,9 +185,7 @@ def effective_priority(base: int, trackers: Iterable[ProbeTracker]) -> Result:
         return Pending(awaiting)
     adjustments = tuple((t.name, c) for t in trackers if (c := t.contribution()))
     total = base + sum(c for _, c in adjustments)
-    if base == PRIORITY_OWNER:
-        return Priority(PRIORITY_OWNER, base, total, adjustments)
-    return Priority(min(max(total, PRIORITY_MIN), PRIORITY_BACKUP_MAX), base, total, adjustments)
+    return Priority(clamp_priority(base, total), base, total, adjustments)
 
 
 def shared_priority(base: int, members: Iterable[Iterable[ProbeTracker]]) -> Result:
