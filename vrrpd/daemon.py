@@ -31,7 +31,7 @@ from vrrpd.probes.tracking import (
     effective_priority,
     shared_priority,
 )
-from vrrpd.vrrp import packet
+from vrrpd.vrrp import packet, receive
 from vrrpd.vrrp.fsm import (
     Action,
     AddAddresses,
@@ -856,46 +856,47 @@ class Daemon:
             self.deliver(key, pkt)
 
     def deliver(self, key: SocketKey, pkt: Packet) -> None:
-        """One received datagram: decode, find the instance by VRID, check, hand to the FSM."""
+        """One received datagram: sorted out (vrrpd.vrrp.receive), counted, handed to the FSM."""
         candidates = [
             i for i in [*self.instances.values(), *self._retiring.values()] if i.key == key
         ]
-        if any(pkt.source == i.primary for i in candidates):
-            return  # our own advert looped back
-        result = packet.decode(
-            pkt.payload, source=pkt.source, destination=pkt.destination, ttl=pkt.ttl
+        sorted_out = receive.sort_out(
+            pkt.payload,
+            source=pkt.source,
+            destination=pkt.destination,
+            ttl=pkt.ttl,
+            listeners=(
+                receive.Listener(
+                    i,
+                    i.router.config,
+                    peers=i.config.peers if i.config.unicast else None,
+                    verify_addresses=i.config.verify_addresses,
+                )
+                for i in candidates
+            ),
         )
-        if isinstance(result, packet.Dropped):
+        if sorted_out is None:
+            return  # our own advert looped back
+        if isinstance(sorted_out, packet.Dropped):
             log.debug(
                 "dropped advert from %s on %s: %s (%s)",
                 pkt.source,
                 key[0],
-                result.reason,
-                result.detail,
+                sorted_out.reason,
+                sorted_out.detail,
             )
             return
-        for inst in candidates:
-            if inst.config.vrid != result.vrid:
-                continue
-            if inst.config.unicast and pkt.source not in inst.config.peers:
-                self._count_drop(inst, "peer", f"advert from {pkt.source}, not a configured peer")
-                continue
-            drop = packet.check_instance(
-                result,
-                version=inst.config.version,
-                advert_interval_cs=inst.config.advert_interval_cs,
-                addresses=inst.rconfig.addresses if inst.config.verify_addresses else None,
-                auth_type=inst.rconfig.auth_type,
-                auth_data=inst.rconfig.auth_data,
-            )
-            if drop is not None:
-                self._count_drop(inst, drop.reason, f"from {pkt.source}: {drop.detail}")
+        advert, verdicts = sorted_out
+        for verdict in verdicts:
+            inst = verdict.key
+            if verdict.dropped is not None:
+                self._count_drop(inst, verdict.dropped.reason, verdict.dropped.detail)
                 continue
             self.metrics.adverts_received.labels(**inst.labels).inc()
-            if result.priority == 0:
+            if advert.priority == 0:
                 self.metrics.priority_zero_received.labels(**inst.labels).inc()
-            inst.peers_seen[str(pkt.source)] = (result.priority, self.now())
-            self._run(inst, inst.router.receive(result, pkt.source, self.now()))
+            inst.peers_seen[str(pkt.source)] = (advert.priority, self.now())
+            self._run(inst, inst.router.receive(advert, pkt.source, self.now()))
 
     def _count_drop(self, inst: Instance, reason: str, detail: str) -> None:
         first = reason not in inst.drops
