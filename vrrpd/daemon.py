@@ -16,21 +16,14 @@ from dataclasses import dataclass, field, fields, replace
 from ipaddress import ip_address
 from typing import Any
 
+from vrrpd import standing
 from vrrpd.config import InstanceConfig
 from vrrpd.limits import IPAddress, IPInterface
 from vrrpd.metrics import DaemonMetrics
 from vrrpd.notify import Notifier
 from vrrpd.ports import AdvertSocket, Packet, Ports
 from vrrpd.probes.runners import ProbeOutcome, probe_for, run_forever
-from vrrpd.probes.tracking import (
-    Fault,
-    Pending,
-    Priority,
-    ProbeState,
-    ProbeTracker,
-    effective_priority,
-    shared_priority,
-)
+from vrrpd.probes.tracking import ProbeState, ProbeTracker
 from vrrpd.vrrp import packet, receive
 from vrrpd.vrrp.fsm import (
     Action,
@@ -69,8 +62,7 @@ class Instance:
     last_reason: str = ""
     transitions: int = 0
     drops: dict[str, int] = field(default_factory=dict)
-    # Why the instance must be in FAULT, by source: "link", "interface <name>", "probes",
-    # "sync" (another member of its sync group is in FAULT). Empty: it may run.
+    # Why the instance must be in FAULT, by source (vrrpd.standing). Empty: it may run.
     faults: dict[str, str] = field(default_factory=dict)
     trackers: dict[str, ProbeTracker] = field(default_factory=dict)
     outcomes: dict[str, ProbeOutcome] = field(default_factory=dict)
@@ -297,22 +289,15 @@ class Daemon:
             )
         return {"node": self.node, "instances": rows}
 
-    def _unhealthy(self, inst: Instance) -> str | None:
-        """Why this node is not a healthy candidate for the instance, or None."""
-        if inst.state == State.FAULT:
-            return f"in FAULT: {'; '.join(inst.faults.values())}"
-        down = [n for n, t in inst.trackers.items() if t.state != ProbeState.UP]
-        return f"probe {', '.join(down)} not passing" if down else None
-
     def health(self) -> dict[str, bool]:
-        return {name: self._unhealthy(inst) is None for name, inst in self.instances.items()}
+        return {name: standing.unhealthy(inst) is None for name, inst in self.instances.items()}
 
     def readiness(self) -> tuple[bool, str]:
         """Pod readiness: this node is a healthy candidate (Healthy) or holds the VIP (Master)."""
         if not self.instances:
             return False, "no VRRP instance configured for this node"
         for inst in self.instances.values():
-            if (why := self._unhealthy(inst)) is not None:
+            if (why := standing.unhealthy(inst)) is not None:
                 return False, f"{inst.config.name}: {why}"
             if inst.config.readiness == "Master" and inst.state != State.MASTER:
                 return False, f"{inst.config.name} is {inst.state}, readiness Master"
@@ -369,11 +354,7 @@ class Daemon:
             inst.notifier = Notifier(
                 config.notify, instance=config.name, group=config.sync_group, node=self.node
             )
-        if not link_up:
-            inst.faults["link"] = f"link {ifname} down"
-        for name in config.track_interfaces:
-            if not self.ports.addresses.link_up(name):
-                inst.faults[f"interface {name}"] = f"tracked interface {name} down"
+        inst.faults = standing.link_faults(config, ifname, self.ports.addresses.link_up)
         for probe in config.probes:
             inst.trackers[probe.name] = ProbeTracker(
                 probe.name, probe.rise, probe.fall, probe.weight
@@ -438,13 +419,8 @@ class Daemon:
                 )
         if old.probes != config.probes:
             self._replace_probes(inst, old)
-        for name in old.track_interfaces:
-            if name not in config.track_interfaces:
-                inst.faults.pop(f"interface {name}", None)
-        for name in config.track_interfaces:
-            if name not in old.track_interfaces and not self.ports.addresses.link_up(name):
-                inst.faults[f"interface {name}"] = f"tracked interface {name} down"
-        _, effective = self._probe_standing(inst)
+        standing.retrack(inst.faults, old, config, self.ports.addresses.link_up)
+        _, effective = standing.probe_standing(inst, self._group(inst))
         self._run(inst, inst.router.reconfigure(inst.rconfig, self.now(), effective=effective))
         for member in [inst, *regrouped]:
             self._resync(member, "configuration changed")
@@ -454,7 +430,7 @@ class Daemon:
         of the instance or of a member of its old or new sync group."""
         self._assess_probes(inst)
         if not self._group(inst):
-            inst.faults.pop("sync", None)
+            inst.faults.pop(standing.SYNC, None)
             inst.router.inhibit_preempt(False)
         self._apply_faults(inst, why)
         self._sync_faults(inst)
@@ -920,66 +896,37 @@ class Daemon:
             for inst in [*self.instances.values(), *self._retiring.values()]:
                 if inst.ifname == event.ifname:
                     if event.up and inst.primary.is_unspecified:
-                        inst.faults.pop("link", None)
+                        inst.faults.pop(standing.LINK, None)
                         self._restart_with_primary(inst)
                         continue
-                    reason = None if event.up else f"link {event.ifname} down"
-                    self._set_fault(inst, "link", reason, f"link {event.ifname} {state}")
+                    reason = None if event.up else standing.link_down(event.ifname)
+                    self._set_fault(inst, standing.LINK, reason, f"link {event.ifname} {state}")
                 if event.ifname in inst.config.track_interfaces:
-                    source = f"interface {event.ifname}"
-                    reason = None if event.up else f"tracked interface {event.ifname} down"
+                    source = standing.tracked(event.ifname)
+                    reason = None if event.up else standing.tracked_down(event.ifname)
                     self._set_fault(inst, source, reason, f"tracked interface {event.ifname} up")
 
     # ---------------------------------------------------------------- faults and probes
 
     def _set_fault(self, inst: Instance, source: str, reason: str | None, cleared: str) -> None:
         """Set (reason) or clear (None) one fault source, then let the FSM know."""
-        if reason is None:
-            if inst.faults.pop(source, None) is None:
-                return
-        elif inst.faults.get(source) == reason:
+        if not standing.set_fault(inst.faults, source, reason):
             return
-        else:
-            inst.faults[source] = reason
         self._apply_faults(inst, cleared)
-        if source != "sync":
+        if source != standing.SYNC:
             self._sync_faults(inst)
 
     def _apply_faults(self, inst: Instance, cleared: str) -> None:
-        reason = "; ".join(inst.faults.values()) if inst.faults else cleared
+        reason = standing.fault_reason(inst.faults, cleared)
         self._run(inst, inst.router.set_fault(bool(inst.faults), reason, self.now()))
 
-    def _assess_probes(self, inst: Instance) -> None:
-        """keepalived's arithmetic: weights move the priority; a failing weight-0 probe, or
-        one not heard from yet, holds the instance in FAULT (see `_probe_standing`)."""
-        fault, effective = self._probe_standing(inst)
-        if fault is None:
-            inst.faults.pop("probes", None)
-        else:
-            inst.faults["probes"] = fault
+    def _assess_probes(self, inst: Instance) -> bool:
+        """The probes' standing (vrrpd.standing.assess_probes) on the instance: True when
+        their fault changed (the caller lets the FSM know); a new priority goes at once."""
+        changed, effective = standing.assess_probes(inst, self._group(inst))
         if effective is not None:
             self._run(inst, inst.router.set_priority(effective, self.now()))
-
-    def _probe_standing(self, inst: Instance) -> tuple[str | None, int | None]:
-        """Why the probes hold the instance in FAULT (None: they do not), and the effective
-        priority they give it (None: no probe touches it, the base priority stands); in a
-        sync group, with every member's weights (`shared_priority`).
-
-        A weight-0 probe not heard from yet holds an instance that has not joined (at start,
-        or in FAULT) as keepalived does; one added to a running instance by a reload does
-        not make it leave its state before the probe has said anything.
-        """
-        members = [inst, *self._group(inst)]
-        if not any(m.trackers for m in members):
-            return None, None
-        own = effective_priority(inst.config.priority, inst.trackers.values())
-        fault = None
-        if isinstance(own, Fault):
-            fault = "probe " + ", ".join(own.failing) + " failing"
-        elif isinstance(own, Pending) and inst.state in (State.INITIALIZE, State.FAULT):
-            fault = "waiting for probe " + ", ".join(own.awaiting)
-        shared = shared_priority(inst.config.priority, (m.trackers.values() for m in members))
-        return fault, shared.value if isinstance(shared, Priority) else None
+        return changed
 
     async def _probe_loop(self, inst: Instance, name: str) -> None:
         config = next(p for p in inst.config.probes if p.name == name)
@@ -1006,21 +953,14 @@ class Daemon:
             extra={"instance": inst.config.name, "probe": name},
         )
         for member in [inst, *self._group(inst)]:
-            had = member.faults.get("probes")
-            self._assess_probes(member)
-            if member.faults.get("probes") != had:
+            if self._assess_probes(member):
                 self._apply_faults(member, f"probe {name} is {tracker.state}")
         self._sync_faults(inst)
 
     # ---------------------------------------------------------------- sync groups
 
     def _group(self, inst: Instance) -> list[Instance]:
-        group = inst.config.sync_group
-        if group is None:
-            return []
-        return [
-            i for i in self.instances.values() if i is not inst and i.config.sync_group == group
-        ]
+        return standing.group_of(inst, self.instances.values())
 
     def _sync_faults(self, inst: Instance) -> None:
         """A member with a fault of its own puts the whole group in FAULT (keepalived)."""
@@ -1028,39 +968,26 @@ class Daemon:
         if len(members) < 2:
             return
         for member in members:
-            culprit = next(
-                (o for o in members if o is not member and any(k != "sync" for k in o.faults)),
-                None,
-            )
-            group = member.config.sync_group
-            reason = (
-                None if culprit is None else f"sync group {group}: {culprit.config.name} in FAULT"
-            )
-            self._set_fault(member, "sync", reason, f"sync group {group} clear")
+            reason = standing.sync_fault(member, members)
+            self._set_fault(member, standing.SYNC, reason, standing.sync_cleared(member))
 
     def _hold_group(self, inst: Instance) -> None:
         """While one member yields to a higher master, its siblings do not preempt."""
         members = [inst, *self._group(inst)]
-        yielding = [
-            m
-            for m in members
-            if m.state == State.BACKUP
-            and (theirs := m.router.master_priority) is not None
-            and theirs > m.router.effective_priority
-        ]
         for m in members:
-            m.router.inhibit_preempt(any(y is not m for y in yielding))
+            m.router.inhibit_preempt(standing.preempt_held(m, members))
 
     def _sync_states(self, inst: Instance, transition: Transition) -> None:
         """Members follow one another into MASTER and back into BACKUP."""
-        group = inst.config.sync_group
+        step = standing.follow(inst, transition)
+        if step is None:
+            return
+        new, why = step
         now = self.now()
         for member in self._group(inst):
-            if transition.new == State.MASTER:
-                why = f"sync group {group}: {inst.config.name} became MASTER"
+            if new == State.MASTER:
                 self._run(member, member.router.sync_master(why, now))
-            elif transition.old == State.MASTER and transition.new == State.BACKUP:
-                why = f"sync group {group}: {inst.config.name} fell back to BACKUP"
+            else:
                 self._run(member, member.router.sync_backup(why, now))
 
     def _restart_with_primary(self, inst: Instance) -> None:

@@ -22,6 +22,7 @@ RULES = {
             ROOT / "vrrpd" / "resolve.py",
             ROOT / "vrrpd" / "ports.py",
             ROOT / "vrrpd" / "probes" / "tracking.py",
+            ROOT / "vrrpd" / "standing.py",
             ROOT / "vrrpd" / "whatif.py",
         ],
         IO | {"pyroute2", "scapy", "vrrpd.net", "vrrpd.daemon", "vrrpd.lab"},
