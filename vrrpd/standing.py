@@ -143,6 +143,19 @@ def unhealthy(member: Member) -> str | None:
     return f"probe {', '.join(down)} not passing" if down else None
 
 
+def readiness(members: Sequence[Member]) -> tuple[bool, str]:
+    """Pod readiness: this node is a healthy candidate for every instance (readiness
+    Healthy) or holds its VIP (Master); False with the first reason why not."""
+    if not members:
+        return False, "no VRRP instance configured for this node"
+    for m in members:
+        if (why := unhealthy(m)) is not None:
+            return False, f"{m.config.name}: {why}"
+        if m.config.readiness == "Master" and m.router.state != State.MASTER:
+            return False, f"{m.config.name} is {m.router.state}, readiness Master"
+    return True, f"{len(members)} instance(s) healthy"
+
+
 # ---------------------------------------------------------------- sync groups
 
 

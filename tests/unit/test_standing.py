@@ -3,7 +3,7 @@ on plain members and real state machines: no socket, no sleep, no root."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, ip_interface
 
 import pytest
@@ -195,3 +195,18 @@ def test_members_follow_into_master_and_back_into_backup(
     old: State, new: State, expected: tuple[State, str] | None
 ) -> None:
     assert standing.follow(member("a", group="g"), Transition(old, new, "why")) == expected
+
+
+def test_readiness_is_healthy_candidates_or_the_vip_held_where_master_is_asked() -> None:
+    assert standing.readiness([]) == (False, "no VRRP instance configured for this node")
+    a, b = member("ns/a"), member("ns/b")
+    for m in (a, b):
+        m.router.start(0.0)
+    assert standing.readiness([a, b]) == (True, "2 instance(s) healthy")
+    b.trackers = {"web": probe("web", 10, False)}
+    assert standing.readiness([a, b]) == (False, "ns/b: probe web not passing")
+    b.trackers = {}
+    b.config = replace(b.config, readiness="Master")
+    assert standing.readiness([a, b]) == (False, "ns/b is BACKUP, readiness Master")
+    b.router.handle_timer(10.0)  # master down timer: b takes over
+    assert standing.readiness([a, b]) == (True, "2 instance(s) healthy")
