@@ -280,7 +280,7 @@ class _NodeModel:
 def _standing(
     model: _NodeModel, failures: Iterable[Failure], weights: Mapping[ProbeKey, int]
 ) -> Standing:
-    """What the daemon's _assess_probes and _sync_faults make of these failures on the node."""
+    """What vrrpd.standing (probe_standing, sync_fault) makes of these failures on the node."""
     here = [f for f in failures if f.node == model.node]
     base = model.config.priority
     if any(f.kind == "node" for f in here):
