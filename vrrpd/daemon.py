@@ -352,7 +352,7 @@ class Daemon:
     def _readdress(self, inst: Instance, config: InstanceConfig) -> None:
         """A new address list in place: no re-election. Adverts carry the new list at once;
         a master takes the removed addresses off, puts the new ones on and announces them,
-        after whatever address change of the instance is still under way (see `_run`)."""
+        after whatever address change of the instance is still under way (see `Effects.run`)."""
         old = inst.config
         gone = [a for a in old.addresses if a not in config.addresses]
         new = [a for a in config.addresses if a not in old.addresses]
@@ -404,11 +404,7 @@ class Daemon:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
-    # ---------------------------------------------------------------- actions
-
-    # ---------------------------------------------------------------- receiving
-
-    # ---------------------------------------------------------------- the wire
+    # ---------------------------------------------------------------- effects and the wire
 
     def _run(self, inst: Instance, actions: list[Action]) -> None:
         """Carry out what the state machine decided (vrrpd.effects)."""
