@@ -97,6 +97,9 @@ async def _peering_mode(client: KubeClient, settings: OperatorSettings) -> tuple
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # kopf says at INFO that each handler succeeded, for every object and every event; what
+    # changed is in our own lines, and kopf's problems are warnings and errors.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     try:
         settings = OperatorSettings.from_env(os.environ)
     except SettingsError as exc:

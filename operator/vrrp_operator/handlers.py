@@ -6,7 +6,8 @@ requests coalesce into one run (`Reconciler`). kopf indexes hold the cluster sta
 reconcile reads no VirtualIP or Node from the API; kopf fills them before any handler runs,
 so the first reconcile already sees every object. Daemon ConfigMaps, Secrets and Pods are
 listed in the operator's namespace on each run (never stale, and no cluster-wide watch on
-Secrets). Each VirtualIP's timer aggregates its status from the daemon pods' reports.
+Secrets). Statuses are written by status_writer.py, one kopf daemon per VirtualIP, woken by
+the daemon pods' reports and by new renderings.
 
 All writes happen inside kopf handlers, so kopf peering pauses them: of two replicas, only
 the one with the highest priority acts.
@@ -17,21 +18,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import functools
 import itertools
 import json
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
-from vrrp_operator.advisory import advisory
+from vrrp_operator.advisory import advisories
 from vrrp_operator.kube import FIELD_MANAGER, ApiError, KubeClient
-from vrrp_operator.lbhandlers import PoolPath, plain, register_pools
+from vrrp_operator.lbhandlers import PoolPath, register_pools
 from vrrp_operator.lbhandlers import index_values as _values
 from vrrp_operator.manifests import manifests
 from vrrp_operator.objects import (
@@ -41,6 +40,7 @@ from vrrp_operator.objects import (
     PodInfo,
     is_daemon_object,
     node_from_object,
+    plain,
     pod_from_object,
 )
 from vrrp_operator.render import (
@@ -60,17 +60,8 @@ from vrrp_operator.services import (
     service_ingress,
 )
 from vrrp_operator.settings import OperatorSettings
-from vrrp_operator.status import (
-    REPORT_LAG_S,
-    NodeReport,
-    aggregate_status,
-    events,
-    master_lost,
-    masters,
-    parse_report,
-    reports_from_pods,
-    status_patch,
-)
+from vrrp_operator.status import NodeReport, masters
+from vrrp_operator.status_writer import ReportCache, StatusWriter
 
 VERSION = "v1alpha1"
 PLURAL = "virtualips"
@@ -80,12 +71,6 @@ FAILED_POD_BACKOFF_S = (5.0, 300.0)  # first and longest wait before recreating 
 RESYNC_RETRY_S = 5.0  # a resync that failed is tried again after this long
 
 log = logging.getLogger("vrrp_operator")
-
-
-@functools.lru_cache(maxsize=4096)
-def _parse_report(node: str, text: str | None, *, pod_phase: str = "Running") -> NodeReport:
-    # Every status timer reads every node's report; they change far less often.
-    return parse_report(node, text, pod_phase=pod_phase)
 
 
 class RetryForever:
@@ -163,13 +148,11 @@ class Runtime:
     nodes_seen: dict[str, Node] = field(default_factory=dict)
     pods_seen: dict[str, PodInfo] = field(default_factory=dict)
     failed_pods: dict[str, tuple[int, float]] = field(default_factory=dict)  # node -> (n, t)
-    # What this process last wrote, per VirtualIP: the body kopf hands a timer may not show
-    # our own last patch yet, and re-sending it under load feeds a storm of watch events.
-    written_status: dict[str, tuple[dict[str, Any], float]] = field(default_factory=dict)
     written_vrids: dict[str, int] = field(default_factory=dict)
-    master_lost_at: dict[str, float] = field(default_factory=dict)  # loop time; master_lost
+    report_cache: ReportCache = field(default_factory=ReportCache)
     reconciler: Reconciler = field(init=False)
     pools: PoolPath = field(init=False)  # LoadBalancer Services from VirtualIPPools
+    statuses: StatusWriter = field(init=False)
     _rendered_for: tuple[str, Rendered] | None = field(default=None, init=False, repr=False)
     _manifests_for: dict[str, tuple[str, list[dict[str, Any]]]] = field(
         default_factory=dict, init=False, repr=False
@@ -194,6 +177,12 @@ class Runtime:
         self.reconciler = Reconciler(self._reconcile)
         self.pools = PoolPath(
             self.client, self.settings.namespace, self.settings.default_load_balancer_class
+        )
+        self.statuses = StatusWriter(
+            self.client,
+            self.report_cache,
+            interval_s=self.settings.status_interval_s,
+            resync_s=self.settings.resync_interval_s,
         )
 
     def remember(self, kwargs: Mapping[str, Any]) -> None:
@@ -220,7 +209,7 @@ class Runtime:
         return _values(self.indexes.get("lb_service_index"))
 
     def reports(self) -> dict[str, NodeReport]:
-        return reports_from_pods(self.daemon_pods(), parse=_parse_report)
+        return self.report_cache.reports(self.daemon_pods())
 
     # --- reconcile -----------------------------------------------------------------------
 
@@ -285,9 +274,7 @@ class Runtime:
             listed("ConfigMap"), listed("Secret"), listed("Pod")
         )
         existing = Existing(config_maps=config_maps, secrets=secrets_, pods=pods)
-        reports = reports_from_pods(
-            (pod_from_object(p) for p in existing.pods.values()), parse=_parse_report
-        )
+        reports = self.report_cache.reports(pod_from_object(p) for p in existing.pods.values())
         now = asyncio.get_running_loop().time()
         hold = {
             node
@@ -310,7 +297,13 @@ class Runtime:
             await asyncio.gather(*(self._apply(a, existing) for a in group))
         await self._publish_services(rendered)
         await self.pools.publish(lb, rendered, reports)
-        log.info(
+        if rendered is not self.statuses.rendered:
+            # The first what-if analysis of a VirtualIP costs milliseconds of CPU: off the
+            # event loop, which keeps serving watches and handlers meanwhile.
+            self.statuses.publish(rendered, await asyncio.to_thread(advisories, rendered))
+        # A resync that finds nothing to do is not worth a line.
+        log.log(
+            logging.INFO if the_plan.actions else logging.DEBUG,
             "reconciled %d VirtualIPs over %d nodes: %d actions, %d waiting, %.3f s",
             len(vips),
             len(nodes),
@@ -442,9 +435,16 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         settings.peering.clusterwide = True
         settings.peering.mandatory = runtime.settings.peering == "mandatory"
         settings.peering.standalone = runtime.settings.peering == "standalone"
+        # The status followers return within a moment of being stopped (a write in flight).
+        settings.background.instant_exit_timeout = 2.0
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.networking.error_backoffs = RetryForever()
+        # Only the daemon pods of our namespace, filtered by the API server: kopf's `labels`
+        # and `when` filters below are client-side, after every pod of the cluster arrived.
+        pods = ("", "v1", "pods")
+        settings.watching.label_selectors[pods] = LABEL_SELECTOR
+        settings.watching.field_selectors[pods] = f"metadata.namespace={runtime.settings.namespace}"
 
     # --- indexes: the cluster state a reconcile reads ------------------------------------
 
@@ -452,7 +452,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     # after its id, and the default id of a nested function is "register.<locals>.name".
     @kopf.index(GROUP, VERSION, PLURAL, id="vip_index", registry=registry)
     def vip_index(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-        return {object_key(body): plain(body)}
+        return {object_key(body): _without_bookkeeping(body)}
 
     @kopf.index("", "v1", "nodes", id="node_index", registry=registry)
     def node_index(body: kopf.Body, **_: Any) -> dict[str, Node]:
@@ -524,56 +524,23 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                 namespace, ref, list((body.get("spec") or {}).get("addresses") or [])
             )
         runtime.deleting.discard(key)
-        runtime.written_status.pop(key, None)
+        runtime.statuses.forget(key)
         runtime.written_vrids.pop(key, None)
-        runtime.master_lost_at.pop(key, None)
 
-    @kopf.timer(GROUP, VERSION, PLURAL, interval=settings.status_interval_s, registry=registry)
-    async def virtualip_status(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+    # The status follower of each VirtualIP (status_writer.py): kopf stops it on deletion
+    # and while peering pauses the operator; its resync is the periodic reconcile (Secret
+    # rotation, missed events, a failed pod's backoff ended).
+    @kopf.daemon(
+        GROUP, VERSION, PLURAL, id="virtualip_status", cancellation_timeout=10.0, registry=registry
+    )
+    async def virtualip_status(body: kopf.Body, stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
         runtime.remember(kwargs)
-        # The timers double as the periodic resync (Secret rotation, missed events). One
-        # that fails (the API server away) is tried again on the next round; the status
-        # still follows the daemons' reports meanwhile (a timer that raised would wait
-        # kopf's backoff of a minute).
-        await _quietly(runtime.reconciler.request(max_age=settings.resync_interval_s))
-        rendered = runtime.rendered
-        # Stopping (operator exit, peering pause): a status patch now would race the exit.
-        stopped = kwargs.get("stopped")  # kopf's DaemonStopped flag
-        if rendered is None or stopped or body.get("metadata", {}).get("deletionTimestamp"):
-            return
-        obj = plain(body)
-        key = object_key(obj)
-        seen = obj.get("status") or {}
-        written, written_at = runtime.written_status.get(key, (None, 0.0))
-        old = written if written is not None else seen
-        obj["status"] = old  # transition times and counts continue from what we wrote
-        now = datetime.now(UTC)
-        new = aggregate_status(
-            obj,
-            runtime.reports(),
-            now,
-            placement=rendered.placements.get(key),
-            findings=rendered.findings(key),
-            advisory=advisory(rendered, key),
+        await runtime.statuses.follow(
+            body,
+            stopped,
+            runtime.reports,
+            lambda: _quietly(runtime.reconciler.request(max_age=settings.resync_interval_s)),
         )
-        if not master_lost(old, new):
-            runtime.master_lost_at.pop(key, None)
-        else:
-            moment = asyncio.get_running_loop().time()
-            if moment - runtime.master_lost_at.setdefault(key, moment) < REPORT_LAG_S:
-                return  # the new master's first report may be on its way: wait for it
-        changes = status_patch(old, new)
-        # Re-assert what we wrote when the object still disagrees after a resync interval
-        # (someone else changed status); sooner, the body is merely behind our own patch.
-        stale = now.timestamp() - written_at > settings.resync_interval_s
-        if not changes and stale and status_patch(seen, new):
-            changes = status_patch(seen, new)
-        for name, value in changes.items():
-            patch.status[name] = value
-        if changes or written is None:
-            runtime.written_status[key] = (new, now.timestamp())
-        for reason, kind, message in events(old, new):
-            kopf.event(body, type=kind, reason=reason, message=message)
 
     # --- what else changes the rendering -------------------------------------------------
 
@@ -592,15 +559,18 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     @kopf.on.event("", "v1", "pods", labels=dict(DAEMON_LABELS), when=ours, registry=registry)
     async def daemon_pod_event(event: Mapping[str, Any], body: kopf.Body, **kwargs: Any) -> None:
         runtime.remember(kwargs)
-        pod = pod_from_object(body).without_report()
-        if event.get("type") == "DELETED":
-            runtime.pods_seen.pop(pod.name, None)
-        elif runtime.pods_seen.get(pod.name) == pod:
-            return  # only the daemon's report changed: the status timers read it
-        else:
-            runtime.pods_seen[pod.name] = pod
-            if pod.running:
-                runtime.failed_pods.pop(pod.node, None)
+        pod = pod_from_object(body)
+        before = runtime.pods_seen.pop(pod.name, None)
+        after = None if event.get("type") == "DELETED" else pod
+        if after is not None:
+            runtime.pods_seen[pod.name] = after
+        if before == after:
+            return
+        runtime.statuses.pod_changed(before, after)
+        if before and after and before.without_report() == after.without_report():
+            return  # only the daemon's report changed: nothing render or rollout reads
+        if after is not None and after.running:
+            runtime.failed_pods.pop(pod.node, None)
         await _quietly(runtime.reconciler.request())
 
     @kopf.on.event("", "v1", "services", field="spec.type", value="LoadBalancer", registry=registry)
@@ -618,6 +588,17 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         settings.status_interval_s,
         settings.resync_interval_s,
     )
+
+
+def _without_bookkeeping(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A VirtualIP as render and the reconcile read it: without managedFields and
+    annotations (kopf's last-handled-configuration repeats the spec), which 500 objects'
+    worth of index would otherwise keep in memory."""
+    obj = plain(body)
+    meta = obj.get("metadata") or {}
+    meta.pop("managedFields", None)
+    meta.pop("annotations", None)
+    return dict(obj)
 
 
 def _agrees(allocated: Mapping[str, int], rendered: Rendered) -> bool:

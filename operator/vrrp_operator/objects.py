@@ -29,6 +29,15 @@ DAEMON_LABELS: Mapping[str, str] = {LABEL_NAME: APP_NAME, LABEL_COMPONENT: COMPO
 LABEL_VALUE_MAX = 63
 
 
+def plain(value: Any) -> Any:
+    """A deep copy of an API object (kopf hands read-only views) as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
 def daemon_name(node: str) -> str:
     """The name of a node's ConfigMap, Secret and Pod: vrrpd-<node> (<= 253 characters)."""
     name = f"vrrpd-{node}"

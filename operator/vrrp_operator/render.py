@@ -134,9 +134,23 @@ class Rendered:
     invalid: tuple[Finding, ...] = ()  # InvalidSpec
 
     def findings(self, key: str) -> list[Finding]:
-        return [
-            f for f in (*self.invalid, *self.conflicts, *self.unschedulable) if f.virtualip == key
-        ]
+        return self._findings.get(key, [])
+
+    @cached_property
+    def _findings(self) -> dict[str, list[Finding]]:
+        out: dict[str, list[Finding]] = {}
+        for f in (*self.invalid, *self.conflicts, *self.unschedulable):
+            out.setdefault(f.virtualip, []).append(f)
+        return out
+
+    @cached_property
+    def documents(self) -> dict[str, dict[str, Mapping[str, Any]]]:
+        """VirtualIP key -> node -> the document that node's daemon runs for it."""
+        out: dict[str, dict[str, Mapping[str, Any]]] = {}
+        for node, config in self.nodes.items():
+            for doc in config.documents:
+                out.setdefault(object_key(doc), {})[node] = doc
+        return out
 
 
 # --- secrets -------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ class SettingsError(ValueError):
 class OperatorSettings:
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     render: RenderOptions = field(default_factory=RenderOptions)
-    status_interval_s: float = 2.0  # how often each VirtualIP's status is re-aggregated
+    status_interval_s: float = 2.0  # the shortest time between two writes of one status
     resync_interval_s: float = 60.0  # a full reconcile at least this often (Secret rotation)
     delete_timeout_s: float = 30.0  # how long a deletion waits for daemons to drop the VIP
     # mandatory: two replicas never both act (kopf peering; the chart installs the

@@ -172,6 +172,24 @@ def masters(reports: Mapping[str, NodeReport]) -> set[str]:
     }
 
 
+def affected(
+    node: str,
+    before: NodeReport | None,
+    after: NodeReport | None,
+    placements: Mapping[str, Placement],
+) -> set[str]:
+    """The VirtualIPs whose status a change of `node`'s report or pod phase can change:
+    those it reported or reports, and those placed on it."""
+    keys = {
+        name.rsplit("/", 1)[0]
+        for report in (before, after)
+        if report is not None
+        for name in report.instances
+    }
+    keys.update(key for key, p in placements.items() if node in p.nodes)
+    return keys
+
+
 # --- aggregation ---------------------------------------------------------------------------
 
 
@@ -196,13 +214,7 @@ def aggregate_status(
     families = _families(placement)
     expected = set(placement.nodes) if placement is not None else set()
 
-    per_node: dict[str, list[InstanceReport]] = {}
-    for node, report in reports.items():
-        for family in families:
-            inst = report.instances.get(f"{key}/ipv{family}")
-            if inst is not None:
-                per_node.setdefault(node, []).append(inst)
-
+    per_node = _reported(key, reports, families)
     nodes: list[dict[str, Any]] = []
     for node in sorted(expected | set(per_node)):
         nodes.append(
@@ -210,35 +222,7 @@ def aggregate_status(
                 node, per_node.get(node, []), reports.get(node), placement, node in expected, key
             )
         )
-
-    def running(node: str) -> bool:
-        report = reports.get(node)
-        return report is None or report.pod_running
-
-    limit = max(timedelta(milliseconds=10 * interval_cs * SPLIT_BRAIN_ADVERTS), REPORT_LAG)
-
-    def masters_of(family: int) -> tuple[list[str], _Split | None]:
-        claims = {
-            n: i.since or now
-            for n, insts in per_node.items()
-            for i in insts
-            if i.family == family and i.state == "MASTER"
-        }
-        # A stopping pod's last report says MASTER until its handover is done: it counts
-        # only while no running pod has taken over, so a planned stop is no split brain.
-        claims = {n: t for n, t in claims.items() if running(n)} or claims
-        if len(claims) < 2:
-            return sorted(claims), None
-        newest = max(claims.values())
-        if now - newest > limit:
-            return sorted(claims), _Split(family, tuple(sorted(claims)), now - newest, limit)
-        # A takeover whose loser has not reported yet: the older master yields (or has gone)
-        # when it hears the newer one, so the newer one is the master.
-        return sorted(n for n, t in claims.items() if t == newest), None
-
-    by_family = {f: masters_of(f) for f in families}
-    masters_by_family = {f: ms for f, (ms, _) in by_family.items()}
-    split = [s for _, s in by_family.values() if s is not None]
+    masters_by_family, split = _masters(per_node, reports, families, now, _split_limit(interval_cs))
     all_masters = sorted({n for ms in masters_by_family.values() for n in ms})
 
     master: str | None = ",".join(all_masters) or None
@@ -337,6 +321,88 @@ def _pod_not_running(phase: str) -> str:
     if phase in ("Succeeded", "Failed"):
         return f"daemon pod has exited (phase {phase})"
     return f"daemon pod is in phase {phase} (its node's kubelet does not report it)"
+
+
+def recheck_in(
+    key: str, reports: Mapping[str, NodeReport], now: datetime, placement: Placement | None
+) -> float | None:
+    """Seconds until the status of VirtualIP `key` changes with no new report: MASTER claims
+    that overlap now (the newest one is the master meanwhile) become a split brain once they
+    have overlapped longer than `_split_limit`. None when nothing is pending."""
+    if placement is None:
+        return None
+    families = _families(placement)
+    per_node = _reported(key, reports, families)
+    limit = _split_limit(placement.advert_interval_cs)
+    pending = [
+        (limit - (now - max(claims.values()))).total_seconds()
+        for family in families
+        if len(claims := _claims(per_node, reports, family, now)) >= 2
+        and now - max(claims.values()) <= limit
+    ]
+    return min(pending) if pending else None
+
+
+def _reported(
+    key: str, reports: Mapping[str, NodeReport], families: Sequence[int]
+) -> dict[str, list[InstanceReport]]:
+    """node -> the instances of VirtualIP `key` its daemon reports."""
+    per_node: dict[str, list[InstanceReport]] = {}
+    for node, report in reports.items():
+        for family in families:
+            inst = report.instances.get(f"{key}/ipv{family}")
+            if inst is not None:
+                per_node.setdefault(node, []).append(inst)
+    return per_node
+
+
+def _split_limit(interval_cs: int) -> timedelta:
+    """How long MASTER claims may overlap before they are a split brain (see _Split)."""
+    return max(timedelta(milliseconds=10 * interval_cs * SPLIT_BRAIN_ADVERTS), REPORT_LAG)
+
+
+def _claims(
+    per_node: Mapping[str, list[InstanceReport]],
+    reports: Mapping[str, NodeReport],
+    family: int,
+    now: datetime,
+) -> dict[str, datetime]:
+    """node -> since when it reports MASTER for `family`.
+
+    A stopping pod's last report says MASTER until its handover is done: it counts only
+    while no running pod claims MASTER, so a planned stop is no split brain."""
+    claims = {
+        n: i.since or now
+        for n, insts in per_node.items()
+        for i in insts
+        if i.family == family and i.state == "MASTER"
+    }
+    running = {n: t for n, t in claims.items() if (r := reports.get(n)) is None or r.pod_running}
+    return running or claims
+
+
+def _masters(
+    per_node: Mapping[str, list[InstanceReport]],
+    reports: Mapping[str, NodeReport],
+    families: Sequence[int],
+    now: datetime,
+    limit: timedelta,
+) -> tuple[dict[int, list[str]], list[_Split]]:
+    """family -> its master(s), and the families in a split brain."""
+    masters: dict[int, list[str]] = {}
+    split: list[_Split] = []
+    for family in families:
+        claims = _claims(per_node, reports, family, now)
+        newest = max(claims.values(), default=now)
+        if len(claims) < 2 or now - newest > limit:
+            masters[family] = sorted(claims)
+            if len(claims) >= 2:
+                split.append(_Split(family, tuple(sorted(claims)), now - newest, limit))
+            continue
+        # A takeover whose loser has not reported yet: the older master yields (or has gone)
+        # when it hears the newer one, so the newer one is the master.
+        masters[family] = sorted(n for n, t in claims.items() if t == newest)
+    return masters, split
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,13 @@ from vrrp_operator.objects import PodInfo
 from vrrp_operator.render import Finding, Placement, render
 from vrrp_operator.status import (
     NodeReport,
+    affected,
     aggregate_status,
     events,
     master_lost,
     masters,
     parse_report,
+    recheck_in,
     reports_from_pods,
     status_patch,
 )
@@ -294,6 +296,63 @@ def test_a_master_lost_is_one_the_status_named_and_the_reports_no_longer_show() 
     assert master_lost({"master": "node-1"}, {"master": None})
     assert not master_lost({"master": "node-1"}, {"master": "node-2"})
     assert not master_lost({}, {"master": None})  # never had one: nothing to wait for
+
+
+@pytest.mark.parametrize(
+    ("overlap_s", "interval", "due"),
+    [
+        (1.5, "1s", 0.5),  # a split brain in half a second, unless a report ends it first
+        (2.0, "1s", 0.0),
+        (2.5, "1s", None),  # already one: nothing left to wait for
+        (0.05, "100ms", 1.95),  # two adverts, but a report may lag 2 s behind another
+        (1.0, "2s", 3.0),
+    ],
+)
+def test_recheck_in_says_when_an_overlap_becomes_a_split_brain(
+    overlap_s: float, interval: str, due: float | None
+) -> None:
+    obj, p = placed(vip("web", advertInterval=interval), nodes=2)
+    reports = {
+        "node-1": report("node-1", row("MASTER", since=ago(600))),
+        "node-2": report("node-2", row("MASTER", since=ago(overlap_s))),
+    }
+    got = recheck_in(KEY, reports, NOW, p)
+    assert got == pytest.approx(due) if due is not None else got is None
+    if due:  # and then it is one
+        later = NOW + timedelta(seconds=due + 0.01)
+        assert cond(aggregate_status(obj, reports, later, placement=p), "SplitBrain")["status"] == (
+            "True"
+        )
+
+
+def test_nothing_to_recheck_with_one_master_or_a_stopping_one() -> None:
+    _, p = placed(nodes=2)
+    one = {"node-1": report("node-1", row("MASTER")), "node-2": report("node-2", row("BACKUP"))}
+    assert recheck_in(KEY, one, NOW, p) is None
+    stopping = {
+        "node-1": parse_report(
+            "node-1", json.dumps({"instances": [row("MASTER")]}), pod_phase="Terminating"
+        ),
+        "node-2": report("node-2", row("MASTER", since=ago(0.5))),
+    }
+    assert recheck_in(KEY, stopping, NOW, p) is None
+    assert recheck_in(KEY, one, NOW, None) is None
+
+
+def test_affected_are_the_virtualips_a_node_reports_or_runs() -> None:
+    r = render(
+        [vip("web"), vip("api", "192.168.77.101/24", nodeSelector={"matchLabels": {"rack": "r2"}}),
+         vip("gone", "192.168.77.102/24")],
+        edge_nodes(), {},
+    )  # fmt: skip
+    before = report("node-1", row("MASTER", key="default/left"))
+    after = report("node-1", row("BACKUP", key="default/web"))
+    assert affected("node-1", before, after, r.placements) == {
+        "default/left", "default/web", "default/gone",
+    }  # fmt: skip
+    assert affected("node-2", None, None, r.placements) == {
+        "default/web", "default/api", "default/gone",
+    }  # fmt: skip
 
 
 def test_dual_stack_node_entry_combines_families() -> None:
