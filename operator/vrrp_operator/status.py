@@ -18,6 +18,7 @@ from typing import Any
 
 from vrrp_operator.objects import PodInfo
 from vrrp_operator.render import (
+    ADDRESS_CONFLICT,
     INVALID_SPEC,
     NO_ADDRESS,
     NO_FREE_VRID,
@@ -503,6 +504,10 @@ def _conflict_condition(placement: Placement | None, findings: Sequence[Finding]
         invalid = next((f for f in findings if f.reason == INVALID_SPEC), None)
         message = "not checked: the spec is invalid" if invalid else "not checked yet"
         return _condition("VRIDConflict", False, "NotChecked", message)
+    if placement.vrid is None:
+        blocking = _blocking(findings)
+        why = f" ({blocking.reason})" if blocking is not None else ""
+        return _condition("VRIDConflict", False, "NotChecked", f"not checked: refused{why}")
     return _condition(
         "VRIDConflict",
         False,
@@ -561,7 +566,8 @@ def _is_true(conditions: Mapping[str, Mapping[str, Any]], kind: str) -> bool:
 
 def events(old_status: Mapping[str, Any] | None, new_status: Mapping[str, Any]) -> list[Event]:
     """What changed that a person should hear about: MasterChanged, ProbeFailed, SplitBrain,
-    VRIDConflict, Advisory. Only edges: a condition that stays True says nothing again
+    VRIDConflict, AddressConflict (naming the VirtualIP that holds the address), Advisory.
+    Only edges: a condition that stays True says nothing again
     (Advisory speaks again when its findings change)."""
     old_status = old_status or {}
     out: list[Event] = []
@@ -584,6 +590,10 @@ def events(old_status: Mapping[str, Any] | None, new_status: Mapping[str, Any]) 
     for kind in ("SplitBrain", "VRIDConflict"):
         if _is_true(new_c, kind) and not _is_true(old_c, kind):
             out.append((kind, "Warning", str(new_c[kind].get("message", ""))))
+    refused, reason_before = new_c.get("Ready", {}), old_c.get("Ready", {}).get("reason")
+    if refused.get("reason") == ADDRESS_CONFLICT and reason_before != ADDRESS_CONFLICT:
+        holder = str(refused.get("message", ""))[:EVENT_MESSAGE_MAX]  # it names the holder
+        out.append((ADDRESS_CONFLICT, "Warning", holder))
     advice = str(new_c.get("Advisory", {}).get("message", ""))
     if _is_true(new_c, "Advisory") and (
         not _is_true(old_c, "Advisory") or old_c["Advisory"].get("message") != advice

@@ -446,6 +446,42 @@ async def test_a_split_brain_is_reported_once_two_masters_overlap_long_enough(
     assert "node-1, node-2 all MASTER for IPv4" in split()["message"]
 
 
+async def test_a_claimant_of_a_held_address_is_refused_alone(
+    cluster: kmock.KubernetesEmulator, operator: Runtime
+) -> None:
+    holder = virtualip("web")
+    holder["metadata"] |= {"namespace": "tenant-a", "creationTimestamp": "2025-01-01T00:00:00Z"}
+    claimant = virtualip("web")
+    claimant["metadata"] |= {"namespace": "tenant-b", "creationTimestamp": "2025-02-01T00:00:00Z"}
+    third = virtualip("api", "192.168.77.101/24")
+    for obj in (claimant, third, holder):
+        ns = obj["metadata"]["namespace"]
+        await cluster.post(f"/apis/kubevrrp.io/v1alpha1/namespaces/{ns}/virtualips", json=obj)
+
+    def ready(namespace: str) -> dict[str, Any]:
+        obj = live(cluster, VIPS, namespace, "web") or {}
+        found = {c["type"]: c for c in (obj.get("status") or {}).get("conditions", [])}
+        return found.get("Ready", {})
+
+    await eventually(lambda: ready("tenant-b").get("reason") == "AddressConflict")
+    assert "belongs to tenant-a/web" in ready("tenant-b")["message"]
+    for n in NODES:
+        text = (live(cluster, "v1/configmaps", NS, f"vrrpd-{n}") or {})["data"]["virtualips.yaml"]
+        assert "namespace: tenant-a" in text and "name: api" in text
+        assert "namespace: tenant-b" not in text
+
+    def events() -> list[dict[str, Any]]:
+        return [
+            obj.raw for (resource, _, _), obj in cluster.objects.items()
+            if resource.plural == "events" and not obj.deleted
+            and obj.raw.get("reason") == "AddressConflict"
+        ]  # fmt: skip
+
+    (event,) = await eventually(events)
+    assert event["involvedObject"]["namespace"] == "tenant-b"
+    assert "192.168.77.100 belongs to tenant-a/web" in event["message"]
+
+
 class CountingClient(KubeClient):
     """Counts the writes one operator replica makes."""
 

@@ -391,6 +391,24 @@ def test_conflict_is_not_ready() -> None:
     assert s["nodes"] == []
 
 
+def test_address_conflict_is_not_ready_and_names_the_holder() -> None:
+    holder = vip("web", namespace="tenant-a", created="2025-01-01T00:00:00Z")
+    obj = vip("web", created="2025-02-01T00:00:00Z")
+    r = render([holder, obj], edge_nodes(), {})
+    s = aggregate_status(obj, {}, NOW, placement=r.placements[KEY], findings=r.findings(KEY))
+    ready = cond(s, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "AddressConflict")
+    assert "192.168.77.100 belongs to tenant-a/web" in ready["message"]
+    assert (s["vrid"], s["nodes"]) == (None, [])
+    assert cond(s, "VRIDConflict") | {"lastTransitionTime": ""} == {
+        "type": "VRIDConflict", "status": "False", "reason": "NotChecked",
+        "message": "not checked: refused (AddressConflict)", "lastTransitionTime": "",
+    }  # fmt: skip
+    (event,) = events({}, s)
+    assert event == ("AddressConflict", "Warning", ready["message"])
+    assert events(s, s) == []  # said once, on the edge
+
+
 def test_invalid_spec_is_not_ready() -> None:
     obj = vip("web", priority=0)
     r = render([obj], edge_nodes(), {})
