@@ -52,6 +52,7 @@ from bench.operator import (
 SETTLE_QUIET_S = 5.0
 GROUP, VERSION, PLURAL = "kubevrrp.io", "v1alpha1", "virtualips"
 DAEMON_SELECTOR = "app.kubernetes.io/name=kube-vrrp,app.kubernetes.io/component=daemon"
+HANDLED = "kubevrrp.io/last-handled-configuration"  # kopf's, once the create handlers ran
 
 
 # --- the operator process and what it sends ------------------------------------------------------
@@ -119,7 +120,9 @@ class Mirror:
         return f"{meta.get('namespace')}/{meta['name']}"
 
     def _run(self) -> None:
+        import urllib3
         from kubernetes import watch
+        from kubernetes.client.rest import ApiException
 
         while not self._stop.is_set():
             try:
@@ -133,10 +136,10 @@ class Mirror:
                     self._list, *self._args, **self._kwargs, resource_version=version,
                     timeout_seconds=60, deserialize=False,
                 )  # fmt: skip
-                for event in stream:
+                for event in stream:  # plain JSON events: {"type": ..., "object": ...}
                     if self._stop.is_set():
                         return
-                    obj = event["raw_object"]
+                    obj = event["object"]
                     if event["type"] == "ERROR":
                         break
                     with self._changed:
@@ -145,7 +148,7 @@ class Mirror:
                         else:
                             self.objects[self._key(obj)] = obj
                         self._changed.notify_all()
-            except Exception:  # a dropped watch: list again
+            except (OSError, ApiException, urllib3.exceptions.HTTPError):  # list again
                 time.sleep(0.5)
 
     def wait_for(self, check: Callable[[dict[str, dict[str, Any]]], bool], timeout: float) -> bool:
@@ -298,7 +301,19 @@ def _measure(
         raise RuntimeError(f"the ConfigMaps did not hold every VirtualIP within {timeout} s")
     bulk_s = time.perf_counter() - start
 
-    settle_s = _settle(audit, timeout)
+    # Settled: every VirtualIP has its status and kopf's record of the handled spec, and
+    # then the operator sent nothing for a while (quiet alone can be a busy operator).
+    def handled(objs: dict[str, Any]) -> bool:
+        return all(
+            ((objs.get(key(o)) or {}).get("status") or {}).get("conditions")
+            and HANDLED in ((objs.get(key(o)) or {}).get("metadata", {}).get("annotations") or {})
+            for o in bulk
+        )
+
+    if not virtualips.wait_for(handled, timeout):
+        raise RuntimeError(f"not every VirtualIP was handled within {timeout} s")
+    handled_s = time.perf_counter() - start - bulk_s
+    settle_s = handled_s + _settle(audit, timeout)
 
     # Idle: nothing changes; what does the operator do?
     audit.read()
