@@ -450,12 +450,13 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
 
     # Explicit ids: kopf passes each index to every handler as a keyword argument named
     # after its id, and the default id of a nested function is "register.<locals>.name".
+    # Async: kopf runs a sync handler in a worker thread, an index function on every event.
     @kopf.index(GROUP, VERSION, PLURAL, id="vip_index", registry=registry)
-    def vip_index(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    async def vip_index(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
         return {object_key(body): _without_bookkeeping(body)}
 
     @kopf.index("", "v1", "nodes", id="node_index", registry=registry)
-    def node_index(body: kopf.Body, **_: Any) -> dict[str, Node]:
+    async def node_index(body: kopf.Body, **_: Any) -> dict[str, Node]:
         node = node_from_object(body)
         return {node.name: node}
 
@@ -468,7 +469,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         id="daemon_pod_index",
         registry=registry,
     )
-    def daemon_pod_index(body: kopf.Body, **_: Any) -> dict[str, PodInfo]:
+    async def daemon_pod_index(body: kopf.Body, **_: Any) -> dict[str, PodInfo]:
         pod = pod_from_object(body)
         return {pod.name: pod}
 
@@ -481,7 +482,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         id="lb_service_index",
         registry=registry,
     )
-    def lb_service_index(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    async def lb_service_index(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
         return {object_key(body): plain(body)}
 
     # --- VirtualIPs ----------------------------------------------------------------------
