@@ -28,7 +28,6 @@ from typing import Any
 
 import kopf
 
-from vrrp_operator.advisory import advisories
 from vrrp_operator.kube import FIELD_MANAGER, ApiError, KubeClient
 from vrrp_operator.lbhandlers import PoolPath, register_pools
 from vrrp_operator.lbhandlers import index_values as _values
@@ -154,6 +153,7 @@ class Runtime:
     pools: PoolPath = field(init=False)  # LoadBalancer Services from VirtualIPPools
     statuses: StatusWriter = field(init=False)
     _rendered_for: tuple[str, Rendered] | None = field(default=None, init=False, repr=False)
+    _analysed: Rendered | None = field(default=None, init=False, repr=False)
     _manifests_for: dict[str, tuple[str, list[dict[str, Any]]]] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -297,10 +297,9 @@ class Runtime:
             await asyncio.gather(*(self._apply(a, existing) for a in group))
         await self._publish_services(rendered)
         await self.pools.publish(lb, rendered, reports)
-        if rendered is not self.statuses.rendered:
-            # The first what-if analysis of a VirtualIP costs milliseconds of CPU: off the
-            # event loop, which keeps serving watches and handlers meanwhile.
-            self.statuses.publish(rendered, await asyncio.to_thread(advisories, rendered))
+        if rendered is not self._analysed:
+            self._analysed = rendered
+            self.statuses.analyse(rendered)
         # A resync that finds nothing to do is not worth a line.
         log.log(
             logging.INFO if the_plan.actions else logging.DEBUG,
@@ -497,6 +496,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     async def virtualip_updated(old: Any, new: Any, namespace: str | None, **kwargs: Any) -> None:
         runtime.remember(kwargs)
         await runtime.reconciler.request()
+        runtime.statuses.wake([object_key(new)])  # observedGeneration, whatever render made of it
         before = ((old.get("spec") or {}).get("serviceRef") or {}).get("name")
         after = ((new.get("spec") or {}).get("serviceRef") or {}).get("name")
         if before and before != after:

@@ -3,10 +3,12 @@
 A VirtualIP's status depends on its object (generation, the status so far), what the last
 rendering decided for it (placement, findings, what-if advisory) and the reports of the
 daemons on its nodes. Nothing polls. A daemon pod whose report or phase changed wakes the
-VirtualIPs it concerns (`status.affected`), a reconcile with a new rendering wakes them all,
-and otherwise a VirtualIP sleeps until something of its own is due: a split brain to
-confirm (`status.recheck_in`), a lost master to write once its successor's report had
-time to arrive (`status.master_lost`), a failed write to retry, or the resync interval.
+VirtualIPs it concerns (`status.affected`); a new rendering, once its what-if advisories
+are computed (in a worker thread, apart from the reconcile), wakes the VirtualIPs whose
+placement, findings or advisories it changed; an update of a VirtualIP wakes it; and
+otherwise a VirtualIP sleeps until something of its own is due: a split brain to confirm
+(`status.recheck_in`), a lost master to write once its successor's report had time to
+arrive (`status.master_lost`), a failed write to retry, or the resync interval.
 
 Each VirtualIP is followed by one kopf daemon (`StatusWriter.follow`): kopf stops it when
 the VirtualIP is deleted and while peering pauses the operator, so, like every handler, a
@@ -28,6 +30,7 @@ from typing import Any
 
 import kopf
 
+from vrrp_operator.advisory import advisories
 from vrrp_operator.kube import ApiError, KubeClient
 from vrrp_operator.objects import PodInfo, plain
 from vrrp_operator.render import Rendered, object_key
@@ -103,14 +106,40 @@ class StatusWriter:
         self._wake: dict[str, asyncio.Event] = {}
         self._failures: dict[str, int] = {}  # key -> failed writes in a row
         self._master_lost_at: dict[str, float] = {}  # key -> loop time (status.master_lost)
+        self._next: Rendered | None = None  # the rendering to analyse next
+        self._analysing: asyncio.Task[None] | None = None
         # The wall clock of status times and of reports' `since` (a test's may follow its
         # event loop's fake time).
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
+    def analyse(self, rendered: Rendered) -> None:
+        """A new rendering: its what-if advisories are computed in a worker thread, apart
+        from the reconcile (the first analysis of a VirtualIP costs milliseconds of CPU),
+        then published. A rendering still waiting is superseded by a newer one."""
+        self._next = rendered
+        if self._analysing is None or self._analysing.done():
+            self._analysing = asyncio.create_task(self._analyse())
+
+    async def _analyse(self) -> None:
+        while self._next is not None:
+            rendered, self._next = self._next, None
+            self.publish(rendered, await asyncio.to_thread(advisories, rendered))
+
     def publish(self, rendered: Rendered, advice: Mapping[str, tuple[str, ...] | None]) -> None:
-        """A new rendering and its advisories: every VirtualIP looks again."""
+        """A rendering and its advisories: the VirtualIPs that fare differently in it look
+        again (all of them after the first)."""
+        before, advised = self.rendered, self.advice
         self.rendered, self.advice = rendered, advice
-        self.wake(self._wake)
+        if before is None:
+            self.wake(self._wake)
+            return
+        self.wake(
+            key
+            for key in list(self._wake)
+            if before.placements.get(key) != rendered.placements.get(key)
+            or before.findings(key) != rendered.findings(key)
+            or advised.get(key) != advice.get(key)
+        )
 
     def wake(self, keys: Iterable[str]) -> None:
         for key in keys:
