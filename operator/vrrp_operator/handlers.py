@@ -314,27 +314,31 @@ class Runtime:
     async def _record_vrids(self, vips: list[dict[str, Any]], rendered: Rendered) -> None:
         """status.vrid keeps an allocation across restarts: write it before it is used."""
         by_key = {object_key(v): v for v in vips}
-        for key, placement in rendered.placements.items():
-            obj = by_key.get(key)
-            if obj is None or not placement.allocated or placement.vrid is None:
-                continue
-            if placement.vrid in (
-                (obj.get("status") or {}).get("vrid"),
-                self.written_vrids.get(key),
-            ):
-                continue
+
+        async def record(key: str, vrid: int) -> None:
             namespace, name = key.split("/", 1)
             try:
                 await self.client.patch(
-                    "VirtualIP",
-                    namespace,
-                    name,
-                    {"status": {"vrid": placement.vrid}},
-                    subresource="status",
+                    "VirtualIP", namespace, name, {"status": {"vrid": vrid}}, subresource="status"
                 )
             except ApiError as exc:
-                if exc.status != 404:  # deleted meanwhile: nothing to record
-                    raise
+                if exc.status == 404:
+                    return  # deleted meanwhile: nothing to record
+                raise
+            # Remembered: until the object shows it, every reconcile would send it again.
+            self.written_vrids[key] = vrid
+
+        new = {
+            key: placement.vrid
+            for key, placement in rendered.placements.items()
+            if (obj := by_key.get(key)) is not None
+            and placement.allocated
+            and placement.vrid is not None
+            and placement.vrid
+            not in ((obj.get("status") or {}).get("vrid"), self.written_vrids.get(key))
+        }
+        # Many at once after a bulk create: concurrently (the client's threads bound them).
+        await asyncio.gather(*(record(key, vrid) for key, vrid in new.items()))
 
     async def _apply(self, action: Create | Patch | Delete, existing: Existing) -> None:
         if isinstance(action, Create):

@@ -49,6 +49,9 @@ from vrrp_operator.status import (
 
 RETRY_S = (1.0, 60.0)  # first and longest wait before a failed status write is tried again
 RECHECK_MIN_S = 0.05  # a split brain due "now" is looked at this much later: it is then due
+# Status writes in flight at once: the client's worker threads stay free for the reconcile
+# (a bulk create wakes hundreds of statuses while its ConfigMaps are still to be written).
+WRITES_AT_ONCE = 4
 
 log = logging.getLogger("vrrp_operator")
 
@@ -108,6 +111,7 @@ class StatusWriter:
         self._master_lost_at: dict[str, float] = {}  # key -> loop time (status.master_lost)
         self._next: Rendered | None = None  # the rendering to analyse next
         self._analysing: asyncio.Task[None] | None = None
+        self._writes = asyncio.Semaphore(WRITES_AT_ONCE)
         # The wall clock of status times and of reports' `since` (a test's may follow its
         # event loop's fake time).
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -251,10 +255,11 @@ class StatusWriter:
             changes = status_patch(seen, new)
         if changes:
             try:
-                await self.client.patch(
-                    "VirtualIP", obj["metadata"].get("namespace"), obj["metadata"]["name"],
-                    {"status": changes}, subresource="status",
-                )  # fmt: skip
+                async with self._writes:
+                    await self.client.patch(
+                        "VirtualIP", obj["metadata"].get("namespace"), obj["metadata"]["name"],
+                        {"status": changes}, subresource="status",
+                    )  # fmt: skip
             except ApiError as exc:
                 if exc.status == 404:
                     return None, False  # deleted meanwhile: kopf stops this follower
