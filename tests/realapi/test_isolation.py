@@ -6,13 +6,15 @@ the VirtualIP that holds the address, and is left out of every node's configurat
 a VirtualIP the API server accepts but the model refuses. A third VirtualIP keeps its
 entry on every node, and each node's ConfigMap loads whole in the daemon's own loader, so
 no daemon refuses the file that carries it. The holder stays the holder through updates of
-either, and the claimant takes the address over only once the holder is gone.
+either and a restart of the operator, and the claimant takes the address over only once
+the holder is gone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -26,6 +28,7 @@ from tests.realapi.cluster import (
     daemon_objects,
     delete_virtualips,
     get_virtualip,
+    running_operator,
     virtualip,
     wait_for,
 )
@@ -39,6 +42,19 @@ ADDRESS = "192.168.79.100/24"
 def nothing_forbidden(kube_api: ApiServer, release: Release, operator: Operator) -> Iterator[None]:
     yield
     assert kube_api.forbidden(release.operator_user) == []
+
+
+@pytest.fixture(scope="module")
+def restarted(release: Release) -> Iterator[Callable[[Operator], Operator]]:
+    """Stop an operator and start another in its place, kept to the end of the module (the
+    clean-up of VirtualIPs and nodes needs a running operator)."""
+    with contextlib.ExitStack() as stack:
+
+        def restart(running: Operator) -> Operator:
+            running.stop()
+            return stack.enter_context(running_operator(release))
+
+        yield restart
 
 
 def ready(api: ApiServer, namespace: str, name: str) -> dict[str, Any]:
@@ -62,6 +78,18 @@ def rendered(api: ApiServer, nodes: list[str]) -> dict[str, set[str]]:
     return out
 
 
+def observed(api: ApiServer, namespace: str) -> Any:
+    """status.observedGeneration of VirtualIP `namespace`/web."""
+    return ((get_virtualip(api, namespace, "web") or {}).get("status") or {}).get(
+        "observedGeneration"
+    )
+
+
+def config_map_versions(api: ApiServer, nodes: list[str]) -> dict[str, str]:
+    config_maps = daemon_objects(api, "configmaps")
+    return {n: config_maps[f"vrrpd-{n}"]["metadata"]["resourceVersion"] for n in nodes}
+
+
 def events(api: ApiServer, namespace: str, name: str, reason: str) -> list[dict[str, Any]]:
     result = api.kubectl("get", "events", "-n", namespace, "-o", "json", "--field-selector",
                          f"involvedObject.name={name},reason={reason}")  # fmt: skip
@@ -69,7 +97,10 @@ def events(api: ApiServer, namespace: str, name: str, reason: str) -> list[dict[
 
 
 def test_a_claimed_address_is_refused_alone_and_the_rest_runs_everywhere(
-    kube_api: ApiServer, nodes: TestNodes
+    kube_api: ApiServer,
+    operator: Operator,
+    restarted: Callable[[Operator], Operator],
+    nodes: TestNodes,
 ) -> None:
     made = sorted(nodes(2))
     for namespace in TENANTS:
@@ -111,11 +142,24 @@ def test_a_claimed_address_is_refused_alone_and_the_rest_runs_everywhere(
         for namespace in (claimant, holder):
             kube_api.apply(virtualip("web", nodes.selector, namespace, addresses=[ADDRESS],
                                      priority=120))  # fmt: skip
-        wait_for(lambda: all(
-            (get_virtualip(kube_api, ns, "web") or {}).get("status", {}).get("observedGeneration")
-            == 2 for ns in (a, b)), "both updates seen")  # fmt: skip
+        wait_for(lambda: all(observed(kube_api, ns) == 2 for ns in (a, b)), "both updates seen")
         assert ready(kube_api, claimant, "web")["reason"] == "AddressConflict"
         assert rendered(kube_api, made) == {n: running for n in made}
+
+        # A new operator process decides the same: no ConfigMap rewritten, the claimant's
+        # condition untouched (its transition time too), no second Event.
+        versions = config_map_versions(kube_api, made)
+        condition = ready(kube_api, claimant, "web")
+        again = restarted(operator)
+        # A change it must handle: once it shows, the new process has looked at all.
+        kube_api.apply(virtualip("web", nodes.selector, claimant, addresses=[ADDRESS],
+                                 priority=130))  # fmt: skip
+        wait_for(lambda: observed(kube_api, claimant) == 3, "the update seen after it")
+        assert again.process.poll() is None
+        assert ready(kube_api, claimant, "web") == condition
+        assert config_map_versions(kube_api, made) == versions
+        assert rendered(kube_api, made) == {n: running for n in made}
+        assert len(events(kube_api, claimant, "web", "AddressConflict")) == 1
 
         # The holder goes: the address is free, the claimant runs.
         delete_virtualips(kube_api, holder, "web")
