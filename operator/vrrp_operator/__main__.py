@@ -122,15 +122,17 @@ def bounded_session(info: kopf.ConnectionInfo) -> kopf.AiohttpSession:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # kopf says at INFO that each handler succeeded, for every object and every event; what
-    # changed is in our own lines, and kopf's problems are warnings and errors.
-    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     try:
         settings = OperatorSettings.from_env(os.environ)
     except SettingsError as exc:
         print(f"vrrp-operator: {exc}", file=sys.stderr)
         return EXIT_SETTINGS
+    level = logging.getLevelName(settings.log_level.upper())
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # kopf says at INFO that each handler succeeded, for every object and every event; what
+    # changed is in our own lines, and kopf's problems are warnings and errors. At debug,
+    # every handler run is shown (kopf: "... is invoked").
+    logging.getLogger("kopf.objects").setLevel(min(level, logging.WARNING))
     from kubernetes.config import ConfigException
 
     try:

@@ -210,6 +210,7 @@ class StatusWriter:
                     break
                 wake.clear()
                 after, wrote = await self._look(key, body, reports())
+                log.debug("status of %s looked at: %s", key, "written" if wrote else "unchanged")
                 due = None if after is None else loop.time() + max(after, RECHECK_MIN_S)
                 if wrote:
                     last_write = loop.time()
