@@ -615,3 +615,31 @@ def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, An
         if k in old and k not in new:
             patch[k] = None
     return patch
+
+
+def status_write(
+    seen: Mapping[str, Any],
+    written: Mapping[str, Any] | None,
+    new: Mapping[str, Any],
+    *,
+    written_age_s: float,
+    lost_for_s: float | None,
+    resync_s: float,
+) -> tuple[dict[str, Any], float | None]:
+    """What to write of status `new`, and when to look again: (merge patch, None) or, held
+    back, ({}, seconds).
+
+    `seen` is the status on the object as the operator last saw it, `written` what it wrote
+    last, `written_age_s` ago (the object may not show that yet: against `written`, what
+    was written is not sent again, which under load would feed a storm of watch events).
+    `lost_for_s`: for how long the master has been missing (`master_lost`), or None; the
+    new master's first report may still be on its way, so a lost master is written only
+    once it has been lost REPORT_LAG_S. Once a write is older than `resync_s`, a status
+    that still disagrees with it (someone else changed it) is written again.
+    """
+    if lost_for_s is not None and lost_for_s < REPORT_LAG_S:
+        return {}, REPORT_LAG_S - lost_for_s
+    changes = status_patch(written if written is not None else seen, new)
+    if not changes and written_age_s > resync_s:
+        changes = status_patch(seen, new)
+    return changes, None

@@ -35,7 +35,6 @@ from vrrp_operator.kube import ApiError, KubeClient
 from vrrp_operator.objects import PodInfo, plain
 from vrrp_operator.render import Rendered, object_key
 from vrrp_operator.status import (
-    REPORT_LAG_S,
     NodeReport,
     affected,
     aggregate_status,
@@ -44,7 +43,7 @@ from vrrp_operator.status import (
     parse_report,
     recheck_in,
     reports_from_pods,
-    status_patch,
+    status_write,
 )
 
 RETRY_S = (1.0, 60.0)  # first and longest wait before a failed status write is tried again
@@ -242,18 +241,19 @@ class StatusWriter:
             findings=rendered.findings(key),
             advisory=self.advice.get(key),
         )
+        lost_for_s = None
         if not master_lost(old, new):
             self._master_lost_at.pop(key, None)
         else:
             moment = asyncio.get_running_loop().time()
-            waited = moment - self._master_lost_at.setdefault(key, moment)
-            if waited < REPORT_LAG_S:
-                return REPORT_LAG_S - waited, False  # the new master's report may be coming
-        changes = status_patch(old, new)
-        # Re-assert what we wrote when the object still disagrees after a resync interval
-        # (someone else changed status); sooner, the body is merely behind our own patch.
-        if not changes and now.timestamp() - written_at > self.resync_s:
-            changes = status_patch(seen, new)
+            lost_for_s = moment - self._master_lost_at.setdefault(key, moment)
+        changes, wait_s = status_write(
+            seen, written, new,
+            written_age_s=now.timestamp() - written_at, lost_for_s=lost_for_s,
+            resync_s=self.resync_s,
+        )  # fmt: skip
+        if wait_s is not None:
+            return wait_s, False  # the new master's report may be coming
         if changes:
             try:
                 async with self._writes:

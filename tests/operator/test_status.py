@@ -20,6 +20,7 @@ from vrrp_operator.status import (
     recheck_in,
     reports_from_pods,
     status_patch,
+    status_write,
 )
 
 from tests.operator.builders import edge_nodes, vip
@@ -568,3 +569,24 @@ def test_advisory_speaks_again_when_its_findings_change() -> None:
     (event,) = [e for e in events(None, long) if e[0] == "Advisory"]
     assert len(event[2]) <= 1024 and event[2].endswith("(kubectl describe shows the rest)")
     assert len(cond(long, "Advisory")["message"]) == 5000
+
+
+def test_status_write_holds_a_lost_master_and_sends_nothing_twice() -> None:
+    seen = {"master": "n1", "transitions": 1}
+    new = {"master": None, "transitions": 1}
+    # The master went from the reports 0.5 s ago: held back for the rest of REPORT_LAG_S.
+    assert status_write(seen, None, new, written_age_s=0, lost_for_s=0.5, resync_s=60) == (
+        {},
+        1.5,
+    )
+    assert status_write(seen, None, new, written_age_s=0, lost_for_s=2.0, resync_s=60) == (
+        {"master": None},
+        None,
+    )
+    # Written already, the object behind: nothing again until a resync interval passed,
+    # then what still disagrees is written again.
+    written = {"master": "n2", "transitions": 2}
+    assert status_write(seen, written, written, written_age_s=5, lost_for_s=None,
+                        resync_s=60) == ({}, None)  # fmt: skip
+    assert status_write(seen, written, written, written_age_s=61, lost_for_s=None,
+                        resync_s=60) == ({"master": "n2", "transitions": 2}, None)  # fmt: skip
