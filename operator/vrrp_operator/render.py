@@ -45,13 +45,14 @@ from vrrp_operator.objects import (
     daemon_name,
     untolerated,
 )
+from vrrpd.contract import CONFIG_KEY as CONFIG_KEY
+from vrrpd.contract import config_hash
 from vrrpd.limits import PASSWORD_MAX_BYTES, PRIORITY_OWNER, VRID_MAX, VRID_MIN, IPAddress
 from vrrpd.spec import API_VERSION, KIND
 from vrrpd.spec.errors import ConfigError
 from vrrpd.spec.load import parse_virtualip
 from vrrpd.spec.virtualip import VirtualIP
 
-CONFIG_KEY = "virtualips.yaml"  # the one key of a node's ConfigMap
 # Fields only the operator reads: resolved here, absent from what the daemon gets.
 _OPERATOR_FIELDS = ("nodeSelector", "serviceRef", "nodePriorities")
 
@@ -130,7 +131,7 @@ class NodeConfig:
     @cached_property
     def config_hash(self) -> str:
         """Identifies the configuration; the daemon reports the hash it runs."""
-        return "sha256:" + hashlib.sha256(self.text.encode()).hexdigest()
+        return config_hash(self.text)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,11 @@
 """Status: the daemons' reports -> VirtualIP.status, and status changes -> Events (pure).
 
-Each daemon writes one JSON report on its own pod (annotation kubevrrp.io/status, format in
-docs/operator.md). `aggregate_status` folds the reports of every node into the status of one
-VirtualIP: vrid, master, nodes[] and the conditions Ready, Degraded, SplitBrain,
-VRIDConflict and Advisory (the what-if warnings of advisory.py). `events` compares two
-statuses and names what a person should hear about. Time is an argument (`now`), never read
-from a clock.
+Each daemon writes one JSON report on its own pod (vrrpd/contract.py: a `Report` in the
+`STATUS_ANNOTATION`; docs/operator.md), read here leniently (`parse_report`).
+`aggregate_status` folds the reports of every node into the status of one VirtualIP: vrid,
+master, nodes[] and the conditions Ready, Degraded, SplitBrain, VRIDConflict and Advisory
+(the what-if warnings of advisory.py). `events` compares two statuses and names what a
+person should hear about. Time is an argument (`now`), never read from a clock.
 """
 
 from __future__ import annotations
