@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import hashlib
 import importlib.util
 import json
 import logging
@@ -38,6 +37,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from vrrpd.config import InstanceConfig
+from vrrpd.contract import CONFIG_KEY as CONFIG_KEY
+from vrrpd.contract import STATUS_ANNOTATION, InstanceRow, RefusedRow, Report, config_hash
 from vrrpd.resolve import instances_for_node
 from vrrpd.spec.errors import ConfigError
 from vrrpd.spec.load import (
@@ -53,8 +54,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vrrpd")
 
-CONFIG_KEY = "virtualips.yaml"
-STATUS_ANNOTATION = "kubevrrp.io/status"
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 LAST_GOOD = "virtualips.yaml"
 # The server ends each watch after a random time in this range (client-go's reflector does
@@ -359,7 +358,7 @@ class Refused:
     error: str
     previous: bool = False  # an earlier version of that VirtualIP still runs here
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> RefusedRow:
         return {
             "virtualip": self.virtualip,
             "document": self.document,
@@ -484,10 +483,10 @@ def report_document(
     config_hash: str | None,
     config_error: str | None,
     refused: Sequence[Refused],
-) -> dict[str, Any]:
+) -> Report:
     """The report without its `updated` stamp: what a reader cares about, and nothing that
     changes while the daemon's state does not (`since` is fixed at the transition)."""
-    rows = []
+    rows: list[InstanceRow] = []
     for row in status.get("instances", []):
         rows.append({
             "name": row["name"], "vrid": row["vrid"], "interface": row["interface"],
@@ -514,10 +513,10 @@ class Reporter:
         self, api: Api, call: Callable[..., Any], *, namespace: str, pod: str | None
     ) -> None:
         self.api, self.call, self.namespace, self.pod = api, call, namespace, pod
-        self.sent: dict[str, Any] | None = None
+        self.sent: Report | None = None
         self.last_patch = -float("inf")  # loop time
 
-    async def send(self, document: dict[str, Any], *, force: bool = False) -> bool:
+    async def send(self, document: Report, *, force: bool = False) -> bool:
         """Patch now if due; True when the report on the pod is `document`."""
         if self.pod is None or document == self.sent:
             return True
@@ -675,7 +674,7 @@ class ClusterSource:
             log.info("ConfigMap %s does not exist (yet): waiting for it", self.configmap)
             return []
         self.text = text
-        self._attempted = (self._hash(text), self._secrets_stamp())
+        self._attempted = (config_hash(text), self._secrets_stamp())
         self._select(text)
         return self.selection.instances
 
@@ -722,7 +721,7 @@ class ClusterSource:
         self._new_text.clear()
         if self.text is None:
             return
-        attempt = (self._hash(self.text), self._secrets_stamp())
+        attempt = (config_hash(self.text), self._secrets_stamp())
         if attempt == self._attempted:
             return
         self._attempted = attempt
@@ -758,13 +757,9 @@ class ClusterSource:
                 )
         self.error = None
         self.selection = selection
-        self.applied_hash = None if source else self._hash(text)
+        self.applied_hash = None if source else config_hash(text)
         self.keep(selection)
         return True
-
-    @staticmethod
-    def _hash(text: str) -> str:
-        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
     def _secrets_stamp(self) -> tuple[Any, ...]:
         """Changes when the kubelet updates the Secret volume (it swaps a ..data link)."""
@@ -802,7 +797,7 @@ class ClusterSource:
 
     # ---------------------------------------------------------------- reports
 
-    def report(self, daemon: Daemonish) -> dict[str, Any]:
+    def report(self, daemon: Daemonish) -> Report:
         return report_document(
             self.node, daemon.status(), daemon.health(), config_hash=self.applied_hash,
             config_error=self.error, refused=self.selection.refused,

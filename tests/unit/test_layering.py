@@ -17,6 +17,7 @@ RULES = {
         [
             ROOT / "vrrpd" / "vrrp",
             ROOT / "vrrpd" / "limits.py",
+            ROOT / "vrrpd" / "contract.py",
             ROOT / "vrrpd" / "spec",
             ROOT / "vrrpd" / "config.py",
             ROOT / "vrrpd" / "resolve.py",
