@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from vrrpd.config import InstanceConfig
 from vrrpd.controlplane.command import add_parser as add_control_plane_parser
+from vrrpd.lean import release_freed_memory
 from vrrpd.net import startup
 from vrrpd.resolve import instances_for_node
 from vrrpd.spec.errors import ConfigError
@@ -177,6 +178,7 @@ async def _run(args: argparse.Namespace, source: Any, instances: list[InstanceCo
         loop.add_signal_handler(sig, on_stop, sig.name)
     loop.add_signal_handler(signal.SIGHUP, source.reload, daemon, "SIGHUP")
     http = await _serve_http(args.http_address, daemon) if args.http_address != "none" else None
+    release_freed_memory()  # the imports are done
     await done.wait()
     follower.cancel()
     if stop_task is not None:

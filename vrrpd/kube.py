@@ -17,13 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import importlib.util
 import json
 import logging
 import os
 import random
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -39,6 +37,7 @@ import yaml
 from vrrpd.config import InstanceConfig
 from vrrpd.contract import CONFIG_KEY as CONFIG_KEY
 from vrrpd.contract import STATUS_ANNOTATION, InstanceRow, RefusedRow, Report, config_hash
+from vrrpd.lean import skip_package_init
 from vrrpd.resolve import instances_for_node
 from vrrpd.spec.errors import ConfigError
 from vrrpd.spec.load import (
@@ -110,15 +109,10 @@ def import_client_only() -> None:
     kubernetes/__init__.py imports config, dynamic, stream, leaderelection and informer, and
     with them requests, oauthlib and websocket-client, none of which the daemon uses:
     measured, `import kubernetes` adds 11.5 MB of RSS, the client and the watch alone
-    ~4 MB (the daemon's target is 60 MB in all). The package is entered in sys.modules
-    without running its __init__ (its __path__ is all a submodule import needs). For the
-    daemon's own process only, before anything imports kubernetes; otherwise a no-op.
+    ~4 MB (the daemon's target is 60 MB in all). For the daemon's own process only
+    (vrrpd.lean), before anything imports kubernetes; otherwise a no-op.
     """
-    if "kubernetes" in sys.modules:
-        return
-    spec = importlib.util.find_spec("kubernetes")
-    if spec is not None and spec.submodule_search_locations is not None:
-        sys.modules["kubernetes"] = importlib.util.module_from_spec(spec)
+    skip_package_init("kubernetes")
 
 
 class KubeApi:
