@@ -24,6 +24,7 @@ from vrrpd.probes.tracking import (
     ProbeTracker,
     effective_priority,
     shared_priority,
+    weighing_members,
 )
 from vrrpd.vrrp.fsm import State, Transition, VirtualRouter
 
@@ -123,7 +124,9 @@ def probe_standing(member: Member, group: Iterable[Member]) -> tuple[str | None,
         fault = "probe " + ", ".join(own.failing) + " failing"
     elif isinstance(own, Pending) and member.router.state in (State.INITIALIZE, State.FAULT):
         fault = "waiting for probe " + ", ".join(own.awaiting)
-    shared = shared_priority(base, (m.trackers.values() for m in members))
+    # A dual-stack VirtualIP's families run the same probes: its weights count once.
+    counted = weighing_members(members, lambda m: m.config.virtualip)
+    shared = shared_priority(base, (m.trackers.values() for m in counted))
     return fault, shared.value if isinstance(shared, Priority) else None
 
 

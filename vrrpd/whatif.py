@@ -49,6 +49,7 @@ from vrrpd.probes.tracking import (
     ProbeTracker,
     effective_priority,
     shared_priority,
+    weighing_members,
 )
 from vrrpd.resolve import instances_for_node
 from vrrpd.spec.errors import ConfigError
@@ -293,6 +294,7 @@ def _standing(
         if f.kind == "interface" and f.name in model.interfaces
     ]
     trackers: list[list[ProbeTracker]] = []
+    counted = weighing_members(model.members, lambda m: m.virtualip)
     for member in model.members:
         own = []
         for probe in member.probes:
@@ -304,7 +306,8 @@ def _standing(
             own.append(
                 ProbeTracker(label, probe.rise, probe.fall, weight, initially_up=key not in failing)
             )
-        trackers.append(own)
+        if member in counted:
+            trackers.append(own)
         result = effective_priority(member.priority, own)
         if isinstance(result, Fault):
             failing_probes = ", ".join(result.failing)

@@ -259,3 +259,30 @@ async def test_preempt_never_keeps_a_demoted_master_but_a_fault_still_moves_the_
     await asyncio.sleep(2)
     assert (state(a), state(b)) == (State.FAULT, State.MASTER)
     assert b.holds(VIP) and not a.holds(VIP)
+
+
+async def test_a_dual_stack_virtualips_probe_weighs_once_in_its_sync_group(
+    wire: FakeWire, tmp_path: Path
+) -> None:
+    # A VirtualIP with an IPv4 and an IPv6 address is two instances running the same probe;
+    # in a sync group every member takes every member's weights, and that probe counts once.
+    health = tmp_path / "health"
+    health.write_text("0")
+    dual = 'addresses: ["192.168.77.100/24", "fd00:77::100/64"]\n  interface: eth0'
+    text = (
+        manifest("web", 10, "192.168.77.100/24", GROUP + probe(health, -60)).replace(
+            'addresses: ["192.168.77.100/24"]', dual
+        )
+        + "---"
+        + manifest("api", 11, "192.168.77.101/24", GROUP)
+    )
+    a = wire.host("node-a", "192.168.77.11/24", "fe80::11/64")
+    assert a.daemon is not None
+    await a.daemon.start(instances_for_node(load_manifests(text), a.name))
+    names = ("default/web/ipv4", "default/web/ipv6", "default/api/ipv4")
+    members = [a.daemon.instances[n] for n in names]
+    await asyncio.sleep(5)
+    assert [m.router.effective_priority for m in members] == [150] * 3
+    health.write_text("1")
+    await asyncio.sleep(1.5)
+    assert [m.router.effective_priority for m in members] == [90] * 3

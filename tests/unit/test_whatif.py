@@ -270,6 +270,18 @@ def test_sync_group_members_share_weights_and_faults() -> None:
     assert any("sync group default/edge" in s for s in a.assumptions)
 
 
+def test_a_dual_stack_members_probe_weighs_once_in_its_sync_group() -> None:
+    # Two instances (IPv4, IPv6) run the VirtualIP's one probe: its weight counts once.
+    web = manifest((150, 100), probe(-60), peers=False, extra="  syncGroup: edge\n")
+    web = web.replace("[192.168.77.100/24]", '[192.168.77.100/24, "fd00:77::100/64"]')
+    api = manifest((150, 100), name="api", vrid=52, peers=False, extra="  syncGroup: edge\n")
+    found = {a.instance: a for a in analyses(web + "---\n" + api)}
+    assert set(found) == {"default/web/ipv4", "default/web/ipv6", "default/api/ipv4"}
+    assert "n1 150 - 60 (hc) = 90:" in row(found["default/web/ipv6"], "probe hc fails on n1").why
+    moved = row(found["default/api/ipv4"], "probe hc of default/web fails on n1")
+    assert "n1 150 - 60 (default/web/hc) = 90:" in moved.why
+
+
 def test_sync_group_members_that_prefer_different_nodes_are_flagged() -> None:
     one = manifest((150, 100), name="one", extra="  syncGroup: edge\n")
     two = manifest((100, 150), name="two", vrid=52, extra="  syncGroup: edge\n")

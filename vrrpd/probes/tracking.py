@@ -29,9 +29,10 @@ changes the priority once per state change, never cumulatively" true by construc
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 from vrrpd.limits import PRIORITY_MIN, PRIORITY_OWNER, PROBE_WEIGHT_MAX, clamp_priority
 
@@ -196,3 +197,16 @@ def shared_priority(base: int, members: Iterable[Iterable[ProbeTracker]]) -> Res
     trackers alone."""
     weighted = [t for trackers in members for t in trackers if t.weight != 0]
     return effective_priority(base, weighted)
+
+
+_M = TypeVar("_M")
+
+
+def weighing_members(members: Iterable[_M], virtualip: Callable[[_M], str]) -> list[_M]:
+    """The sync-group members whose weighted probes `shared_priority` counts: the first of
+    each VirtualIP. A dual-stack VirtualIP is two instances, one per address family, that
+    run the same probes: its weights count once, not once per family."""
+    first: dict[str, _M] = {}
+    for member in members:
+        first.setdefault(virtualip(member), member)
+    return list(first.values())
