@@ -33,7 +33,7 @@ IMAGE_UID = 65532
 
 # What the lead adds to pyproject.toml so the image can install the operator.
 PYPROJECT_LINES = """\
-  in [project.optional-dependencies]:   operator = ["kopf>=1.45,<2", "kubernetes>=31"]
+  in [project.optional-dependencies]:   operator = ["kopf>=1.45.2,<2", "kubernetes>=37.0.2"]
   in [project.scripts]:                 kube-vrrp-operator = "vrrp_operator.__main__:main"
   in [tool.setuptools.packages.find]:   where = [".", "operator"]
                                         include = ["vrrpd*", "vrrp_operator*"]"""
