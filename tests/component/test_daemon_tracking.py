@@ -144,6 +144,10 @@ async def test_fall_hysteresis_keeps_a_flapping_probe_from_moving_the_vip(
     assert state(a) == State.MASTER
     # keepalived counts up on success and down on failure (0..rise+fall-1, up while
     # >= rise): two failures then two successes never reach the bottom.
+    # The writes fall halfway between the checks (every second from the start). At the same
+    # fake instant as a check, whether its read (in a thread, real time) sees the old value
+    # or the new one would be a race, and reads of 1, 1 then a late 1 make three failures.
+    await asyncio.sleep(0.5)
     for value in ["1", "1", "0", "0"] * 3:
         health.write_text(value)
         await asyncio.sleep(1)
