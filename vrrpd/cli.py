@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from vrrpd.config import InstanceConfig
 from vrrpd.controlplane.command import add_parser as add_control_plane_parser
 from vrrpd.lean import release_freed_memory
+from vrrpd.convert.command import add_parser as add_convert_parser
 from vrrpd.net import startup
 from vrrpd.resolve import instances_for_node
 from vrrpd.spec.errors import ConfigError
@@ -480,12 +481,6 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return demo.main(args.nodes, args.scenario, args.interval)
 
 
-def cmd_convert(args: argparse.Namespace) -> int:
-    from vrrpd.convert import cli
-
-    return cli(args.rest)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vrrpd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -542,14 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print /status as JSON")
     status.set_defaults(func=cmd_status)
 
-    convert = sub.add_parser(
-        "convert",
-        help="print a keepalived.conf as VirtualIP YAML (warnings on stderr)",
-        add_help=False,
-    )
-    convert.add_argument("rest", nargs=argparse.REMAINDER,
-                         help="FILE|- [--node NAME] [--namespace NS]")  # fmt: skip
-    convert.set_defaults(func=cmd_convert)
+    add_convert_parser(sub)
 
     scan = sub.add_parser("scan", help="list the VRRP routers heard on an interface (root)")
     scan.add_argument("--interface", "-i", required=True)

@@ -1064,6 +1064,27 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "--node" in capsys.readouterr().err
 
 
+def test_vrrpd_convert_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    """`vrrpd convert` takes its options anywhere, as `vrrpd.convert`, and has a --help."""
+    from vrrpd.cli import main
+
+    with pytest.raises(SystemExit) as exit_help:
+        main(["convert", "--help"])
+    assert exit_help.value.code == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("usage: vrrpd convert")
+    assert "--node" in shown and "--namespace" in shown
+
+    path = str(TESTDATA / "sync-group-routes.conf")
+    assert main(["convert", "--node", "edge-a", "--namespace", "net", path]) == 0
+    out = capsys.readouterr().out
+    docs = [d for d in yaml.safe_load_all(out) if d is not None]
+    assert [d["metadata"]["namespace"] for d in docs] == ["net", "net"]
+    assert "# Converted from" in out and "node edge-a" in out
+    assert main(["convert", path, "--node", "Node_A"]) == 2
+    assert "--node 'Node_A'" in capsys.readouterr().err
+
+
 # --- the migration guide stays true ------------------------------------------------------------
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "keepalived-migration.md"
