@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from vrrpd.config import InstanceConfig
 from vrrpd.controlplane.command import add_parser as add_control_plane_parser
-from vrrpd.lean import release_freed_memory
 from vrrpd.convert.command import add_parser as add_convert_parser
+from vrrpd.lean import release_freed_memory
 from vrrpd.net import startup
 from vrrpd.resolve import instances_for_node
 from vrrpd.spec.errors import ConfigError

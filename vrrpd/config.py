@@ -9,6 +9,7 @@ them from VirtualIP specs (`vrrpd.spec`); the daemon, the probe runners, notify 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from vrrpd.limits import SMTP_PORT, IPAddress, IPInterface
 from vrrpd.vrrp.fsm import PreemptMode
@@ -26,6 +27,10 @@ class GarpConfig:
 class Check:
     """What a probe checks, resolved: one subclass per kind of check (the registry is
     `vrrpd.spec.probes.PROBE_KINDS`); the daemon's runners take them as they are."""
+
+    # True: the check reads a number that, times the weight, is the probe's effect on the
+    # priority (keepalived track_file), instead of passing or failing.
+    scaled: ClassVar[bool] = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,8 @@ class IcmpCheck(Check):
 @dataclass(frozen=True, slots=True)
 class FileCheck(Check):
     path: str  # absolute; keepalived track_file semantics
+
+    scaled: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from vrrpd.limits import IPAddress
 from vrrpd.metrics import DaemonMetrics
 from vrrpd.notify import Notifier
 from vrrpd.ports import Packet, Ports
-from vrrpd.probes.tracking import ProbeTracker
+from vrrpd.probes.tracking import tracker_for
 from vrrpd.supervisor import Supervisor
 from vrrpd.vrrp import packet
 from vrrpd.vrrp.fsm import Action, RouterConfig, Transition, VirtualRouter
@@ -269,9 +269,7 @@ class Daemon:
             )
         inst.faults = standing.link_faults(config, ifname, self.ports.addresses.link_up)
         for probe in config.probes:
-            inst.trackers[probe.name] = ProbeTracker(
-                probe.name, probe.rise, probe.fall, probe.weight
-            )
+            inst.trackers[probe.name] = tracker_for(probe)
         self._supervisor.assess_probes(inst)
         log.info(
             "instance %s: VRID %d v%d on %s from %s, priority %d, advert %d cs, %s",

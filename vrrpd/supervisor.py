@@ -14,7 +14,7 @@ from vrrpd.config import InstanceConfig
 from vrrpd.instance import Instance
 from vrrpd.metrics import DaemonMetrics
 from vrrpd.probes.runners import ProbeOutcome, probe_for, run_forever
-from vrrpd.probes.tracking import ProbeState, ProbeTracker
+from vrrpd.probes.tracking import ProbeState, tracker_for
 from vrrpd.vrrp.fsm import Action, State, Transition
 
 log = logging.getLogger("vrrpd")
@@ -60,10 +60,11 @@ class Supervisor:
             if before.get(name) == probe:
                 continue
             previous = inst.trackers.get(name)
-            inst.trackers[name] = ProbeTracker(
-                name, probe.rise, probe.fall, probe.weight,
+            inst.trackers[name] = tracker_for(
+                probe,
                 initially_up=None if previous is None else carried[previous.state],
-            )  # fmt: skip
+                value=None if previous is None or not previous.scaled else previous.value,
+            )
             inst.tasks[name] = asyncio.create_task(self._probe_loop(inst, name))
 
     async def _probe_loop(self, inst: Instance, name: str) -> None:
@@ -79,14 +80,15 @@ class Supervisor:
         inst.outcomes[name] = outcome
         self.metrics.record_probe(inst.config.name, name, outcome.ok, outcome.latency_s)
         tracker = inst.trackers[name]
-        if not tracker.record(outcome.ok):
+        if not tracker.record(outcome.ok, outcome.value):
             return
         log.log(
             logging.INFO if outcome.ok else logging.WARNING,
-            "instance %s: probe %s is %s (%s)",
+            "instance %s: probe %s is %s%s (%s)",
             inst.config.name,
             name,
             tracker.state,
+            f", adding {tracker.contribution()}" if tracker.scaled else "",
             outcome.detail,
             extra={"instance": inst.config.name, "probe": name},
         )

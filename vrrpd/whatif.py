@@ -41,7 +41,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import ip_address
 from typing import Any, Literal
 
-from vrrpd.config import InstanceConfig
+from vrrpd.config import InstanceConfig, ProbeConfig
 from vrrpd.limits import PRIORITY_OWNER, PROBE_WEIGHT_MAX, IPAddress
 from vrrpd.probes.tracking import (
     Fault,
@@ -278,6 +278,14 @@ class _NodeModel:
         return list(seen.items())
 
 
+def _tracker(label: str, probe: ProbeConfig, weight: int, *, failed: bool) -> ProbeTracker:
+    """A probe in the steady state or failed; a file probe (keepalived track_file) fails by
+    holding 1, the drain convention, and is steady at 0."""
+    if probe.check.scaled:
+        return ProbeTracker(label, 1, 1, weight, scaled=True, value=int(failed))
+    return ProbeTracker(label, probe.rise, probe.fall, weight, initially_up=not failed)
+
+
 def _standing(
     model: _NodeModel, failures: Iterable[Failure], weights: Mapping[ProbeKey, int]
 ) -> Standing:
@@ -303,9 +311,7 @@ def _standing(
                 probe.name if member.virtualip == own_vip else f"{member.virtualip}/{probe.name}"
             )
             weight = weights.get(key, probe.weight)
-            own.append(
-                ProbeTracker(label, probe.rise, probe.fall, weight, initially_up=key not in failing)
-            )
+            own.append(_tracker(label, probe, weight, failed=key in failing))
         if member in counted:
             trackers.append(own)
         result = effective_priority(member.priority, own)
@@ -594,6 +600,10 @@ class _Analyser:
                 what = "backups fewer" if several else "a backup fewer"
             elif any(failed[n].priority < steady[n].priority for n in touched):
                 what = "weaker backups" if several else "a weaker backup"
+            elif any(failed[n].priority > steady[n].priority for n in touched):
+                # a file probe's number can raise it (track_file: number times weight)
+                stronger = "stronger backups" if several else "a stronger backup"
+                what = f"{stronger}, still below {holder}"
             else:
                 what = "no change in priority"
             return f"{what}: {holder} keeps the VIP"

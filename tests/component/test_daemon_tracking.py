@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.component.fakes import FakeHost, FakeWire, LinkEvent
+from vrrpd import daemon
+from vrrpd.probes.runners import FileProbe
 from vrrpd.resolve import instances_for_node
 from vrrpd.spec.load import load_manifests
 from vrrpd.vrrp.fsm import State
@@ -37,10 +39,21 @@ spec:
 {extra}"""
 
 
-def probe(path: Path, weight: int, rise: int = 1, fall: int = 1) -> str:
+def probe(path: Path, weight: int) -> str:
     return f"""  probes:
     - name: health
       file: {{path: {path}}}
+      interval: 1s
+      weight: {weight}
+"""
+
+
+def script_probe(weight: int, rise: int, fall: int) -> str:
+    """A script probe, for rise and fall (a file probe has none); `script_reads` makes it
+    read a file instead of running, so the test still writes its results."""
+    return f"""  probes:
+    - name: health
+      exec: {{command: [/usr/local/bin/check]}}
       interval: 1s
       rise: {rise}
       fall: {fall}
@@ -121,24 +134,35 @@ async def test_a_failing_weight_zero_probe_is_a_fault(wire: FakeWire, tmp_path: 
 async def test_an_instance_waits_in_fault_for_its_first_weight_zero_result(
     wire: FakeWire, tmp_path: Path
 ) -> None:
-    missing = tmp_path / "not-yet"
-    a, _ = await start(wire, manifest("web", 51, VIP, probe(missing, 0)), manifest("web", 51, VIP))
+    unreadable = tmp_path / "not-yet"
+    unreadable.mkdir()  # a directory: no number to read (a missing file would read as 0)
+    a, _ = await start(
+        wire, manifest("web", 51, VIP, probe(unreadable, 0)), manifest("web", 51, VIP)
+    )
     await asyncio.sleep(0)
-    # The first check ran at once and failed (no file): FAULT, never a premature MASTER.
+    # The first check ran at once and read nothing: FAULT, never a premature MASTER.
     await asyncio.sleep(5)
     assert state(a) == State.FAULT
-    missing.write_text("0")
+    unreadable.rmdir()
+    unreadable.write_text("0")
     await asyncio.sleep(10)
     assert state(a) == State.MASTER
 
 
+def script_reads(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    """Script probes pass or fail as the file holds 0 or not (real scripts take real time,
+    which fake time would count as a timeout)."""
+    monkeypatch.setattr(daemon, "probe_for", lambda config: FileProbe(str(path)))
+
+
 async def test_fall_hysteresis_keeps_a_flapping_probe_from_moving_the_vip(
-    wire: FakeWire, tmp_path: Path
+    wire: FakeWire, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     health = tmp_path / "health"
     health.write_text("0")
+    script_reads(monkeypatch, health)
     a, b = await start(
-        wire, manifest("web", 51, VIP, probe(health, 0, rise=1, fall=3)), manifest("web", 51, VIP)
+        wire, manifest("web", 51, VIP, script_probe(0, rise=1, fall=3)), manifest("web", 51, VIP)
     )
     await asyncio.sleep(10)
     assert state(a) == State.MASTER

@@ -864,7 +864,26 @@ def test_track_file() -> None:
         {"name": "maint", "file": {"path": "/run/maint"}, "weight": 1},
         {"name": "other", "file": {"path": "/run/other"}, "weight": -3},
     ]
-    assert {(4, "vrrp_track_file"), (7, "init_file")} <= warned(conversion)
+    assert (4, "vrrp_track_file") in warned(conversion)
+    assert find(conversion, "init_file", 7).severity == "info"  # a missing file is 0 here too
+
+
+@pytest.mark.parametrize(
+    ("line", "severity", "says"),
+    [
+        ("init_file", "info", "reads as 0 here too"),
+        ("init_file 0x0", "info", "reads as 0 here too"),
+        ("init_file 1", "warning", "Write 1 to it before the daemon starts"),
+        ("init_file overwrite", "warning", "Write 0 to it before the daemon starts (overwrite"),
+        ("init_file 0 overwrite", "warning", "(overwrite: whatever it holds)"),
+    ],
+)
+def test_track_file_init_file(line: str, severity: str, says: str) -> None:
+    conversion = instance(
+        "track_file {\n maint\n}", before=f'track_file maint {{\n file "/run/m"\n {line}\n}}\n'
+    )
+    warning = find(conversion, "init_file", 3)
+    assert (warning.severity, says in warning.message) == (severity, True), warning.message
 
 
 def test_address_owner_cannot_keep_probes() -> None:

@@ -811,6 +811,14 @@ INVALID: list[tuple[str, str, list[str]]] = [
         ["spec.probes[0].file.path: run/maintenance is not an absolute path"],
     ),
     (
+        "file-probe-rise-fall",
+        probes({"name": "maintenance", "file": {"path": "/run/m"}, "rise": 2}),
+        [
+            "spec.probes[0].rise: 2: a file probe takes each number it reads at once "
+            "(keepalived track_file has no rise or fall); remove rise, or use 1",
+        ],
+    ),
+    (
         "interface-probe-bad-name",
         probes({"name": "uplink", "interface": {"name": "eth0:1"}}),
         ["spec.probes[0].interface.name: eth0:1 is not a Linux interface name"],

@@ -302,16 +302,30 @@ class Definitions:
                 if len(args) > 1 and args[1] == "reverse":
                     track.reverse = True
             elif kw == "init_file":
-                self.report.on(
-                    st,
-                    "not supported: the file is not created; a missing file counts as a "
-                    "failure here (keepalived reads it as 0). Create it before the daemon starts",
-                )
+                self._init_file(st)
             else:
                 self.report.on(st, "unknown track_file option; ignored")
         if track.path is None:
             self.report.on(block, f"{name} has no file; not converted")
         self.track_files[name] = track
+
+    def _init_file(self, st: Statement) -> None:
+        """keepalived writes VALUE (default 0) to a missing file, or to any with overwrite.
+        A missing file reads as 0 here too, so only 0 without overwrite carries over."""
+        value = st.args[0] if st.args and st.args[0] != "overwrite" else "0"
+        if "overwrite" not in st.args and _is_zero(value):
+            self.report.on(
+                st,
+                "a missing file reads as 0 here too, so nothing needs creating",
+                severity="info",
+            )
+            return
+        self.report.on(
+            st,
+            "not converted: the daemon does not write the file. Write "
+            f"{value} to it before the daemon starts"
+            + (" (overwrite: whatever it holds)" if "overwrite" in st.args else ""),
+        )
 
     # --- vrrp_sync_group
 
@@ -391,3 +405,10 @@ class Definitions:
                 "group notifications become per-instance: copied to notify."
                 f"{kind} of {', '.join(members)}, so the script runs once per member{extra}",
             )
+
+
+def _is_zero(text: str) -> bool:
+    try:
+        return int(text, 0) == 0
+    except ValueError:
+        return False
