@@ -65,6 +65,12 @@ LABEL org.opencontainers.image.title="kube-vrrp" \
 ENV PATH=/opt/kube-vrrp/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
+# nftables: the daemon's accept: false is a table it writes with `nft -f` (vrrpd/net/nft.py).
+RUN apt-get update -qq \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nftables \
+        >/dev/null \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
+    && nft --version >/dev/null
 # Only the venv: no pip, compiler, sources, wheels or caches. Running both entrypoints
 # proves the install is whole.
 COPY --from=build /opt/kube-vrrp /opt/kube-vrrp

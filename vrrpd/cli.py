@@ -79,6 +79,7 @@ def _load(path: str, node: str) -> list[InstanceConfig]:
 
 async def _real_ports() -> Any:
     from vrrpd.net.announce import Announcer
+    from vrrpd.net.nft import NftFirewall
     from vrrpd.net.rtnl import Rtnl
     from vrrpd.net.transport import VrrpSocket
     from vrrpd.ports import Ports
@@ -87,7 +88,13 @@ async def _real_ports() -> Any:
         return VrrpSocket.open(ifname, family, multicast=True)
 
     rtnl = await Rtnl.open()
-    return Ports(open_socket=open_socket, addresses=rtnl, announcer=Announcer(), links=rtnl)
+    return Ports(
+        open_socket=open_socket,
+        addresses=rtnl,
+        announcer=Announcer(),
+        links=rtnl,
+        firewall=NftFirewall(),
+    )
 
 
 async def _claim_namespace() -> None:
@@ -107,6 +114,9 @@ async def _claim_namespace() -> None:
         log.warning("leftover VIPs not removed at start: %s; trying again", claim.error)
     for ifname, address in claim.removed:
         log_leftover(ifname, address)
+    if claim.removed_table:
+        log.warning("removed the accept: false table a killed vrrpd left (nft table inet %s)",
+                    startup.NO_ACCEPT_TABLE)  # fmt: skip
     startup.EARLY = claim  # keeps the lock referenced (and so held) for good
 
 

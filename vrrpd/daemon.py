@@ -25,6 +25,7 @@ from vrrpd.effects import Effects
 from vrrpd.instance import Instance, SocketKey
 from vrrpd.limits import IPAddress
 from vrrpd.metrics import DaemonMetrics
+from vrrpd.noaccept import blocked_addresses
 from vrrpd.notify import Notifier
 from vrrpd.ports import Packet, Ports
 from vrrpd.probes.tracking import tracker_for
@@ -72,9 +73,16 @@ class Daemon:
         self._supervisor = Supervisor(
             self.metrics, instances=self.instances.values, run=self._run, now=self.now
         )
-        self._effects = Effects(ports, self.metrics, send=self._wire.send, settled=self._settled)
+        self._effects = Effects(
+            ports,
+            self.metrics,
+            send=self._wire.send,
+            settled=self._settled,
+            before_add=self._before_add,
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
+        self._accept_sync: asyncio.Future[None] | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -149,6 +157,8 @@ class Daemon:
         for name in list(self._pending):
             if name not in wanted:
                 del self._pending[name]
+        if self.ports.firewall is not None:  # a reload may change what is blocked
+            self._accept_sync = asyncio.ensure_future(self._enforce_accept())
         result = ApplyResult(
             *(tuple(x) for x in (added, removed, changed, unchanged, failed, restarted))
         )
@@ -175,6 +185,7 @@ class Daemon:
             await asyncio.gather(*waits)
         if self._closing:  # the STOP notifications go out before we exit
             await asyncio.gather(*self._closing, return_exceptions=True)
+        await self._enforce_accept()  # nothing runs: our table goes
         self.close()
 
     async def abort(self) -> None:
@@ -191,7 +202,26 @@ class Daemon:
                 inst.stopped.set_result(None)
         self.instances.clear()
         self._retiring.clear()
+        await self._enforce_accept()
         self.close()
+
+    async def _before_add(self, inst: Instance) -> None:
+        if not inst.config.accept:  # blocked before the address exists, never after
+            await self._enforce_accept()
+
+    async def _enforce_accept(self) -> None:
+        """Accept_Mode false: the firewall blocks the VIPs of every no-accept instance that
+        runs or hands over (vrrpd.noaccept); a failure is logged and the VIPs still move."""
+        if self.ports.firewall is None:
+            return
+        running = [i.config for i in [*self.instances.values(), *self._retiring.values()]]
+        blocked = blocked_addresses(running)
+        try:
+            if await self.ports.firewall.block(blocked):
+                shown = ", ".join(sorted(map(str, blocked))) or "nothing"
+                log.info("accept: false: packets to %s are dropped", shown)
+        except OSError as exc:
+            log.error("accept: false is not enforced: %s", exc)
 
     def close(self) -> None:
         self._wire.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from vrrpd.instance import Instance
 from vrrpd.limits import IPInterface
@@ -40,11 +40,14 @@ class Effects:
         *,
         send: Callable[[Instance, Advertisement], None],
         settled: Callable[[Instance, list[Transition], bool], None],
+        before_add: Callable[[Instance], Awaitable[None]] | None = None,
     ) -> None:
         """`send` puts an advert on the wire; `settled(inst, transitions, stopped)` is called
         once a batch is done: with its transitions, or stopped=True when the instance's
-        shutdown completed."""
+        shutdown completed. `before_add(inst)`, if given, runs before an instance's VIPs are
+        added (the accept: false firewall: blocked before the address exists, never after)."""
         self.ports = ports
+        self._before_add = before_add
         self.metrics = metrics
         self._send = send
         self._settled = settled
@@ -186,6 +189,8 @@ class Effects:
         inst.tasks.clear()
 
     async def _add_addresses(self, inst: Instance) -> None:
+        if self._before_add is not None:
+            await self._before_add(inst)
         inst.holds_addresses = True  # first: an add cut short may still reach the kernel
         for address in inst.config.addresses:
             try:

@@ -6,7 +6,7 @@ tests pass fakes. Nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Set
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -67,6 +67,12 @@ class LinkPort(Protocol):
     def close(self) -> None: ...
 
 
+class FirewallPort(Protocol):
+    """Accept_Mode false: drops what is sent to these addresses (vrrpd.net.nft)."""
+
+    async def block(self, addresses: Set[IPAddress]) -> bool: ...
+
+
 class SocketFactory(Protocol):
     def __call__(self, ifname: str, family: int) -> AdvertSocket: ...
 
@@ -77,3 +83,4 @@ class Ports:
     addresses: AddressPort
     announcer: AnnouncerPort
     links: LinkPort | None = None
+    firewall: FirewallPort | None = None  # None: accept: false is not enforced (tests' fakes)

@@ -25,6 +25,7 @@ RULES = {
             ROOT / "vrrpd" / "probes" / "tracking.py",
             ROOT / "vrrpd" / "standing.py",
             ROOT / "vrrpd" / "whatif.py",
+            ROOT / "vrrpd" / "noaccept.py",
         ],
         IO | {"pyroute2", "scapy", "vrrpd.net", "vrrpd.daemon", "vrrpd.lab"},
     ),
