@@ -113,6 +113,7 @@ class NotifyConfig:
     fault: tuple[str, ...] = ()
     stop: tuple[str, ...] = ()
     all: tuple[str, ...] = ()  # keepalived `notify`: argv + INSTANCE name state priority
+    fifo: str | None = None  # keepalived notify_fifo: a line per change, made if missing
     timeout_cs: int = 1000
     webhook: WebhookConfig | None = None
     email: EmailConfig | None = None

@@ -696,3 +696,54 @@ async def test_a_failing_webhook_does_not_delay_scripts(tmp_path: Path) -> None:
             await asyncio.sleep(0.02)
         assert len(records(out)) == 1  # while the webhook is still waiting for its answer
         await n.aclose(timeout=0)
+
+
+# --- notify fifo (keepalived notify_fifo) -------------------------------------------------------
+
+
+def read_lines(fd: int) -> list[str]:
+    try:
+        return os.read(fd, 65536).decode().splitlines()
+    except BlockingIOError:
+        return []
+
+
+async def test_fifo_gets_keepalived_lines_made_if_missing(tmp_path: Path) -> None:
+    path = tmp_path / "notify.fifo"
+    n = Notifier(NotifyConfig(fifo=str(path)), instance="default/web/ipv4")
+    n.notify("BACKUP", 100, "start")  # nobody reads yet: the pipe holds it
+    assert path.is_fifo() and oct(path.stat().st_mode & 0o777) == "0o644"
+    reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        n.notify("MASTER", 150, "master down")
+        n.notify("STOPPED", 150, "daemon stopping")
+        assert read_lines(reader) == [
+            'INSTANCE "default/web/ipv4" BACKUP 100',
+            'INSTANCE "default/web/ipv4" MASTER 150',
+            'INSTANCE "default/web/ipv4" STOP 150',
+        ]
+        await n.aclose()
+    finally:
+        os.close(reader)
+
+
+async def test_a_full_fifo_drops_lines_and_never_waits(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "notify.fifo"
+    n = Notifier(NotifyConfig(fifo=str(path)), instance="web")
+    for _ in range(10_000):  # ~200 KB: more than a pipe holds, and nobody reads
+        n.notify("MASTER", 100, "")  # a blocking write would hang here for good
+    assert "is full (no reader keeps up)" in caplog.text
+    await n.aclose()
+
+
+async def test_a_fifo_path_that_is_a_file_is_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "plain"
+    path.write_text("keep me\n")
+    n = Notifier(NotifyConfig(fifo=str(path)), instance="web")
+    n.notify("MASTER", 100, "")
+    assert path.read_text() == "keep me\n"
+    assert "exists and is not a FIFO" in caplog.text

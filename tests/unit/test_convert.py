@@ -916,6 +916,22 @@ def test_notify_shell_and_path_search() -> None:
     assert spec["notify"]["master"] == ["/usr/bin/env", "n.sh", "x"]
 
 
+def test_notify_fifo_goes_to_every_instance() -> None:
+    conversion = instance(
+        "priority 100",
+        before="global_defs {\n vrrp_notify_fifo /run/keepalived.fifo\n"
+        " notify_fifo_script /usr/local/bin/read-fifo\n}\n",
+    )
+    assert conversion.documents[0]["spec"]["notify"] == {"fifo": "/run/keepalived.fifo"}
+    assert "vrrp_notify_fifo" not in {w.directive for w in conversion.warnings}
+    assert "runs no reader; start the script" in find(conversion, "notify_fifo_script").message
+    owned = instance("priority 100", before="global_defs {\n notify_fifo /run/f root root\n}\n")
+    assert "make it yourself with that owner" in find(owned, "notify_fifo").message
+    relative = instance("priority 100", before="global_defs {\n notify_fifo run/f\n}\n")
+    assert "not an absolute path" in find(relative, "notify_fifo").message
+    assert "notify" not in relative.documents[0]["spec"]
+
+
 def test_smtp_alert_global_and_display_names() -> None:
     conversion = instance(
         "",

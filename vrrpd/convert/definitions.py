@@ -62,6 +62,7 @@ class Globals:
     smtp_timeout_cs: int | None = None
     smtp_alert: bool = False
     strict: bool = False
+    fifo: str | None = None  # notify_fifo / vrrp_notify_fifo: every instance's notify.fifo
     garp_line: dict[str, Statement] = field(default_factory=dict)
 
 
@@ -157,6 +158,15 @@ class Definitions:
                 ):
                     self.report.on(st, "above the 5m maximum; using 5m")
                     g.smtp_timeout_cs = SMTP_CONNECT_TIMEOUT_MAX_CS
+            elif kw in ("notify_fifo", "vrrp_notify_fifo"):
+                self._notify_fifo(st, g)
+            elif kw in ("notify_fifo_script", "vrrp_notify_fifo_script"):
+                self.report.on(
+                    st,
+                    "not converted: the daemon writes the FIFO (notify.fifo) but runs no "
+                    "reader; start the script beside it, with the FIFO's path as its last "
+                    "argument as keepalived does",
+                )
             elif kw in ("smtp_alert", "smtp_alert_vrrp"):
                 value = self.values.read_bool(st)
                 if value is not None:
@@ -308,6 +318,23 @@ class Definitions:
         if track.path is None:
             self.report.on(block, f"{name} has no file; not converted")
         self.track_files[name] = track
+
+    def _notify_fifo(self, st: Statement, g: Globals) -> None:
+        path = st.args[0] if st.args else ""
+        if not path.startswith("/"):
+            self.report.on(st, f"{path!r} is not an absolute path; not converted")
+            return
+        if g.fifo is not None and g.fifo != path:
+            # keepalived writes both; one VirtualIP names one FIFO
+            self.report.on(st, f"a second FIFO; only {g.fifo} is converted")
+            return
+        g.fifo = path
+        if len(st.args) > 1:
+            self.report.on(
+                st,
+                f"the FIFO is made by the daemon's user, not {' '.join(st.args[1:])}; make it "
+                "yourself with that owner before the daemon starts",
+            )
 
     def _init_file(self, st: Statement) -> None:
         """keepalived writes VALUE (default 0) to a missing file, or to any with overwrite.

@@ -404,6 +404,8 @@ def _resolve_probes(inst: Instance, spec: dict[str, Any]) -> list[dict[str, Any]
 
 def _resolve_notify(inst: Instance, g: Globals) -> dict[str, Any]:
     notify: dict[str, Any] = {k: inst.notify[k] for k in NOTIFY_ORDER if k in inst.notify}
+    if g.fifo is not None:
+        notify["fifo"] = g.fifo
     alert = inst.smtp_alert if inst.smtp_alert is not None else g.smtp_alert
     if not alert:
         return notify
