@@ -149,6 +149,7 @@ class InstanceConfig:
     track_interfaces: tuple[str, ...] = ()  # any of them down -> FAULT
     sync_group: str | None = None  # "<namespace>/<syncGroup>": groups never span namespaces
     notify: NotifyConfig | None = None
+    sync_group_notify: NotifyConfig | None = None  # the group's own, once per group change
     readiness: str = "Healthy"  # "Healthy" or "Master" (the value of Readiness)
     # False: adverts whose address list differs are accepted (RFC 5798 §7.1 makes the check
     # a MAY), and a new address list is applied without restarting the instance.

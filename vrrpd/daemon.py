@@ -22,6 +22,7 @@ from typing import Any
 from vrrpd import standing
 from vrrpd.config import InstanceConfig
 from vrrpd.effects import Effects
+from vrrpd.groupnotify import GroupNotifiers
 from vrrpd.instance import Instance, SocketKey
 from vrrpd.limits import IPAddress
 from vrrpd.metrics import DaemonMetrics
@@ -73,12 +74,14 @@ class Daemon:
         self._supervisor = Supervisor(
             self.metrics, instances=self.instances.values, run=self._run, now=self.now
         )
+        self._group_notifiers = GroupNotifiers(node)
         self._effects = Effects(
             ports,
             self.metrics,
             send=self._wire.send,
             settled=self._settled,
             before_add=self._before_add,
+            transitioned=self._group_transition,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -119,6 +122,7 @@ class Daemon:
         re-election); only what makes another router (RESTART_FIELDS, the interface)
         restarts one, with a make-before-break handover."""
         wanted = {c.name: c for c in configs}
+        self._group_notifiers.update(wanted.values())
         added, removed, changed, unchanged, failed, restarted = [], [], [], [], [], []
         for name in list(self.instances):
             if name not in wanted:
@@ -185,6 +189,7 @@ class Daemon:
             await asyncio.gather(*waits)
         if self._closing:  # the STOP notifications go out before we exit
             await asyncio.gather(*self._closing, return_exceptions=True)
+        await self._group_notifiers.aclose()
         await self._enforce_accept()  # nothing runs: our table goes
         self.close()
 
@@ -204,6 +209,10 @@ class Daemon:
         self._retiring.clear()
         await self._enforce_accept()
         self.close()
+
+    def _group_transition(self, inst: Instance, t: Transition) -> None:
+        if inst.config.sync_group is not None:  # the group's own notify (syncGroupNotify)
+            self._group_notifiers.member_changed(inst.config.sync_group, t.new, t.reason)
 
     async def _before_add(self, inst: Instance) -> None:
         if not inst.config.accept:  # blocked before the address exists, never after

@@ -41,6 +41,7 @@ class Effects:
         send: Callable[[Instance, Advertisement], None],
         settled: Callable[[Instance, list[Transition], bool], None],
         before_add: Callable[[Instance], Awaitable[None]] | None = None,
+        transitioned: Callable[[Instance, Transition], None] | None = None,
     ) -> None:
         """`send` puts an advert on the wire; `settled(inst, transitions, stopped)` is called
         once a batch is done: with its transitions, or stopped=True when the instance's
@@ -48,6 +49,7 @@ class Effects:
         added (the accept: false firewall: blocked before the address exists, never after)."""
         self.ports = ports
         self._before_add = before_add
+        self._transitioned = transitioned  # told of each transition, after its notify
         self.metrics = metrics
         self._send = send
         self._settled = settled
@@ -156,6 +158,8 @@ class Effects:
         self.metrics.set_state(name, intf, vrid, (str(a) for a in inst.config.addresses), t.new)
         if inst.notifier is not None:
             inst.notifier.notify(t.new, inst.router.effective_priority, t.reason)
+        if self._transitioned is not None:
+            self._transitioned(inst, t)
         log.info(
             "instance %s: %s -> %s (%s)",
             name,

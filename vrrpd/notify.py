@@ -11,9 +11,9 @@ written at once, without waiting (a FIFO nobody reads loses lines, never delays 
 
 Scripts follow keepalived: the per-state argv (notify_master, notify_backup, notify_fault,
 notify_stop) runs as given; the catch-all ``all`` argv (keepalived's ``notify``) gets
-``INSTANCE <name> <state> <priority>`` appended. The notify config lives on each VirtualIP,
-so there is no group-level script: keepalived's ``GROUP <name> ...`` form is never sent, and
-the sync group, when there is one, is in VRRPD_GROUP.
+``INSTANCE <name> <state> <priority>`` appended, or ``GROUP <name> <state> 0`` for a sync
+group's own notifier (`vrrpd.groupnotify`); a member's scripts find its group in
+VRRPD_GROUP.
 """
 
 from __future__ import annotations
@@ -166,6 +166,7 @@ class Notifier:
         *,
         instance: str,
         group: str | None = None,
+        kind: str = "INSTANCE",
         node: str | None = None,
         backoff_s: float = 0.5,
         ssl_context: ssl.SSLContext | None = None,
@@ -173,6 +174,7 @@ class Notifier:
         self.config = config
         self.instance = instance
         self.group = group
+        self.kind = kind  # "GROUP": a sync group's own notifier, `instance` its name
         self.node = node or socket.gethostname()
         self.backoff_s = backoff_s
         self.ssl_context = ssl_context
@@ -227,7 +229,7 @@ class Notifier:
         if config is None:
             return
         if config.fifo is not None:
-            self._write_fifo(config.fifo, fifo_line("INSTANCE", self.instance, word, priority))
+            self._write_fifo(config.fifo, fifo_line(self.kind, self.instance, word, priority))
         if config.all or _script_for(config, word):
             self._scripts.put(event)
         if config.webhook is not None:
@@ -291,7 +293,7 @@ class Notifier:
             scripts.append(self._run_script(tuple(argv), event))
         if config.all:
             # keepalived's notify arguments: INSTANCE|GROUP, name, state, priority.
-            extra_args = ("INSTANCE", event.instance, event.state, str(event.priority))
+            extra_args = (self.kind, event.instance, event.state, str(event.priority))
             scripts.append(self._run_script((*config.all, *extra_args), event))
         # The state's script and the catch-all run side by side, as keepalived forks both;
         # the next event waits for both, so one instance's notifications stay in order.

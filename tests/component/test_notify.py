@@ -23,8 +23,10 @@ from aiosmtpd.smtp import SMTP
 
 from tests.component.test_httpclient import self_signed, server_context
 from vrrpd import notify
-from vrrpd.config import EmailConfig, NotifyConfig, WebhookConfig
+from vrrpd.config import EmailConfig, GarpConfig, InstanceConfig, NotifyConfig, WebhookConfig
+from vrrpd.groupnotify import GroupNotifiers
 from vrrpd.notify import Event, Notifier, build_email, normalize_state
+from vrrpd.vrrp.fsm import PreemptMode
 
 LOG = "vrrpd.notify"
 
@@ -747,3 +749,69 @@ async def test_a_fifo_path_that_is_a_file_is_refused(
     n.notify("MASTER", 100, "")
     assert path.read_text() == "keep me\n"
     assert "exists and is not a FIFO" in caplog.text
+
+
+# --- a sync group's own notifications -----------------------------------------------------------
+
+
+def member(name: str, group: str | None, notify: NotifyConfig | None) -> InstanceConfig:
+    return InstanceConfig(
+        name=name, virtualip=name.rsplit("/", 1)[0], family=4, vrid=51, version=3,
+        priority=100, advert_interval_cs=100, addresses=(), interface="eth0", label=None,
+        preempt=PreemptMode.ALWAYS, preempt_delay_cs=0, accept=True, unicast=False,
+        source_address=None, peers=(), auth_password=None, garp=GarpConfig(),
+        sync_group=group, sync_group_notify=notify,
+    )  # fmt: skip
+
+
+async def test_a_group_notifies_once_per_change_of_its_state(tmp_path: Path) -> None:
+    fifo = tmp_path / "group.fifo"
+    os.mkfifo(fifo)  # there already: taken as it is
+    rec, out = recorder(tmp_path)
+    config = NotifyConfig(all=(rec,), fifo=str(fifo))
+    groups = GroupNotifiers("node-a")
+    groups.update([member("lb/a/ipv4", "lb/edge", config), member("lb/b/ipv4", "lb/edge", config)])
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        for state in ("BACKUP", "BACKUP", "MASTER", "MASTER", "STOPPED", "FAULT", "FAULT"):
+            groups.member_changed("lb/edge", state, "")  # a member's STOP is not the group's
+        groups.member_changed("lb/other", "MASTER", "")  # a group nobody notifies
+        await groups.aclose()  # the daemon stops: the group too
+        assert read_lines(reader) == [
+            'GROUP "lb/edge" BACKUP 0',
+            'GROUP "lb/edge" MASTER 0',
+            'GROUP "lb/edge" FAULT 0',
+            'GROUP "lb/edge" STOP 0',
+        ]
+    finally:
+        os.close(reader)
+    assert [r["args"] for r in records(out)] == [
+        ["GROUP", "lb/edge", state, "0"] for state in ("BACKUP", "MASTER", "FAULT", "STOP")
+    ]
+
+
+async def test_group_notify_follows_a_reload_and_the_first_member_wins(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    one, two = tmp_path / "one.fifo", tmp_path / "two.fifo"
+    groups = GroupNotifiers("node-a")
+    groups.update(
+        [
+            member("lb/b/ipv4", "lb/edge", NotifyConfig(fifo=str(two))),
+            member("lb/a/ipv4", "lb/edge", NotifyConfig(fifo=str(one))),
+            member("lb/c/ipv4", None, None),
+        ]
+    )
+    assert "lb/b/ipv4 sets another syncGroupNotify" in caplog.text
+    groups.member_changed("lb/edge", "MASTER", "")
+    reader = os.open(one, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        assert read_lines(reader) == ['GROUP "lb/edge" MASTER 0']
+        # No member notifies the group any more: it says STOP once and is gone.
+        groups.update([member("lb/a/ipv4", "lb/edge", None)])
+        groups.member_changed("lb/edge", "BACKUP", "")
+        await groups.aclose()
+        assert read_lines(reader) == ['GROUP "lb/edge" STOP 0']
+    finally:
+        os.close(reader)
+    assert not two.exists()

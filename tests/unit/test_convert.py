@@ -201,8 +201,8 @@ EXPECTED: dict[tuple[str, str | None], dict[int, dict[str, Any]]] = {
             "spec.nodePriorities": [{"nodeName": "edge-a", "priority": 120}],
             "spec.preempt": {"mode": "Delay", "delay": "30s"},
             "spec.syncGroup": "vg-edge",
-            # The members have no notify of their own: the group's are copied.
-            "spec.notify": {
+            # The group's own notify, once per change of the group (as keepalived's).
+            "spec.syncGroupNotify": {
                 "master": ["/usr/local/bin/edge-notify.sh", "master"],
                 "backup": ["/usr/local/bin/edge-notify.sh", "backup"],
                 "fault": ["/usr/local/bin/edge-notify.sh", "fault"],
@@ -219,10 +219,10 @@ EXPECTED: dict[tuple[str, str | None], dict[int, dict[str, Any]]] = {
             "spec.nodePriorities": [{"nodeName": "edge-a", "priority": 120}],
             "spec.preempt": {"mode": "Delay", "delay": "30s"},
             "spec.syncGroup": "vg-edge",
-            "spec.notify.master": ["/usr/local/bin/edge-notify.sh", "master"],
-            "spec.notify.all": ["/usr/local/bin/edge-notify-all.sh"],
-            "spec.notify.backup": ["/usr/local/bin/edge-notify.sh", "backup"],
-            "spec.notify.fault": ["/usr/local/bin/edge-notify.sh", "fault"],
+            "spec.syncGroupNotify.master": ["/usr/local/bin/edge-notify.sh", "master"],
+            "spec.syncGroupNotify.all": ["/usr/local/bin/edge-notify-all.sh"],
+            "spec.syncGroupNotify.backup": ["/usr/local/bin/edge-notify.sh", "backup"],
+            "spec.syncGroupNotify.fault": ["/usr/local/bin/edge-notify.sh", "fault"],
         },
     },
     ("unicast-v3-subsecond.conf", "lb-3"): {
@@ -370,10 +370,10 @@ WARNINGS: dict[str, set[tuple[int, str, str]]] = {
         (40, "state", "info"),
     },
     "sync-group-routes.conf": {
-        (7, "notify_master", "warning"),  # group notify -> per-instance
-        (8, "notify_backup", "warning"),
-        (9, "notify_fault", "warning"),
-        (10, "notify", "warning"),
+        (7, "notify_master", "info"),  # the group's notify -> syncGroupNotify
+        (8, "notify_backup", "info"),
+        (9, "notify_fault", "info"),
+        (10, "notify", "info"),
         (13, "vrrp_instance", "info"),
         (14, "state", "info"),
         (17, "priority", "info"),
@@ -411,10 +411,11 @@ def test_virtual_routes_warning_names_the_routes_lines() -> None:
     assert "line 39" in find(conversion, "virtual_routes", 38).message
 
 
-def test_sync_group_notify_warning_names_the_members() -> None:
+def test_sync_group_notify_names_the_members() -> None:
     conversion = convert_file(TESTDATA / "sync-group-routes.conf", node="edge-a")
-    message = find(conversion, "notify", 10).message
-    assert "INSIDE, OUTSIDE" in message and "GROUP VG_EDGE" in message
+    note = find(conversion, "notify", 10)
+    assert note.severity == "info"
+    assert note.message.startswith("syncGroupNotify.all of INSIDE, OUTSIDE: it runs once per")
 
 
 def test_brd_is_reported_as_ignored() -> None:
@@ -951,7 +952,7 @@ def test_smtp_alert_global_and_display_names() -> None:
     assert find(missing, "vrrp_instance", says="notification_email").severity == "warning"
 
 
-def test_sync_group_member_keeps_its_own_notify() -> None:
+def test_sync_group_member_keeps_its_own_notify_beside_the_groups() -> None:
     text = textwrap.dedent(
         """\
         vrrp_sync_group G {
@@ -975,9 +976,14 @@ def test_sync_group_member_keeps_its_own_notify() -> None:
     conversion = convert_text(text, source="<t>")
     spec = conversion.documents[0]["spec"]
     assert spec["syncGroup"] == "g"
-    assert spec["notify"] == {"master": ["/bin/own-master.sh"], "backup": ["/bin/group-backup.sh"]}
+    # Both run, as in keepalived: the instance's for it, the group's for the group.
+    assert spec["notify"] == {"master": ["/bin/own-master.sh"]}
+    assert spec["syncGroupNotify"] == {
+        "master": ["/bin/group-master.sh"],
+        "backup": ["/bin/group-backup.sh"],
+    }
     assert "probes" not in spec  # keepalived ignores weighted trackers in a sync group
-    assert "own" in find(conversion, "notify_master", 6).message
+    assert find(conversion, "notify_master", 6).severity == "info"
     assert "no vrrp_instance NOPE" in find(conversion, "NOPE").message
     assert "sync_group_tracking_weight" in find(conversion, "eth9 weight 10").message
 

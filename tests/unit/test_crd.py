@@ -678,6 +678,12 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
         "keepalived track_file has no rise or fall",
     ),
     (
+        "group-notify-without-group",
+        virtualip({"syncGroupNotify": {"master": ["/bin/n"]}}),
+        "spec.syncGroupNotify",
+        "syncGroupNotify notifies a sync group, but syncGroup is not set",
+    ),
+    (
         "probe-names-twice",
         virtualip({"probes": [TCP, {"name": "haproxy", "file": {"path": "/run/x"}}]}),
         "spec.probes[1]",

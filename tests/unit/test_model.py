@@ -819,6 +819,14 @@ INVALID: list[tuple[str, str, list[str]]] = [
         ],
     ),
     (
+        "group-notify-without-group",
+        dump(manifest({"syncGroupNotify": {"master": ["/bin/n"]}})),
+        [
+            "spec.syncGroupNotify: notifies a sync group, but syncGroup is not set: set "
+            "syncGroup (e.g. syncGroup: edge), or move these hooks to notify"
+        ],
+    ),
+    (
         "interface-probe-bad-name",
         probes({"name": "uplink", "interface": {"name": "eth0:1"}}),
         ["spec.probes[0].interface.name: eth0:1 is not a Linux interface name"],

@@ -408,7 +408,7 @@ class Definitions:
                 )
 
     def report_sync_groups(self, blocks: list[Statement]) -> None:
-        """After the instances: group notifications copied to members, groups left empty."""
+        """After the instances: group notifications given to members, groups left empty."""
         for group in {id(g): g for g in self.groups.values()}.values():
             self._group_notify_report(group)
         for st in blocks:
@@ -418,20 +418,13 @@ class Definitions:
     def _group_notify_report(self, group: SyncGroup) -> None:
         for kind, (_, st) in group.notify.items():
             members = group.copied.get(kind)
-            if not members:
-                continue
-            extra = (
-                "; it now gets INSTANCE <instance> instead of GROUP "
-                f"{group.st.args[0]} as its first two appended arguments (the group's name "
-                "is in $VRRPD_GROUP)"
-                if kind == "all"
-                else ""
-            )
-            self.report.on(
-                st,
-                "group notifications become per-instance: copied to notify."
-                f"{kind} of {', '.join(members)}, so the script runs once per member{extra}",
-            )
+            if members:
+                self.report.on(
+                    st,
+                    f"syncGroupNotify.{kind} of {', '.join(members)}: it runs once per change "
+                    "of the group's state, as in keepalived",
+                    severity="info",
+                )
 
 
 def _is_zero(text: str) -> bool:

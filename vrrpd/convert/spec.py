@@ -88,6 +88,14 @@ def resolve_spec(inst: Instance) -> dict[str, Any]:
     notify = _resolve_notify(inst, g)
     if notify:
         spec["notify"] = notify
+    if group is not None and (inst.group_notify or g.fifo is not None):
+        # keepalived writes GROUP lines to its global FIFO too
+        group_notify: dict[str, Any] = {
+            k: inst.group_notify[k] for k in NOTIFY_ORDER if k in inst.group_notify
+        }
+        if g.fifo is not None:
+            group_notify["fifo"] = g.fifo
+        spec["syncGroupNotify"] = group_notify
     return spec
 
 

@@ -170,7 +170,8 @@ class NotifySpec(SpecModel):
         default=None,
         description="A named pipe on the node that gets a line per change, in keepalived's "
         'notify_fifo format: INSTANCE "<instance>" <state> <priority> (the instance is '
-        "<namespace>/<name>/ipv4 or ipv6). Made if missing (mode 0644); written without "
+        '<namespace>/<name>/ipv4 or ipv6; in syncGroupNotify GROUP "<namespace>/<group>" '
+        "<state> 0). Made if missing (mode 0644); written without "
         "waiting, so a line is dropped while no reader keeps up. E.g. /run/vrrp/notify.fifo.",
     )
     timeout_cs: Annotated[int, BeforeValidator(DurationRange(1, NOTIFY_TIMEOUT_MAX_CS))] = Field(
