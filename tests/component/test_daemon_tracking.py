@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.component.fakes import FakeHost, FakeWire, LinkEvent
-from vrrpd import daemon
+from vrrpd import supervisor
 from vrrpd.probes.runners import FileProbe
 from vrrpd.resolve import instances_for_node
 from vrrpd.spec.load import load_manifests
@@ -152,7 +152,7 @@ async def test_an_instance_waits_in_fault_for_its_first_weight_zero_result(
 def script_reads(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
     """Script probes pass or fail as the file holds 0 or not (real scripts take real time,
     which fake time would count as a timeout)."""
-    monkeypatch.setattr(daemon, "probe_for", lambda config: FileProbe(str(path)))
+    monkeypatch.setattr(supervisor, "probe_for", lambda config: FileProbe(str(path)))
 
 
 async def test_fall_hysteresis_keeps_a_flapping_probe_from_moving_the_vip(
