@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from vrrpd.config import InstanceConfig
 from vrrpd.controlplane.command import add_parser as add_control_plane_parser
+from vrrpd.convert.command import add_parser as add_convert_parser
+from vrrpd.lean import release_freed_memory
 from vrrpd.net import startup
 from vrrpd.resolve import instances_for_node
 from vrrpd.spec.errors import ConfigError
@@ -77,6 +79,7 @@ def _load(path: str, node: str) -> list[InstanceConfig]:
 
 async def _real_ports() -> Any:
     from vrrpd.net.announce import Announcer
+    from vrrpd.net.nft import NftFirewall
     from vrrpd.net.routes import Routes
     from vrrpd.net.rtnl import Rtnl
     from vrrpd.net.transport import VrrpSocket
@@ -95,6 +98,7 @@ async def _real_ports() -> Any:
         links=rtnl,
         routes=routes,
         vmacs=Vmacs(),
+        firewall=NftFirewall(),
     )
 
 
@@ -115,6 +119,9 @@ async def _claim_namespace() -> None:
         log.warning("leftover VIPs not removed at start: %s; trying again", claim.error)
     for ifname, address in claim.removed:
         log_leftover(ifname, address)
+    if claim.removed_table:
+        log.warning("removed the accept: false table a killed vrrpd left (nft table inet %s)",
+                    startup.NO_ACCEPT_TABLE)  # fmt: skip
     startup.EARLY = claim  # keeps the lock referenced (and so held) for good
 
 
@@ -187,6 +194,7 @@ async def _run(args: argparse.Namespace, source: Any, instances: list[InstanceCo
         loop.add_signal_handler(sig, on_stop, sig.name)
     loop.add_signal_handler(signal.SIGHUP, source.reload, daemon, "SIGHUP")
     http = await _serve_http(args.http_address, daemon) if args.http_address != "none" else None
+    release_freed_memory()  # the imports are done
     await done.wait()
     follower.cancel()
     if stop_task is not None:
@@ -488,12 +496,6 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return demo.main(args.nodes, args.scenario, args.interval)
 
 
-def cmd_convert(args: argparse.Namespace) -> int:
-    from vrrpd.convert import cli
-
-    return cli(args.rest)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vrrpd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -550,14 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print /status as JSON")
     status.set_defaults(func=cmd_status)
 
-    convert = sub.add_parser(
-        "convert",
-        help="print a keepalived.conf as VirtualIP YAML (warnings on stderr)",
-        add_help=False,
-    )
-    convert.add_argument("rest", nargs=argparse.REMAINDER,
-                         help="FILE|- [--node NAME] [--namespace NS]")  # fmt: skip
-    convert.set_defaults(func=cmd_convert)
+    add_convert_parser(sub)
 
     scan = sub.add_parser("scan", help="list the VRRP routers heard on an interface (root)")
     scan.add_argument("--interface", "-i", required=True)

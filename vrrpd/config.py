@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
+from typing import ClassVar
 
 from vrrpd.limits import SMTP_PORT, IPAddress, IPInterface
 from vrrpd.vrrp.fsm import PreemptMode
@@ -27,6 +28,10 @@ class GarpConfig:
 class Check:
     """What a probe checks, resolved: one subclass per kind of check (the registry is
     `vrrpd.spec.probes.PROBE_KINDS`); the daemon's runners take them as they are."""
+
+    # True: the check reads a number that, times the weight, is the probe's effect on the
+    # priority (keepalived track_file), instead of passing or failing.
+    scaled: ClassVar[bool] = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,8 @@ class IcmpCheck(Check):
 @dataclass(frozen=True, slots=True)
 class FileCheck(Check):
     path: str  # absolute; keepalived track_file semantics
+
+    scaled: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +114,7 @@ class NotifyConfig:
     fault: tuple[str, ...] = ()
     stop: tuple[str, ...] = ()
     all: tuple[str, ...] = ()  # keepalived `notify`: argv + INSTANCE name state priority
+    fifo: str | None = None  # keepalived notify_fifo: a line per change, made if missing
     timeout_cs: int = 1000
     webhook: WebhookConfig | None = None
     email: EmailConfig | None = None
@@ -166,6 +174,7 @@ class InstanceConfig:
     track_interfaces: tuple[str, ...] = ()  # any of them down -> FAULT
     sync_group: str | None = None  # "<namespace>/<syncGroup>": groups never span namespaces
     notify: NotifyConfig | None = None
+    sync_group_notify: NotifyConfig | None = None  # the group's own, once per group change
     readiness: str = "Healthy"  # "Healthy" or "Master" (the value of Readiness)
     # False: adverts whose address list differs are accepted (RFC 5798 §7.1 makes the check
     # a MAY), and a new address list is applied without restarting the instance.

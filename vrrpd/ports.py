@@ -6,7 +6,7 @@ tests pass fakes. Nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Set
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -89,6 +89,12 @@ class LinkPort(Protocol):
     def close(self) -> None: ...
 
 
+class FirewallPort(Protocol):
+    """Accept_Mode false: drops what is sent to these addresses (vrrpd.net.nft)."""
+
+    async def block(self, addresses: Set[IPAddress]) -> bool: ...
+
+
 class SocketFactory(Protocol):
     def __call__(self, ifname: str, family: int) -> AdvertSocket: ...
 
@@ -101,3 +107,4 @@ class Ports:
     links: LinkPort | None = None
     routes: RoutePort | None = None  # None: an instance with routes or rules cannot start
     vmacs: VmacPort | None = None  # None: an instance with useVmac cannot start
+    firewall: FirewallPort | None = None  # None: accept: false is not enforced (tests' fakes)

@@ -56,6 +56,7 @@ def instances_for_node(
         priority = spec.priority_for(node, node_labels)
         probes = tuple(probe.to_config() for probe in spec.probes)
         notify = None if spec.notify is None else spec.notify.to_config()
+        group_notify = spec.sync_group_notify
         sync_group = (
             None if spec.sync_group is None else f"{vip.metadata.namespace}/{spec.sync_group}"
         )
@@ -99,6 +100,7 @@ def instances_for_node(
                     track_interfaces=tracked,
                     sync_group=sync_group,
                     notify=notify,
+                    sync_group_notify=None if group_notify is None else group_notify.to_config(),
                     readiness=spec.readiness.value,
                     verify_addresses=spec.verify_addresses,
                     address_interfaces=moved,

@@ -202,8 +202,8 @@ EXPECTED: dict[tuple[str, str | None], dict[int, dict[str, Any]]] = {
             "spec.preempt": {"mode": "Delay", "delay": "30s"},
             "spec.syncGroup": "vg-edge",
             "spec.routes": [{"to": "172.16.0.0/12", "via": "10.210.214.1"}],
-            # The members have no notify of their own: the group's are copied.
-            "spec.notify": {
+            # The group's own notify, once per change of the group (as keepalived's).
+            "spec.syncGroupNotify": {
                 "master": ["/usr/local/bin/edge-notify.sh", "master"],
                 "backup": ["/usr/local/bin/edge-notify.sh", "backup"],
                 "fault": ["/usr/local/bin/edge-notify.sh", "fault"],
@@ -221,10 +221,10 @@ EXPECTED: dict[tuple[str, str | None], dict[int, dict[str, Any]]] = {
             "spec.preempt": {"mode": "Delay", "delay": "30s"},
             "spec.syncGroup": "vg-edge",
             "spec.routes": [{"to": "0.0.0.0/0", "interface": "eth1", "via": "192.168.1.1"}],
-            "spec.notify.master": ["/usr/local/bin/edge-notify.sh", "master"],
-            "spec.notify.all": ["/usr/local/bin/edge-notify-all.sh"],
-            "spec.notify.backup": ["/usr/local/bin/edge-notify.sh", "backup"],
-            "spec.notify.fault": ["/usr/local/bin/edge-notify.sh", "fault"],
+            "spec.syncGroupNotify.master": ["/usr/local/bin/edge-notify.sh", "master"],
+            "spec.syncGroupNotify.all": ["/usr/local/bin/edge-notify-all.sh"],
+            "spec.syncGroupNotify.backup": ["/usr/local/bin/edge-notify.sh", "backup"],
+            "spec.syncGroupNotify.fault": ["/usr/local/bin/edge-notify.sh", "fault"],
         },
     },
     ("unicast-v3-subsecond.conf", "lb-3"): {
@@ -372,10 +372,10 @@ WARNINGS: dict[str, set[tuple[int, str, str]]] = {
         (40, "state", "info"),
     },
     "sync-group-routes.conf": {
-        (7, "notify_master", "warning"),  # group notify -> per-instance
-        (8, "notify_backup", "warning"),
-        (9, "notify_fault", "warning"),
-        (10, "notify", "warning"),
+        (7, "notify_master", "info"),  # the group's notify -> syncGroupNotify
+        (8, "notify_backup", "info"),
+        (9, "notify_fault", "info"),
+        (10, "notify", "info"),
         (13, "vrrp_instance", "info"),
         (14, "state", "info"),
         (17, "priority", "info"),
@@ -496,10 +496,11 @@ def test_virtual_rules_entries(
     parse_virtualip(conversion.documents[0], standalone=False)
 
 
-def test_sync_group_notify_warning_names_the_members() -> None:
+def test_sync_group_notify_names_the_members() -> None:
     conversion = convert_file(TESTDATA / "sync-group-routes.conf", node="edge-a")
-    message = find(conversion, "notify", 10).message
-    assert "INSIDE, OUTSIDE" in message and "GROUP VG_EDGE" in message
+    note = find(conversion, "notify", 10)
+    assert note.severity == "info"
+    assert note.message.startswith("syncGroupNotify.all of INSIDE, OUTSIDE: it runs once per")
 
 
 def test_brd_is_reported_as_ignored() -> None:
@@ -972,7 +973,26 @@ def test_track_file() -> None:
         {"name": "maint", "file": {"path": "/run/maint"}, "weight": 1},
         {"name": "other", "file": {"path": "/run/other"}, "weight": -3},
     ]
-    assert {(4, "vrrp_track_file"), (7, "init_file")} <= warned(conversion)
+    assert (4, "vrrp_track_file") in warned(conversion)
+    assert find(conversion, "init_file", 7).severity == "info"  # a missing file is 0 here too
+
+
+@pytest.mark.parametrize(
+    ("line", "severity", "says"),
+    [
+        ("init_file", "info", "reads as 0 here too"),
+        ("init_file 0x0", "info", "reads as 0 here too"),
+        ("init_file 1", "warning", "Write 1 to it before the daemon starts"),
+        ("init_file overwrite", "warning", "Write 0 to it before the daemon starts (overwrite"),
+        ("init_file 0 overwrite", "warning", "(overwrite: whatever it holds)"),
+    ],
+)
+def test_track_file_init_file(line: str, severity: str, says: str) -> None:
+    conversion = instance(
+        "track_file {\n maint\n}", before=f'track_file maint {{\n file "/run/m"\n {line}\n}}\n'
+    )
+    warning = find(conversion, "init_file", 3)
+    assert (warning.severity, says in warning.message) == (severity, True), warning.message
 
 
 def test_address_owner_cannot_keep_probes() -> None:
@@ -1005,6 +1025,22 @@ def test_notify_shell_and_path_search() -> None:
     assert spec["notify"]["master"] == ["/usr/bin/env", "n.sh", "x"]
 
 
+def test_notify_fifo_goes_to_every_instance() -> None:
+    conversion = instance(
+        "priority 100",
+        before="global_defs {\n vrrp_notify_fifo /run/keepalived.fifo\n"
+        " notify_fifo_script /usr/local/bin/read-fifo\n}\n",
+    )
+    assert conversion.documents[0]["spec"]["notify"] == {"fifo": "/run/keepalived.fifo"}
+    assert "vrrp_notify_fifo" not in {w.directive for w in conversion.warnings}
+    assert "runs no reader; start the script" in find(conversion, "notify_fifo_script").message
+    owned = instance("priority 100", before="global_defs {\n notify_fifo /run/f root root\n}\n")
+    assert "make it yourself with that owner" in find(owned, "notify_fifo").message
+    relative = instance("priority 100", before="global_defs {\n notify_fifo run/f\n}\n")
+    assert "not an absolute path" in find(relative, "notify_fifo").message
+    assert "notify" not in relative.documents[0]["spec"]
+
+
 def test_smtp_alert_global_and_display_names() -> None:
     conversion = instance(
         "",
@@ -1024,7 +1060,7 @@ def test_smtp_alert_global_and_display_names() -> None:
     assert find(missing, "vrrp_instance", says="notification_email").severity == "warning"
 
 
-def test_sync_group_member_keeps_its_own_notify() -> None:
+def test_sync_group_member_keeps_its_own_notify_beside_the_groups() -> None:
     text = textwrap.dedent(
         """\
         vrrp_sync_group G {
@@ -1048,9 +1084,14 @@ def test_sync_group_member_keeps_its_own_notify() -> None:
     conversion = convert_text(text, source="<t>")
     spec = conversion.documents[0]["spec"]
     assert spec["syncGroup"] == "g"
-    assert spec["notify"] == {"master": ["/bin/own-master.sh"], "backup": ["/bin/group-backup.sh"]}
+    # Both run, as in keepalived: the instance's for it, the group's for the group.
+    assert spec["notify"] == {"master": ["/bin/own-master.sh"]}
+    assert spec["syncGroupNotify"] == {
+        "master": ["/bin/group-master.sh"],
+        "backup": ["/bin/group-backup.sh"],
+    }
     assert "probes" not in spec  # keepalived ignores weighted trackers in a sync group
-    assert "own" in find(conversion, "notify_master", 6).message
+    assert find(conversion, "notify_master", 6).severity == "info"
     assert "no vrrp_instance NOPE" in find(conversion, "NOPE").message
     assert "sync_group_tracking_weight" in find(conversion, "eth9 weight 10").message
 
@@ -1168,6 +1209,27 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "cannot read" in capsys.readouterr().err
     assert cli([path, "--node", "Node_A"]) == 2
     assert "--node" in capsys.readouterr().err
+
+
+def test_vrrpd_convert_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    """`vrrpd convert` takes its options anywhere, as `vrrpd.convert`, and has a --help."""
+    from vrrpd.cli import main
+
+    with pytest.raises(SystemExit) as exit_help:
+        main(["convert", "--help"])
+    assert exit_help.value.code == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("usage: vrrpd convert")
+    assert "--node" in shown and "--namespace" in shown
+
+    path = str(TESTDATA / "sync-group-routes.conf")
+    assert main(["convert", "--node", "edge-a", "--namespace", "net", path]) == 0
+    out = capsys.readouterr().out
+    docs = [d for d in yaml.safe_load_all(out) if d is not None]
+    assert [d["metadata"]["namespace"] for d in docs] == ["net", "net"]
+    assert "# Converted from" in out and "node edge-a" in out
+    assert main(["convert", path, "--node", "Node_A"]) == 2
+    assert "--node 'Node_A'" in capsys.readouterr().err
 
 
 # --- the migration guide stays true ------------------------------------------------------------

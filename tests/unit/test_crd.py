@@ -676,6 +676,18 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
         "timeout must be 10ms..1h",
     ),
     (
+        "file-probe-fall",
+        virtualip({"probes": [{"name": "m", "file": {"path": "/run/m"}, "fall": 3}]}),
+        "spec.probes[0]",
+        "keepalived track_file has no rise or fall",
+    ),
+    (
+        "group-notify-without-group",
+        virtualip({"syncGroupNotify": {"master": ["/bin/n"]}}),
+        "spec.syncGroupNotify",
+        "syncGroupNotify notifies a sync group, but syncGroup is not set",
+    ),
+    (
         "probe-names-twice",
         virtualip({"probes": [TCP, {"name": "haproxy", "file": {"path": "/run/x"}}]}),
         "spec.probes[1]",

@@ -811,6 +811,22 @@ INVALID: list[tuple[str, str, list[str]]] = [
         ["spec.probes[0].file.path: run/maintenance is not an absolute path"],
     ),
     (
+        "file-probe-rise-fall",
+        probes({"name": "maintenance", "file": {"path": "/run/m"}, "rise": 2}),
+        [
+            "spec.probes[0].rise: 2: a file probe takes each number it reads at once "
+            "(keepalived track_file has no rise or fall); remove rise, or use 1",
+        ],
+    ),
+    (
+        "group-notify-without-group",
+        dump(manifest({"syncGroupNotify": {"master": ["/bin/n"]}})),
+        [
+            "spec.syncGroupNotify: notifies a sync group, but syncGroup is not set: set "
+            "syncGroup (e.g. syncGroup: edge), or move these hooks to notify"
+        ],
+    ),
+    (
         "interface-probe-bad-name",
         probes({"name": "uplink", "interface": {"name": "eth0:1"}}),
         ["spec.probes[0].interface.name: eth0:1 is not a Linux interface name"],

@@ -104,6 +104,7 @@ class Instance:
         self.garp: dict[str, Any] = {}
         self.tracking = Tracking(defs, iname)
         self.notify: dict[str, list[str]] = {}
+        self.group_notify: dict[str, list[str]] = {}  # the sync group's own notify_*
         self.smtp_alert: bool | None = None
         self.routes: list[Statement] = []  # the entries of virtual_routes
         self.rules: list[Statement] = []  # the entries of virtual_rules
@@ -430,15 +431,8 @@ class Instance:
         group = self.defs.groups.get(self.iname)
         if group is None:
             return
-        for kind, (argv, st) in group.notify.items():
-            if kind in self.notify:
-                self.report.on(
-                    st,
-                    f"the group's notify for {kind} is not copied to {self.iname}, which has its "
-                    "own; both ran in keepalived, only the instance's runs now",
-                )
-                continue
-            self.notify[kind] = argv
+        for kind, (argv, _) in group.notify.items():
+            self.group_notify[kind] = argv
             group.copied.setdefault(kind, []).append(self.iname)
         if group.smtp_alert and self.smtp_alert is None:
             self.smtp_alert = True

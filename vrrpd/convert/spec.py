@@ -109,6 +109,14 @@ def resolve_spec(inst: Instance) -> dict[str, Any]:
     notify = _resolve_notify(inst, g)
     if notify:
         spec["notify"] = notify
+    if group is not None and (inst.group_notify or g.fifo is not None):
+        # keepalived writes GROUP lines to its global FIFO too
+        group_notify: dict[str, Any] = {
+            k: inst.group_notify[k] for k in NOTIFY_ORDER if k in inst.group_notify
+        }
+        if g.fifo is not None:
+            group_notify["fifo"] = g.fifo
+        spec["syncGroupNotify"] = group_notify
     return spec
 
 
@@ -451,6 +459,8 @@ def _resolve_probes(inst: Instance, spec: dict[str, Any]) -> list[dict[str, Any]
 
 def _resolve_notify(inst: Instance, g: Globals) -> dict[str, Any]:
     notify: dict[str, Any] = {k: inst.notify[k] for k in NOTIFY_ORDER if k in inst.notify}
+    if g.fifo is not None:
+        notify["fifo"] = g.fifo
     alert = inst.smtp_alert if inst.smtp_alert is not None else g.smtp_alert
     if not alert:
         return notify

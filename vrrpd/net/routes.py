@@ -15,7 +15,7 @@ import os
 import socket
 from typing import Any
 
-from pyroute2 import AsyncIPRoute
+from pyroute2.iproute.linux import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from vrrpd.config import RouteConfig, RuleConfig

@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import socket
 import struct
+import subprocess
 
 VRRPD_ADDR_PROTO = 0x56  # our mark in IFA_PROTO ('V'); see vrrpd.net.rtnl
 VMAC_ALIAS = "kube-vrrp vmac"  # our mark in IFLA_IFALIAS on a macvlan; see vrrpd.net.vmac
+NO_ACCEPT_TABLE = "kube_vrrp_no_accept"  # vrrpd.noaccept.TABLE, not imported: see above
 LOCK_NAME = b"\0kube-vrrp/vrrpd"
 
 # linux/netlink.h, linux/rtnetlink.h, linux/if_addr.h
@@ -208,12 +211,31 @@ def remove_vmacs(alias: str = VMAC_ALIAS) -> list[str]:
         return removed
 
 
+def remove_no_accept_table(table: str = NO_ACCEPT_TABLE) -> bool:
+    """Delete the accept: false table a dead vrrpd left (vrrpd.noaccept); True if there was
+    one. After the VIPs: a process of its own, a few milliseconds. Without nft, no vrrpd
+    could have made it."""
+    nft = shutil.which("nft")
+    if nft is None:
+        return False
+    done = subprocess.run(
+        [nft, "delete", "table", "inet", table], capture_output=True, timeout=10, check=False
+    )
+    if done.returncode == 0:
+        return True
+    why = done.stderr.decode(errors="replace").strip()
+    if "No such file or directory" in why:  # none here
+        return False
+    raise OSError(f"nft could not delete table inet {table}: {why}")
+
+
 class Claim:
     """The namespace lock, and what was removed once it was ours."""
 
     def __init__(self) -> None:
         self.lock = NamespaceLock()
         self.removed: list[tuple[str, str]] = []
+        self.removed_table = False
         self.error: OSError | None = None
         self.cleaned = False
 
@@ -223,8 +245,9 @@ class Claim:
             # The virtual MAC interfaces first: their VIPs go with them.
             self.removed += [("the links", f"virtual MAC interface {n}") for n in remove_vmacs()]
             self.removed += remove_marked()
-        except OSError as exc:  # reported once logging is set up; the daemon retries
-            self.error = exc
+            self.removed_table = remove_no_accept_table()
+        except (OSError, subprocess.SubprocessError) as exc:  # reported once logging is up
+            self.error = exc if isinstance(exc, OSError) else OSError(str(exc))
 
 
 EARLY: Claim | None = None  # set by claim_early(), the first thing `vrrpd run` does

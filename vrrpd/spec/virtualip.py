@@ -95,6 +95,12 @@ _V2_MAX = f"{ADVERT_INTERVAL_V2_MAX_S}s"
 # What the API server checks across the spec's fields (the model: in its validators).
 _SPEC_RULES = (
     Rule(
+        "!has(self.syncGroupNotify) || has(self.syncGroup)",
+        "syncGroupNotify notifies a sync group, but syncGroup is not set: set syncGroup (e.g. "
+        "syncGroup: edge), or move these hooks to notify",
+        field_path=".syncGroupNotify",
+    ),
+    Rule(
         "self.version != 2 || !has(self.addresses) || self.addresses.all(a, !a.contains(':'))",
         "version 2 (VRRPv2) carries IPv4 addresses only, but spec.addresses has an IPv6 "
         "address: use version 3, or move the IPv6 addresses to another VirtualIP",
@@ -424,6 +430,15 @@ class VirtualIPSpec(SpecModel):
         "after the change, never delay or influence the election. Scripts run in the vrrpd "
         "container on the node.",
     )
+    sync_group_notify: NotifySpec | None = Field(
+        default=None,
+        description="Notifications of the sync group as a whole (keepalived's notify_* "
+        "inside vrrp_sync_group): once per change of the group's state on this node, not "
+        "once per member. The group takes the state a member enters first, as keepalived's "
+        "does; notify.all gets GROUP, the group (<namespace>/<syncGroup>), the state and 0 "
+        'appended, a fifo gets GROUP "<group>" <state> 0. Needs syncGroup; members that set '
+        "it should set the same (the first member by name wins, with a warning).",
+    )
 
     @field_validator("vrid")
     @classmethod
@@ -541,6 +556,18 @@ class VirtualIPSpec(SpecModel):
         if problems := _peer_problems(peers, info):
             raise error(problems)
         return peers
+
+    @field_validator("sync_group_notify")
+    @classmethod
+    def _group_notify_needs_group(
+        cls, notify: NotifySpec | None, info: ValidationInfo
+    ) -> NotifySpec | None:
+        if notify is not None and "sync_group" in info.data and info.data["sync_group"] is None:
+            raise fail(
+                "notifies a sync group, but syncGroup is not set: set syncGroup (e.g. "
+                "syncGroup: edge), or move these hooks to notify"
+            )
+        return notify
 
     @field_validator("authentication")
     @classmethod

@@ -43,13 +43,13 @@ from enum import StrEnum
 
 from vrrpd.limits import (
     ADVERT_INTERVAL_MAX_CS,
-    PRIORITY_BACKUP_MAX,
     PRIORITY_MIN,
     PRIORITY_OWNER,
     PRIORITY_RESIGN,
     VRID_MAX,
     VRID_MIN,
     IPAddress,
+    clamp_priority,
 )
 from vrrpd.vrrp.packet import AUTH_NONE, Advertisement
 
@@ -166,13 +166,6 @@ def _check(config: RouterConfig) -> None:
         problems.append(f"preempt_delay_cs {config.preempt_delay_cs}: must be >= 0")
     if problems:
         raise ValueError("invalid RouterConfig: " + "; ".join(problems))
-
-
-def _clamp(config: RouterConfig, effective: int) -> int:
-    """The address owner keeps 255; any other router advertises 1..254."""
-    if config.priority == PRIORITY_OWNER:
-        return PRIORITY_OWNER
-    return max(PRIORITY_MIN, min(PRIORITY_BACKUP_MAX, effective))
 
 
 # What identifies a router on the wire: changing any of these is a different router (the
@@ -347,7 +340,7 @@ class VirtualRouter:
         backups learn it without waiting an interval; a backup's new skew applies from the
         next reset of its Master_Down_Timer, as RFC 5798 §6.4.2 recomputes it there.
         """
-        clamped = _clamp(self._config, effective)
+        clamped = clamp_priority(self._config.priority, effective)
         if clamped == self._effective_priority:
             return []
         self._effective_priority = clamped
@@ -388,8 +381,8 @@ class VirtualRouter:
         old = self._config
         before = self._advertisement(self._effective_priority)
         self._config = config
-        self._effective_priority = _clamp(
-            config, config.priority if effective is None else effective
+        self._effective_priority = clamp_priority(
+            config.priority, config.priority if effective is None else effective
         )
         if (config.preempt, config.preempt_delay_cs) != (old.preempt, old.preempt_delay_cs):
             self._preempt_deadline = None
