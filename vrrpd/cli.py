@@ -21,6 +21,8 @@ from vrrpd.control import DEFAULT_SOCKET as DEFAULT_CONTROL
 from vrrpd.control import ControlServer
 from vrrpd.control import add_parser as add_switchover_parser
 from vrrpd.controlplane.command import add_parser as add_control_plane_parser
+from vrrpd.convert.command import add_parser as add_convert_parser
+from vrrpd.lean import release_freed_memory
 from vrrpd.net import startup
 from vrrpd.resolve import instances_for_node
 from vrrpd.spec.errors import ConfigError
@@ -80,15 +82,27 @@ def _load(path: str, node: str) -> list[InstanceConfig]:
 
 async def _real_ports() -> Any:
     from vrrpd.net.announce import Announcer
+    from vrrpd.net.nft import NftFirewall
+    from vrrpd.net.routes import Routes
     from vrrpd.net.rtnl import Rtnl
     from vrrpd.net.transport import VrrpSocket
+    from vrrpd.net.vmac import Vmacs
     from vrrpd.ports import Ports
 
     def open_socket(ifname: str, family: int) -> Any:
         return VrrpSocket.open(ifname, family, multicast=True)
 
     rtnl = await Rtnl.open()
-    return Ports(open_socket=open_socket, addresses=rtnl, announcer=Announcer(), links=rtnl)
+    routes = await Routes.open()
+    return Ports(
+        open_socket=open_socket,
+        addresses=rtnl,
+        announcer=Announcer(),
+        links=rtnl,
+        routes=routes,
+        vmacs=Vmacs(),
+        firewall=NftFirewall(),
+    )
 
 
 async def _claim_namespace() -> None:
@@ -108,6 +122,9 @@ async def _claim_namespace() -> None:
         log.warning("leftover VIPs not removed at start: %s; trying again", claim.error)
     for ifname, address in claim.removed:
         log_leftover(ifname, address)
+    if claim.removed_table:
+        log.warning("removed the accept: false table a killed vrrpd left (nft table inet %s)",
+                    startup.NO_ACCEPT_TABLE)  # fmt: skip
     startup.EARLY = claim  # keeps the lock referenced (and so held) for good
 
 
@@ -181,6 +198,7 @@ async def _run(args: argparse.Namespace, source: Any, instances: list[InstanceCo
     loop.add_signal_handler(signal.SIGHUP, source.reload, daemon, "SIGHUP")
     http = await _serve_http(args.http_address, daemon) if args.http_address != "none" else None
     control = await _serve_control(args.control_socket, daemon)
+    release_freed_memory()  # the imports are done
     await done.wait()
     follower.cancel()
     if stop_task is not None:
@@ -502,12 +520,6 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return demo.main(args.nodes, args.scenario, args.interval)
 
 
-def cmd_convert(args: argparse.Namespace) -> int:
-    from vrrpd.convert import cli
-
-    return cli(args.rest)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vrrpd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -571,15 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_status)
 
     add_switchover_parser(sub)
-
-    convert = sub.add_parser(
-        "convert",
-        help="print a keepalived.conf as VirtualIP YAML (warnings on stderr)",
-        add_help=False,
-    )
-    convert.add_argument("rest", nargs=argparse.REMAINDER,
-                         help="FILE|- [--node NAME] [--namespace NS]")  # fmt: skip
-    convert.set_defaults(func=cmd_convert)
+    add_convert_parser(sub)
 
     scan = sub.add_parser("scan", help="list the VRRP routers heard on an interface (root)")
     scan.add_argument("--interface", "-i", required=True)

@@ -223,3 +223,22 @@ def test_a_saved_switchover_run_prints_the_same_report_again(tmp_path: Path) -> 
     assert lines[4].split() == ["1s", "keepalived", "1", "0", "0", "3416", "3416", "3", "3416"]
     assert lines[5].split()[:5] == ["100ms", "vrrpd", "1", "(1", "failed)"]
     assert "FAILED move 100ms vrrpd #1: no pair" in lines
+
+
+def test_vmac_table_groups_runs_by_mode_and_client() -> None:
+    from bench import vmac
+
+    runs = [
+        vmac.Run("vmac", "garp-lost", 1, 350.0, 35, False, vmac.VMAC, vmac.VMAC),
+        vmac.Run("vmac", "garp-lost", 2, 370.0, 37, False, vmac.VMAC, vmac.VMAC),
+        vmac.Run("interface-mac", "garp-lost", 1, 60000.0, 6000, True, "02:01", "02:01"),
+        vmac.Run("interface-mac", "garp-heard", 1, error="no settled pair"),
+    ]
+    lines = vmac.format_table(runs).splitlines()
+    assert lines[0].split()[:3] == ["mode", "client", "runs"]
+    rows = [line.split() for line in lines[2:]]
+    assert rows[0][:6] == ["interface-mac", "garp-lost", "1", "60000", "60000", "6000"]
+    assert rows[0][-1] == "1"  # unrecovered
+    assert rows[1][:6] == ["vmac", "garp-lost", "2", "360", "370", "36"]
+    assert f"{vmac.VMAC} -> {vmac.VMAC}" in lines[3]
+    assert len(rows) == 2  # a cell whose runs all failed has no row

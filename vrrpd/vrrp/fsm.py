@@ -62,6 +62,7 @@ from vrrpd.limits import (
     VRID_MAX,
     VRID_MIN,
     IPAddress,
+    clamp_priority,
 )
 from vrrpd.vrrp.packet import AUTH_NONE, Advertisement
 
@@ -182,13 +183,6 @@ def _check(config: RouterConfig) -> None:
         problems.append(f"preempt_delay_cs {config.preempt_delay_cs}: must be >= 0")
     if problems:
         raise ValueError("invalid RouterConfig: " + "; ".join(problems))
-
-
-def _clamp(config: RouterConfig, effective: int) -> int:
-    """The address owner keeps 255; any other router advertises 1..254."""
-    if config.priority == PRIORITY_OWNER:
-        return PRIORITY_OWNER
-    return max(PRIORITY_MIN, min(PRIORITY_BACKUP_MAX, effective))
 
 
 # What a held router advertises: the highest priority short of the address owner's.
@@ -382,7 +376,7 @@ class VirtualRouter:
         backups learn it without waiting an interval; a backup's new skew applies from the
         next reset of its Master_Down_Timer, as RFC 5798 §6.4.2 recomputes it there.
         """
-        clamped = _clamp(self._config, effective)
+        clamped = clamp_priority(self._config.priority, effective)
         if self._held:
             if clamped >= self._unheld_priority:
                 self._unheld_priority = clamped  # a rise keeps the hold
@@ -409,7 +403,7 @@ class VirtualRouter:
         if self._stopping or self._state not in (State.BACKUP, State.MASTER):
             what = "stopping" if self._stopping else str(self._state)
             raise HoldRefused(f"this router is {what}; only a BACKUP or MASTER can take over")
-        raised = _clamp(self._config, max(HOLD_PRIORITY, self._effective_priority))
+        raised = clamp_priority(self._config.priority, max(HOLD_PRIORITY, self._effective_priority))
         master = self._master_priority
         if (
             self._state is State.BACKUP
@@ -481,12 +475,14 @@ class VirtualRouter:
         old = self._config
         before = self._advertisement(self._effective_priority)
         self._config = config
-        self._effective_priority = _clamp(
-            config, config.priority if effective is None else effective
+        self._effective_priority = clamp_priority(
+            config.priority, config.priority if effective is None else effective
         )
         if self._held:  # a new configuration is no failure: the hold stays
             self._unheld_priority = self._effective_priority
-            self._effective_priority = _clamp(config, max(HOLD_PRIORITY, self._unheld_priority))
+            self._effective_priority = clamp_priority(
+                config.priority, max(HOLD_PRIORITY, self._unheld_priority)
+            )
         if (config.preempt, config.preempt_delay_cs) != (old.preempt, old.preempt_delay_cs):
             self._preempt_deadline = None
         if self._state is State.BACKUP and (
