@@ -27,6 +27,12 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore \
     PYTHONDONTWRITEBYTECODE=1
+# binutils for `strip`: PyPI's wheels ship their C extensions with symbol tables and debug
+# information (about 10 MB of the venv), which nothing at run time reads. Debian's mirror,
+# over plain HTTP as apt verifies packages by signature.
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends binutils \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # constraints.txt pins every package the image installs to the version the tests ran with
 # (Python 3.11, linux/amd64); PIP_CONSTRAINT applies it to the isolated build of our wheel
@@ -34,6 +40,7 @@ WORKDIR /src
 COPY constraints.txt pyproject.toml README.md ./
 COPY vrrpd/ vrrpd/
 COPY operator/ operator/
+COPY scripts/prune_venv.py scripts/
 # The optional secret `build-ca` is a CA bundle for pip, where HTTPS goes through an
 # intercepting proxy (scripts/image hands over the host's when the host's pip uses one); it
 # is mounted for this step only and never lands in a layer. Byte code is compiled once
@@ -45,8 +52,10 @@ RUN --mount=type=secret,id=build-ca \
     && PIP_CONSTRAINT=/src/constraints.txt \
         /opt/kube-vrrp/bin/pip install --no-compile ".[operator]" \
     && /opt/kube-vrrp/bin/pip uninstall --yes pip setuptools \
+    && /opt/kube-vrrp/bin/python scripts/prune_venv.py \
+    && find /opt/kube-vrrp -name "*.so" -exec strip --strip-unneeded {} + \
     && /opt/kube-vrrp/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash \
-        -x /kubernetes/aio/ /opt/kube-vrrp/lib
+        /opt/kube-vrrp/lib
 
 # --- runtime -----------------------------------------------------------------------------------
 FROM ${BASE_IMAGE}
@@ -56,6 +65,12 @@ LABEL org.opencontainers.image.title="kube-vrrp" \
 ENV PATH=/opt/kube-vrrp/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
+# nftables: the daemon's accept: false is a table it writes with `nft -f` (vrrpd/net/nft.py).
+RUN apt-get update -qq \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nftables \
+        >/dev/null \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
+    && nft --version >/dev/null
 # Only the venv: no pip, compiler, sources, wheels or caches. Running both entrypoints
 # proves the install is whole.
 COPY --from=build /opt/kube-vrrp /opt/kube-vrrp

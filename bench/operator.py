@@ -1,24 +1,32 @@
-"""The operator benchmark: render 500 VirtualIPs over 20 nodes; apply -> manifests; RSS.
+"""The operator benchmark: 500 VirtualIPs over 20 nodes, on kmock and on a real API server.
 
 Run it as a module from the repository root: `python -m bench.operator` (never as
 `python bench/operator.py`: the script's folder would then come first on sys.path and this
-file would shadow the standard library's `operator`). No root, no cluster: the API server
-is kmock (kopf's mock) in this process, the operator is `python -m vrrp_operator` in a
-child process, so its RSS is its own.
+file would shadow the standard library's `operator`). `--api kmock` needs no cluster: the
+API server is kmock (kopf's mock) in this process; `--api real` starts etcd +
+kube-apiserver from KUBEBUILDER_ASSETS and installs the chart (bench/operator_realapi.py).
+Either way the operator runs in a child process, so its CPU, RSS and log are its own.
 
 1. render: the pure core alone, `render` + `manifests` over the fleet below, N times.
 2. bulk: the operator starts with no VirtualIP; all but the last K are created at once;
-   time until every node's ConfigMap holds every VirtualIP meant for it.
-3. apply: K more VirtualIPs, one at a time: POST -> every ConfigMap of its nodes holds it.
-   p50 / p95 over the K.
-4. RSS of the operator process after the run (VmRSS and VmHWM from /proc).
+   time until every node's ConfigMap holds every VirtualIP meant for it, then until the
+   operator went quiet (statuses written).
+3. idle: a window (`--window`, 60 s) in which nothing changes: the operator's CPU (% of one
+   core), RSS, log lines and API requests per minute.
+4. (real API only) a daemon's report -> status.master, K times one VirtualIP more, and
+   once all of a node's VirtualIPs in one report.
+5. apply: K more VirtualIPs, one at a time: create -> every ConfigMap of its nodes holds
+   it. p50 / p95 over the K.
+6. RSS of the operator process at the start, at the end, and its peak (VmHWM).
 
 The fleet: 20 nodes in 5 racks of 4 (label rack=rN, InternalIP 10.N.0.M); VirtualIP k sits
 in rack k mod 5 (nodeSelector rack), on that rack's subnet 10.N.0.0/16, so each rack is one
 segment with 100 VirtualIPs (VRIDs 1..100, allocated). Every other one is unicast; one in
 ten is dual-stack; one in twenty is VRRPv2 with a password from a Secret; each names its
 preferred node in nodePriorities. A benchmark: it prints figures, it never fails on them.
-Targets (issue 4): apply -> manifests p50 <= 1 s; 500 x 20 rendered <= 10 s.
+Targets (issue 4): apply -> manifests p50 <= 1 s; 500 x 20 rendered <= 10 s; idle with
+500 VirtualIPs (issue 8): <= 1 % of a core, <= 150 MB RSS, a quiet log; status within 2 s
+of a daemon's report.
 """
 
 from __future__ import annotations
@@ -29,11 +37,13 @@ import base64
 import collections
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +54,15 @@ from vrrp_operator.manifests import DaemonSettings, manifests  # noqa: E402
 from vrrp_operator.objects import node_from_object  # noqa: E402
 from vrrp_operator.render import allocated_vrids, render  # noqa: E402
 
-from bench.common import fmt_ms, percentile  # noqa: E402
-from bench.harness import add_output, format_machine, machine_info, save_json  # noqa: E402
+from bench.common import align_columns, fmt_ms, percentile  # noqa: E402
+from bench.harness import (  # noqa: E402
+    add_choices,
+    add_output,
+    exit_on_signal,
+    format_machine,
+    machine_info,
+    save_json,
+)
 
 NAMESPACE = "kube-vrrp"
 RACKS = 5
@@ -167,15 +184,53 @@ def _kubeconfig(url: str, folder: str) -> str:
     return path
 
 
-def _rss_kib(pid: int) -> tuple[int, int]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+class ProcessMeter:
+    """CPU seconds, RSS and log lines of one process (by pid and its log file)."""
+
+    def __init__(self, pid: int, log: Path) -> None:
+        self.pid = pid
+        self.log = log
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def rss_kib(self) -> tuple[int, int]:
+        """VmRSS and VmHWM (the peak)."""
+        fields = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+        return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+    def log_lines(self) -> int:
+        with self.log.open("rb") as f:
+            return sum(1 for _ in f)
+
+    def tail(self, lines: int = 20) -> list[str]:
+        return self.log.read_text(errors="replace").splitlines()[-lines:]
 
 
-async def bench_apply(vips: int, nodes: int, applies: int, timeout: float) -> dict[str, Any]:
+async def idle_window(
+    meter: ProcessMeter, window: float, requests: Callable[[], int]
+) -> dict[str, Any]:
+    """The operator's CPU (% of one core), log lines and requests per minute, and RSS, over
+    `window` seconds in which nothing changes."""
+    lines, cpu, sent, start = meter.log_lines(), meter.cpu_s(), requests(), time.monotonic()
+    await asyncio.sleep(window)
+    elapsed = time.monotonic() - start
+    return {
+        "idle_window_s": elapsed,
+        "idle_cpu_percent": 100 * (meter.cpu_s() - cpu) / elapsed,
+        "idle_log_lines_per_min": (meter.log_lines() - lines) * 60 / elapsed,
+        "idle_requests_per_min": (requests() - sent) * 60 / elapsed,
+        "idle_rss_mib": meter.rss_kib()[0] / 1024,
+    }
+
+
+async def bench_apply(
+    vips: int, nodes: int, applies: int, window: float, timeout: float
+) -> dict[str, Any]:
     import kmock
     from kmock._internal import apps
 
@@ -215,6 +270,11 @@ async def bench_apply(vips: int, nodes: int, applies: int, timeout: float) -> di
             subresources={"status"},
             verbs={"get", "list", "watch", "create", "patch", "delete"},  # kopf needs these
         )
+        # The operator checks at start that its namespace exists (kmock serves no
+        # namespaces: one answer for that one request).
+        cluster[f"get /api/v1/namespaces/{NAMESPACE}"] << {
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE},
+        }  # fmt: skip
         for name, obj in node_names.items():
             cluster.objects["v1/nodes", None, name] = obj
         for (ns, name), data in SECRETS.items():
@@ -241,7 +301,8 @@ async def bench_apply(vips: int, nodes: int, applies: int, timeout: float) -> di
                 await asyncio.sleep(2)
                 if proc.poll() is not None:
                     raise RuntimeError("the operator exited at start (see its log below)")
-                base_rss = _rss_kib(proc.pid)
+                meter = ProcessMeter(proc.pid, Path(log_path))
+                base_rss = meter.rss_kib()
 
                 def shown(key: str) -> bool:
                     name = key.split("/", 1)[1]
@@ -289,6 +350,7 @@ async def bench_apply(vips: int, nodes: int, applies: int, timeout: float) -> di
                     if now_seen != seen:
                         quiet_since, seen = time.perf_counter(), now_seen
                 settle_s = time.perf_counter() - start - 3
+                idle = await idle_window(meter, window, lambda: sum(REQUESTS.values()))
                 latencies = []
                 for o in single:
                     ns = o["metadata"]["namespace"]
@@ -299,7 +361,7 @@ async def bench_apply(vips: int, nodes: int, applies: int, timeout: float) -> di
                     await until([key(o)], 0.01)
                     latencies.append(time.perf_counter() - t0)
                 await asyncio.sleep(2)
-                rss, hwm = _rss_kib(proc.pid)
+                rss, hwm = meter.rss_kib()
             except Exception:
                 log.flush()
                 tail = Path(log.name).read_text().splitlines()[-20:]
@@ -323,7 +385,39 @@ async def bench_apply(vips: int, nodes: int, applies: int, timeout: float) -> di
         "rss_start_mib": base_rss[0] / 1024,
         "rss_end_mib": rss / 1024,
         "rss_peak_mib": hwm / 1024,
+        **idle,
     }
+
+
+ROWS = (  # (label, figure, format) of the apply table, one column per API server
+    ("bulk: created at once -> all ConfigMaps written", "bulk_converged_s", "{:.1f} s"),
+    ("bulk: then quiet (statuses written) after", "bulk_settled_s", "{:.1f} s"),
+    ("idle: CPU, % of one core", "idle_cpu_percent", "{:.1f} %"),
+    ("idle: RSS", "idle_rss_mib", "{:.0f} MiB"),
+    ("idle: log lines per minute", "idle_log_lines_per_min", "{:.0f}"),
+    ("idle: API requests per minute", "idle_requests_per_min", "{:.0f}"),
+    ("daemon report -> status.master p50", "report_status_p50_s", "{:.2f} s"),
+    ("daemon report -> status.master p95", "report_status_p95_s", "{:.2f} s"),
+    ("one report, all of a node's VirtualIPs -> last", "report_burst_s", "{:.2f} s"),
+    ("single apply -> ConfigMaps p50", "apply_p50_s", "{:.2f} s"),
+    ("single apply -> ConfigMaps p95", "apply_p95_s", "{:.2f} s"),
+    ("RSS: start, end, peak", "rss", "{:.0f} / {:.0f} / {:.0f} MiB"),
+)
+
+
+def apply_table(results: dict[str, dict[str, Any]]) -> list[str]:
+    """The figures of each API server side by side ("-": not measured there)."""
+    lines = [["figure", *results]]
+    for label, name, fmt in ROWS:
+        cells = []
+        for r in results.values():
+            if name == "rss":
+                cells.append(fmt.format(r["rss_start_mib"], r["rss_end_mib"], r["rss_peak_mib"]))
+            else:
+                value = r.get(name)
+                cells.append("-" if value is None else fmt.format(value))
+        lines.append([label, *cells])
+    return align_columns(lines, numeric=set(range(1, len(results) + 1)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,10 +429,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render-runs", type=int, default=5)
     parser.add_argument("--applies", type=int, default=30, help="timed single applies")
     parser.add_argument("--timeout", type=float, default=600.0)
-    parser.add_argument("--skip-apply", action="store_true", help="render only (no kmock)")
+    parser.add_argument("--window", type=float, default=60.0, help="idle seconds measured")
+    parser.add_argument("--skip-apply", action="store_true", help="render only (no server)")
+    add_choices(parser, "--api", ("kmock", "real"), " (real: KUBEBUILDER_ASSETS)")
     add_output(parser, "the figures", report=False)
     parser.add_argument("--requests", action="store_true", help="print the API requests seen")
     args = parser.parse_args(argv)
+    # SIGTERM as SystemExit: the operator process, etcd and kube-apiserver are stopped.
+    signal.signal(signal.SIGTERM, exit_on_signal)
     if args.nodes % RACKS:
         parser.error(f"--nodes must be a multiple of {RACKS}")
 
@@ -359,23 +457,29 @@ def main(argv: list[str] | None = None) -> int:
         f"manifests p50 {fmt_ms(r['manifests_p50_s'] * 1000)} ms; "
         f"total p50 {r['total_p50_s']:.2f} s (target <= 10 s)"
     )
-    if not args.skip_apply:
-        a = asyncio.run(bench_apply(args.virtualips, args.nodes, args.applies, args.timeout))
-        figures["apply"] = a
+    results: dict[str, dict[str, Any]] = {}
+    for api in [] if args.skip_apply else args.api:
+        print(f"{api}: {args.virtualips - args.applies} VirtualIPs at once, ...", flush=True)
+        if api == "kmock":
+            results[api] = asyncio.run(
+                bench_apply(args.virtualips, args.nodes, args.applies, args.window, args.timeout)
+            )
+        else:
+            from bench.operator_realapi import bench_real
+
+            results["real API"] = bench_real(
+                args.virtualips, args.nodes, args.applies, args.window, args.timeout
+            )
+    if results:
+        figures["apply"] = results
         print(
-            f"bulk     {a['bulk_virtualips']} VirtualIPs created at once -> "
-            f"all ConfigMaps written in {a['bulk_converged_s']:.1f} s, "
-            f"quiet (statuses written) {a['bulk_settled_s']:.1f} s later"
+            f"operator, {args.virtualips} VirtualIPs over {args.nodes} nodes "
+            f"({args.applies} timed applies and reports, idle window {args.window:.0f} s):"
         )
-        print(
-            f"apply    {a['applies']} single applies -> manifests: "
-            f"p50 {fmt_ms(a['apply_p50_s'] * 1000)} ms, p95 {fmt_ms(a['apply_p95_s'] * 1000)} ms, "
-            f"max {fmt_ms(a['apply_max_s'] * 1000)} ms (target p50 <= 1 s)"
-        )
-        print(
-            f"rss      operator {a['rss_start_mib']:.0f} MiB idle, {a['rss_end_mib']:.0f} MiB with "
-            f"{args.virtualips} VirtualIPs, peak {a['rss_peak_mib']:.0f} MiB"
-        )
+        print(*apply_table(results), sep="\n")
+        real = results.get("real API", {}).get("idle_requests")
+        if real:
+            print("idle requests (real API):", ", ".join(f"{n} {k}" for k, n in real.items()))
     if args.requests:
         for what, count in REQUESTS.most_common(15):
             print(f"  {count:7d}  {what}")

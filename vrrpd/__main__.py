@@ -12,9 +12,15 @@ def main() -> int:
     # Only `run` touches the host. The parser has no options of its own, so the command is
     # always the first argument.
     if sys.argv[1:2] == ["run"]:
+        from vrrpd.lean import skip_package_init
         from vrrpd.net.startup import claim_early
 
         claim_early()
+        skip_package_init("pyroute2")  # AsyncIPRoute without the whole library (vrrpd.lean)
+    if sys.argv[1:2] == ["switchover"]:  # asked in the middle of a maintenance: start fast
+        from vrrpd.control import main as switchover
+
+        return switchover(sys.argv[2:])
     from vrrpd.cli import main as command_line
 
     return command_line()

@@ -17,7 +17,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from vrrpd.config import InstanceConfig
+from vrrpd.control import DEFAULT_SOCKET as DEFAULT_CONTROL
+from vrrpd.control import ControlServer
+from vrrpd.control import add_parser as add_switchover_parser
 from vrrpd.controlplane.command import add_parser as add_control_plane_parser
+from vrrpd.convert.command import add_parser as add_convert_parser
+from vrrpd.lean import release_freed_memory
 from vrrpd.net import startup
 from vrrpd.resolve import instances_for_node
 from vrrpd.spec.errors import ConfigError
@@ -78,15 +83,27 @@ def _load(path: str, node: str) -> list[InstanceConfig]:
 async def _real_ports() -> Any:
     from vrrpd.net.announce import Announcer
     from vrrpd.net.heard import AnnouncementListener
+    from vrrpd.net.nft import NftFirewall
+    from vrrpd.net.routes import Routes
     from vrrpd.net.rtnl import Rtnl
     from vrrpd.net.transport import VrrpSocket
+    from vrrpd.net.vmac import Vmacs
     from vrrpd.ports import Ports
 
     def open_socket(ifname: str, family: int) -> Any:
         return VrrpSocket.open(ifname, family, multicast=True)
 
     rtnl = await Rtnl.open()
-    ports = Ports(open_socket=open_socket, addresses=rtnl, announcer=Announcer(), links=rtnl)
+    routes = await Routes.open()
+    ports = Ports(
+        open_socket=open_socket,
+        addresses=rtnl,
+        announcer=Announcer(),
+        links=rtnl,
+        routes=routes,
+        vmacs=Vmacs(),
+        firewall=NftFirewall(),
+    )
     try:
         ports.heard = AnnouncementListener()
     except OSError as exc:  # the announcer's CAP_NET_RAW would have failed first
@@ -112,6 +129,9 @@ async def _claim_namespace() -> None:
         log.warning("leftover VIPs not removed at start: %s; trying again", claim.error)
     for ifname, address in claim.removed:
         log_leftover(ifname, address)
+    if claim.removed_table:
+        log.warning("removed the accept: false table a killed vrrpd left (nft table inet %s)",
+                    startup.NO_ACCEPT_TABLE)  # fmt: skip
     startup.EARLY = claim  # keeps the lock referenced (and so held) for good
 
 
@@ -184,6 +204,8 @@ async def _run(args: argparse.Namespace, source: Any, instances: list[InstanceCo
         loop.add_signal_handler(sig, on_stop, sig.name)
     loop.add_signal_handler(signal.SIGHUP, source.reload, daemon, "SIGHUP")
     http = await _serve_http(args.http_address, daemon) if args.http_address != "none" else None
+    control = await _serve_control(args.control_socket, daemon)
+    release_freed_memory()  # the imports are done
     await done.wait()
     follower.cancel()
     if stop_task is not None:
@@ -191,6 +213,8 @@ async def _run(args: argparse.Namespace, source: Any, instances: list[InstanceCo
         await source.finish(daemon)
     if http is not None:
         await http.close()
+    if control is not None:
+        await control.close()
     log.info("stopped")
     return 0
 
@@ -215,6 +239,21 @@ async def _serve_http(address: str, daemon: Daemon) -> HttpServer | None:
         return None
     log.info("serving /healthz /readyz /metrics /status on %s:%d", *http.address)
     return http
+
+
+async def _serve_control(path: str | None, daemon: Daemon) -> ControlServer | None:
+    """The control socket (vrrpd/control.py), or None: not asked for, or not possible (logged)."""
+    if not path or path == "none":
+        return None
+    # aiohttp's import, in a thread as for the HTTP face (a no-op once that one loaded it)
+    await asyncio.to_thread(importlib.import_module, "aiohttp.web")
+    server = ControlServer(path, lambda names, release: daemon.switchover(names, release=release))
+    try:
+        await server.start()
+    except OSError as exc:
+        log.error("cannot open the control socket %s: %s; running without it", path, exc)
+        return None
+    return server
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -282,8 +321,9 @@ def format_status_table(status: Mapping[str, Any], *, now: float | None = None) 
     """The /status document as a table a person reads in a terminal.
 
     Expected shape (fields missing print as "-"): ``{"node": str, "instances": [{"name",
-    "state", "priority" (base), "effectivePriority", "master", "since" (Unix time, or an
-    RFC 3339 string), "reason", "probes": [{"name", "ok", "detail"}] or {name: {...}}}]}``.
+    "state", "held" (a switchover holds it), "priority" (base), "effectivePriority", "master",
+    "since" (Unix time, or an RFC 3339 string), "reason", "probes": [{"name", "ok",
+    "detail"}] or {name: {...}}}]}``.
     """
     now = time.time() if now is None else now
     header = ("INSTANCE", "STATE", "PRIORITY", "MASTER", "SINCE", "REASON", "PROBES")
@@ -297,7 +337,7 @@ def format_status_table(status: Mapping[str, Any], *, now: float | None = None) 
         rows.append(
             (
                 _cell(inst.get("name", inst.get("instance"))),
-                _cell(inst.get("state")),
+                _cell(inst.get("state")) + (" (held)" if inst.get("held") else ""),
                 f"{_cell(base)}/{_cell(effective)}",
                 _cell(inst.get("master")),
                 _since(inst.get("since"), now),
@@ -372,6 +412,8 @@ def _probes(value: Any) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     _setup_logging(args.node, args.log_format, args.verbose)
+    if args.control_socket is None:
+        args.control_socket = "none" if args.kube else DEFAULT_CONTROL
     if args.kube:
         return asyncio.run(_run_kube(args))
     if not args.config:
@@ -489,12 +531,6 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return demo.main(args.nodes, args.scenario, args.interval)
 
 
-def cmd_convert(args: argparse.Namespace) -> int:
-    from vrrpd.convert import cli
-
-    return cli(args.rest)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vrrpd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -525,6 +561,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=f"0.0.0.0:{env('VRRPD_HTTP_PORT')}" if env("VRRPD_HTTP_PORT") else DEFAULT_HTTP,
         help=f"HOST:PORT for /healthz /readyz /metrics /status (default {DEFAULT_HTTP}; none: off)",
     )  # fmt: skip
+    run.add_argument(
+        "--control-socket",
+        default=env("VRRPD_CONTROL_SOCKET"),
+        help=f"UNIX socket (mode 0600) for `vrrpd switchover` (default {DEFAULT_CONTROL}; with "
+        "--kube none: in a cluster a switchover goes through the API)",
+    )  # fmt: skip
     run.add_argument("--watch-interval", type=float, default=1.0, help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
 
@@ -551,14 +593,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print /status as JSON")
     status.set_defaults(func=cmd_status)
 
-    convert = sub.add_parser(
-        "convert",
-        help="print a keepalived.conf as VirtualIP YAML (warnings on stderr)",
-        add_help=False,
-    )
-    convert.add_argument("rest", nargs=argparse.REMAINDER,
-                         help="FILE|- [--node NAME] [--namespace NS]")  # fmt: skip
-    convert.set_defaults(func=cmd_convert)
+    add_switchover_parser(sub)
+    add_convert_parser(sub)
 
     scan = sub.add_parser("scan", help="list the VRRP routers heard on an interface (root)")
     scan.add_argument("--interface", "-i", required=True)
@@ -571,9 +607,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--nodes", type=int, default=3, help="number of nodes (2..9)")
     lab.add_argument(
         "--scenario",
-        choices=("link-down", "daemon-stop", "kill"),
+        choices=("link-down", "daemon-stop", "kill", "switchover"),
         default="link-down",
-        help="how the master fails",
+        help="how the master fails (switchover: it does not, the VIP is moved on purpose)",
     )
     lab.add_argument("--interval", default="100ms", help="advertInterval of the demo VIP")
     lab.set_defaults(func=cmd_lab)

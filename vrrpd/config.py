@@ -9,6 +9,8 @@ them from VirtualIP specs (`vrrpd.spec`); the daemon, the probe runners, notify 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
+from typing import ClassVar
 
 from vrrpd.limits import SMTP_PORT, IPAddress, IPInterface
 from vrrpd.vrrp.fsm import PreemptMode
@@ -26,6 +28,10 @@ class GarpConfig:
 class Check:
     """What a probe checks, resolved: one subclass per kind of check (the registry is
     `vrrpd.spec.probes.PROBE_KINDS`); the daemon's runners take them as they are."""
+
+    # True: the check reads a number that, times the weight, is the probe's effect on the
+    # priority (keepalived track_file), instead of passing or failing.
+    scaled: ClassVar[bool] = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +67,8 @@ class IcmpCheck(Check):
 @dataclass(frozen=True, slots=True)
 class FileCheck(Check):
     path: str  # absolute; keepalived track_file semantics
+
+    scaled: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +114,34 @@ class NotifyConfig:
     fault: tuple[str, ...] = ()
     stop: tuple[str, ...] = ()
     all: tuple[str, ...] = ()  # keepalived `notify`: argv + INSTANCE name state priority
+    fifo: str | None = None  # keepalived notify_fifo: a line per change, made if missing
     timeout_cs: int = 1000
     webhook: WebhookConfig | None = None
     email: EmailConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    """A route installed with the VIPs while MASTER (keepalived virtual_routes)."""
+
+    to: IPv4Network | IPv6Network
+    via: IPAddress | None = None
+    interface: str | None = None
+    source: IPAddress | None = None
+    table: int = 254  # main
+    metric: int | None = None
+    type: str = "unicast"  # or "blackhole", "unreachable", "prohibit" (rtnetlink's names)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleConfig:
+    """A policy routing rule installed with the VIPs while MASTER (keepalived virtual_rules)."""
+
+    family: int  # 4 or 6
+    source: IPv4Network | IPv6Network | None  # `from`
+    destination: IPv4Network | IPv6Network | None  # `to`
+    table: int
+    priority: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +161,7 @@ class InstanceConfig:
     advert_interval_cs: int
     addresses: tuple[IPInterface, ...]  # with prefix length, as put on the interface
     interface: str | None  # None: the interface whose subnet holds the first address
-    label: str | None  # IPv4 address label such as "eth0:0"
+    label: str | None  # IPv4 address label such as "eth0:0"; on `interface` only
     preempt: PreemptMode
     preempt_delay_cs: int
     accept: bool
@@ -141,7 +174,30 @@ class InstanceConfig:
     track_interfaces: tuple[str, ...] = ()  # any of them down -> FAULT
     sync_group: str | None = None  # "<namespace>/<syncGroup>": groups never span namespaces
     notify: NotifyConfig | None = None
+    sync_group_notify: NotifyConfig | None = None  # the group's own, once per group change
     readiness: str = "Healthy"  # "Healthy" or "Master" (the value of Readiness)
     # False: adverts whose address list differs are accepted (RFC 5798 §7.1 makes the check
     # a MAY), and a new address list is applied without restarting the instance.
     verify_addresses: bool = True
+    # A planned switchover asks this node to hold the VIP: the VirtualIP's annotation
+    # kubevrrp.io/switchover-to names it (vrrpd/switchover.py). Acted on when it changes.
+    hold: bool = False
+    # Addresses that go on another interface than the instance's (keepalived `dev` in
+    # virtual_ipaddress), by IP; the adverts still list them and go out on `interface`.
+    address_interfaces: tuple[tuple[IPAddress, str], ...] = ()
+    # Installed after the addresses on becoming MASTER, removed before them on leaving it.
+    routes: tuple[RouteConfig, ...] = ()
+    rules: tuple[RuleConfig, ...] = ()
+    # The VIPs go on a macvlan with the RFC 5798 virtual MAC, which sends the adverts too.
+    use_vmac: bool = False
+
+    def interface_of(self, address: IPInterface, ifname: str) -> str:
+        """The interface `address` goes on, `ifname` being the instance's (resolved)."""
+        return next((dev for ip, dev in self.address_interfaces if ip == address.ip), ifname)
+
+    def label_for(self, address: IPInterface, ifname: str) -> str | None:
+        """The label `address` gets on `ifname`: the IPv4 label on the instance's own
+        interface, none elsewhere (Linux wants a label to start with its interface's name)."""
+        if address.version != 4 or self.interface_of(address, ifname) != ifname:
+            return None
+        return self.label

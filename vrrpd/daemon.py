@@ -1,9 +1,12 @@
 """The asyncio driver: runs VRRP instances and carries out what their state machines decide.
 
-Each instance is a sans-I/O `VirtualRouter`; this module owns the one timer per instance
-(re-armed from `next_deadline()` after every event), the shared raw sockets (one per
-interface and family, demultiplexed by VRID), the netlink link events, gratuitous ARP /
-unsolicited NA bursts, live reload by difference, and the make-before-break shutdown.
+Each instance is a sans-I/O `VirtualRouter`. `Daemon` owns the instances: it starts them,
+reloads them by difference, shuts them down make-before-break, routes the netlink link
+events, the probes' results and the sync groups' moves to them, and answers for them
+(/status, health, readiness). What each event means is decided by pure modules: the FSM,
+`vrrpd.vrrp.receive` (which adverts a router hears) and `vrrpd.standing` (faults, probe
+weights, sync-group rules). Carrying out the FSM's actions (VIPs, adverts, GARP, the one
+timer per instance) is `vrrpd.effects`; the shared raw sockets are `vrrpd.wire`.
 """
 
 from __future__ import annotations
@@ -11,89 +14,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields, replace
 from ipaddress import ip_address
 from typing import Any
 
+from vrrpd import standing
 from vrrpd.config import InstanceConfig
-from vrrpd.limits import IPAddress, IPInterface
+from vrrpd.effects import Effects
+from vrrpd.groupnotify import GroupNotifiers
+from vrrpd.instance import Instance, SocketKey
+from vrrpd.limits import IPAddress
 from vrrpd.metrics import DaemonMetrics
+from vrrpd.noaccept import blocked_addresses
 from vrrpd.notify import Notifier
-from vrrpd.ports import AdvertSocket, Packet, Ports
-from vrrpd.probes.runners import ProbeOutcome, probe_for, run_forever
-from vrrpd.probes.tracking import (
-    Fault,
-    Pending,
-    Priority,
-    ProbeState,
-    ProbeTracker,
-    effective_priority,
-    shared_priority,
-)
+from vrrpd.ports import Packet, Ports
+from vrrpd.probes.tracking import tracker_for
+from vrrpd.supervisor import Supervisor
+from vrrpd.switchover import SwitchoverError, select
 from vrrpd.vrrp import packet
-from vrrpd.vrrp.fsm import (
-    Action,
-    AddAddresses,
-    Announce,
-    RemoveAddresses,
-    RouterConfig,
-    SendAdvertisement,
-    State,
-    Stopped,
-    Transition,
-    VirtualRouter,
-)
-from vrrpd.vrrp.splitbrain import Conflict, SplitBrainDetector
+from vrrpd.vrrp.fsm import Action, HoldRefused, RouterConfig, State, Transition, VirtualRouter
+from vrrpd.wire import Wire
 
 log = logging.getLogger("vrrpd")
-
-SocketKey = tuple[str, int]  # (interface, address family)
 
 
 class StartupError(Exception):
     """An instance cannot run on this host as configured (no interface, no address)."""
-
-
-@dataclass(eq=False)
-class Instance:
-    config: InstanceConfig
-    ifname: str
-    primary: IPAddress
-    rconfig: RouterConfig
-    router: VirtualRouter
-    timer: asyncio.TimerHandle | None = None
-    announcements: list[asyncio.TimerHandle] = field(default_factory=list)
-    stopped: asyncio.Future[None] | None = None
-    holds_addresses: bool = False
-    since: float = 0.0  # wall clock (Unix seconds) of the last transition, fixed there
-    last_reason: str = ""
-    transitions: int = 0
-    drops: dict[str, int] = field(default_factory=dict)
-    # Why the instance must be in FAULT, by source: "link", "interface <name>", "probes",
-    # "sync" (another member of its sync group is in FAULT). Empty: it may run.
-    faults: dict[str, str] = field(default_factory=dict)
-    trackers: dict[str, ProbeTracker] = field(default_factory=dict)
-    outcomes: dict[str, ProbeOutcome] = field(default_factory=dict)
-    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # probe loops by name
-    peers_seen: dict[str, tuple[int, float]] = field(default_factory=dict)
-    notifier: Notifier | None = None
-    # Actions waiting for an address change to reach the kernel (see Daemon._run).
-    effects: asyncio.Task[None] | None = None
-    split: SplitBrainDetector = field(default_factory=SplitBrainDetector)  # while MASTER
-
-    @property
-    def labels(self) -> dict[str, Any]:
-        """keepalived-exporter's labels for this instance."""
-        return {"iname": self.config.name, "intf": self.ifname, "vrid": self.config.vrid}
-
-    @property
-    def key(self) -> SocketKey:
-        return (self.ifname, self.config.family)
-
-    @property
-    def state(self) -> State:
-        return self.router.state
 
 
 @dataclass(frozen=True)
@@ -110,7 +57,18 @@ class ApplyResult:
 # the wire, other addresses or label another set of VIPs to hand over, another source
 # address another tie-breaker. (A different interface, which needs another socket, is
 # compared once resolved.) Everything else is applied in place: no re-election.
-RESTART_FIELDS = ("vrid", "version", "family", "addresses", "label", "source_address")
+RESTART_FIELDS = (
+    "vrid",
+    "version",
+    "family",
+    "addresses",
+    "label",
+    "source_address",
+    "address_interfaces",
+    "routes",
+    "rules",
+    "use_vmac",
+)
 
 
 class Daemon:
@@ -124,9 +82,30 @@ class Daemon:
         # Instances handing over (shutdown in progress) and the configs waiting for them.
         self._retiring: dict[str, Instance] = {}
         self._pending: dict[str, InstanceConfig] = {}
-        self._sockets: dict[SocketKey, AdvertSocket] = {}
+        self._wire = Wire(
+            ports,
+            self.metrics,
+            listeners=self._listeners,
+            hear=self._hear,
+            refused=lambda inst, advert, source, why: self._heard_master(inst, source, advert, why),
+        )
+        self._supervisor = Supervisor(
+            self.metrics, instances=self.instances.values, run=self._run, now=self.now
+        )
+        self._group_notifiers = GroupNotifiers(node)
+        self._effects = Effects(
+            ports,
+            self.metrics,
+            send=self._wire.send,
+            settled=self._settled,
+            before_add=self._before_add,
+            transitioned=self._transitioned,
+            ticked=self._ticked,
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
+        self._vmacs: set[str] = set()  # the virtual MAC interfaces made, deleted when unused
+        self._accept_sync: asyncio.Future[None] | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -150,9 +129,12 @@ class Daemon:
         vips = []
         for config in configs:
             ifname = self._resolve_interface(config)  # fail before touching the host
-            vips += [(ifname, address) for address in config.addresses]
+            vips += [(config.interface_of(a, ifname), a) for a in config.addresses]
         for ifname, address in await self.ports.addresses.remove_leftovers(vips):
             log_leftover(ifname, address)
+        if self.ports.routes is not None:
+            for what in await self.ports.routes.remove_leftovers():
+                log_leftover("the routing tables", what)
         if self.ports.links is not None:
             self.ports.links.subscribe(self._on_link_events)
         if self.ports.heard is not None:
@@ -165,6 +147,7 @@ class Daemon:
         re-election); only what makes another router (RESTART_FIELDS, the interface)
         restarts one, with a make-before-break handover."""
         wanted = {c.name: c for c in configs}
+        self._group_notifiers.update(wanted.values())
         added, removed, changed, unchanged, failed, restarted = [], [], [], [], [], []
         for name in list(self.instances):
             if name not in wanted:
@@ -203,6 +186,8 @@ class Daemon:
         for name in list(self._pending):
             if name not in wanted:
                 del self._pending[name]
+        if self.ports.firewall is not None:  # a reload may change what is blocked
+            self._accept_sync = asyncio.ensure_future(self._enforce_accept())
         result = ApplyResult(
             *(tuple(x) for x in (added, removed, changed, unchanged, failed, restarted))
         )
@@ -229,32 +214,91 @@ class Daemon:
             await asyncio.gather(*waits)
         if self._closing:  # the STOP notifications go out before we exit
             await asyncio.gather(*self._closing, return_exceptions=True)
+        await self._group_notifiers.aclose()
+        await self._enforce_accept()  # nothing runs: our table goes
         self.close()
 
     async def abort(self) -> None:
         """Second signal during a handover: drop the VIPs now and leave."""
         everyone = [*self.instances.values(), *self._retiring.values()]
         for inst in everyone:
-            self._cancel_timers(inst)
+            self._effects.cancel_timers(inst)
             if inst.effects is not None:
                 inst.effects.cancel()
         for inst in everyone:
             if inst.holds_addresses:
-                await self._remove_addresses(inst)
+                await self._effects.remove_addresses(inst)
             if inst.stopped is not None and not inst.stopped.done():
                 inst.stopped.set_result(None)
         self.instances.clear()
         self._retiring.clear()
+        await self._enforce_accept()
         self.close()
 
+    def _transitioned(self, inst: Instance, t: Transition) -> None:
+        if t.new != State.MASTER:
+            self._split_over(inst, t.reason)
+        if inst.config.sync_group is not None:  # the group's own notify (syncGroupNotify)
+            self._group_notifiers.member_changed(inst.config.sync_group, t.new, t.reason)
+
+    async def _before_add(self, inst: Instance) -> None:
+        if not inst.config.accept:  # blocked before the address exists, never after
+            await self._enforce_accept()
+
+    async def _enforce_accept(self) -> None:
+        """Accept_Mode false: the firewall blocks the VIPs of every no-accept instance that
+        runs or hands over (vrrpd.noaccept); a failure is logged and the VIPs still move."""
+        if self.ports.firewall is None:
+            return
+        running = [i.config for i in [*self.instances.values(), *self._retiring.values()]]
+        blocked = blocked_addresses(running)
+        try:
+            if await self.ports.firewall.block(blocked):
+                shown = ", ".join(sorted(map(str, blocked))) or "nothing"
+                log.info("accept: false: packets to %s are dropped", shown)
+        except OSError as exc:
+            log.error("accept: false is not enforced: %s", exc)
+
     def close(self) -> None:
-        for key in list(self._sockets):
-            self._close_socket(key)
+        self._wire.close()
+        for vmac in list(self._vmacs):
+            self._delete_vmac(vmac)
         self.ports.announcer.close()
         if self.ports.links is not None:
             self.ports.links.close()
         if self.ports.heard is not None:
             self.ports.heard.close()
+        if self.ports.routes is not None:
+            self.ports.routes.close()
+        if self.ports.vmacs is not None:
+            self.ports.vmacs.close()
+
+    def _delete_vmac(self, name: str) -> None:
+        self._vmacs.discard(name)
+        try:
+            if self.ports.vmacs is not None:
+                self.ports.vmacs.delete(name)
+        except OSError as exc:
+            log.error("cannot delete the virtual MAC interface %s: %s", name, exc)
+
+    def _vmac(self, config: InstanceConfig, ifname: str) -> str | None:
+        """The instance's virtual MAC interface, made on `ifname` (None without useVmac)."""
+        if not config.use_vmac:
+            return None
+        if self.ports.vmacs is None:
+            raise StartupError(f"{config.name}: virtual MAC interfaces cannot be made here")
+        for other in [*self.instances.values(), *self._retiring.values()]:
+            if other.vmac is not None and other.config.vrid == config.vrid:
+                raise StartupError(
+                    f"VRID {config.vrid}: {other.config.name} has the virtual MAC interface "
+                    f"{other.vmac} (on {other.ifname}) already; pick another spec.vrid"
+                )
+        try:
+            vmac = self.ports.vmacs.create(ifname, config.vrid, config.family)
+        except OSError as exc:
+            raise StartupError(f"{config.name}: {exc}") from exc
+        self._vmacs.add(vmac)
+        return vmac
 
     # ---------------------------------------------------------------- status
 
@@ -263,67 +307,43 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         """The /status document: every instance with why it is where it is."""
-        rows = []
-        for inst in sorted(self.instances.values(), key=lambda i: i.config.name):
-            master = inst.router.master_address
-            rows.append(
-                {
-                    "name": inst.config.name,
-                    "virtualip": inst.config.virtualip,
-                    "vrid": inst.config.vrid,
-                    "interface": inst.ifname,
-                    "addresses": [str(a) for a in inst.config.addresses],
-                    "state": str(inst.state),
-                    "priority": inst.config.priority,
-                    "effectivePriority": inst.router.effective_priority,
-                    "master": None if master is None else str(master),
-                    "since": inst.since,
-                    "reason": inst.last_reason,
-                    "faults": list(inst.faults.values()),
-                    "transitions": inst.transitions,
-                    "probes": [
-                        {
-                            "name": name,
-                            "state": str(tracker.state),
-                            "weight": tracker.weight,
-                            "ok": None if (o := inst.outcomes.get(name)) is None else o.ok,
-                            "detail": None if o is None else o.detail,
-                            "latencySeconds": None if o is None else round(o.latency_s, 6),
-                        }
-                        for name, tracker in inst.trackers.items()
-                    ],
-                    "peers": [
-                        {"address": addr, "priority": prio, "lastSeen": self._unix(seen)}
-                        for addr, (prio, seen) in sorted(inst.peers_seen.items())
-                    ],
-                    "drops": dict(inst.drops),
-                    "splitBrain": self._split_status(inst.split.conflict),
-                    "syncGroup": inst.config.sync_group,
-                    "readiness": inst.config.readiness,
-                }
-            )
-        return {"node": self.node, "instances": rows}
+        instances = sorted(self.instances.values(), key=lambda i: i.config.name)
+        return {"node": self.node, "instances": [i.status(self._unix) for i in instances]}
 
-    def _unhealthy(self, inst: Instance) -> str | None:
-        """Why this node is not a healthy candidate for the instance, or None."""
-        if inst.state == State.FAULT:
-            return f"in FAULT: {'; '.join(inst.faults.values())}"
-        down = [n for n, t in inst.trackers.items() if t.state != ProbeState.UP]
-        return f"probe {', '.join(down)} not passing" if down else None
+    def switchover(self, names: Sequence[str] = (), *, release: bool = False) -> dict[str, str]:
+        """Planned switchover: hold (take over and keep) or release the named instances
+        (none: all) with their sync-group siblings. What happened, by instance; a
+        SwitchoverError when a name is not known here."""
+        groups = {name: inst.config.sync_group for name, inst in self.instances.items()}
+        outcome = {}
+        for name in select(names, groups):
+            inst = self.instances[name]
+            router = inst.router
+            try:
+                if release:
+                    was_held = router.held
+                    actions = router.release(self.now(), "switchover released")
+                    ended = (
+                        f" (the last hold ended: {router.hold_ended})" if router.hold_ended else ""
+                    )
+                    outcome[name] = "released" if was_held else "not held" + ended
+                else:
+                    was = router.state
+                    actions = router.hold(self.now(), "switchover requested")
+                    outcome[name] = "held" + (", took over" if was is not State.MASTER else "")
+            except HoldRefused as exc:
+                outcome[name] = f"refused: {exc}"
+                continue
+            log.info("instance %s: switchover %s", name, outcome[name], extra={"instance": name})
+            self._run(inst, actions)
+        return outcome
 
     def health(self) -> dict[str, bool]:
-        return {name: self._unhealthy(inst) is None for name, inst in self.instances.items()}
+        return {name: standing.unhealthy(inst) is None for name, inst in self.instances.items()}
 
     def readiness(self) -> tuple[bool, str]:
         """Pod readiness: this node is a healthy candidate (Healthy) or holds the VIP (Master)."""
-        if not self.instances:
-            return False, "no VRRP instance configured for this node"
-        for inst in self.instances.values():
-            if (why := self._unhealthy(inst)) is not None:
-                return False, f"{inst.config.name}: {why}"
-            if inst.config.readiness == "Master" and inst.state != State.MASTER:
-                return False, f"{inst.config.name} is {inst.state}, readiness Master"
-        return True, f"{len(self.instances)} instance(s) healthy"
+        return standing.readiness(list(self.instances.values()))
 
     def _collect_priorities(self) -> None:
         for inst in self.instances.values():
@@ -352,6 +372,8 @@ class Daemon:
                     f"VRID {config.vrid} on {ifname} (IPv{config.family}) is already used by "
                     f"{other.config.name}; pick another spec.vrid"
                 )
+        if (config.routes or config.rules) and self.ports.routes is None:
+            raise StartupError(f"{config.name}: routes and rules cannot be installed here")
         primary = config.source_address or self.ports.addresses.primary_address(
             ifname, config.family
         )
@@ -361,8 +383,10 @@ class Daemon:
                 f"{config.name}: {ifname} has no IPv{config.family} address to send adverts "
                 "from" + (" (IPv6 needs a link-local address)" if config.family == 6 else "")
             )
+        vmac = self._vmac(config, ifname)
         rconfig = _router_config(config, primary or _unspecified(config.family))
         inst = Instance(
+            vmac=vmac,
             config=config,
             ifname=ifname,
             primary=rconfig.primary_address,
@@ -370,22 +394,21 @@ class Daemon:
             router=VirtualRouter(rconfig),
             since=time.time(),
         )
-        self._socket(key)
+        try:
+            self._wire.open(inst.key)
+        except BaseException:
+            if vmac is not None:
+                self._delete_vmac(vmac)
+            raise
         self.instances[config.name] = inst
         if config.notify is not None:
             inst.notifier = Notifier(
                 config.notify, instance=config.name, group=config.sync_group, node=self.node
             )
-        if not link_up:
-            inst.faults["link"] = f"link {ifname} down"
-        for name in config.track_interfaces:
-            if not self.ports.addresses.link_up(name):
-                inst.faults[f"interface {name}"] = f"tracked interface {name} down"
+        inst.faults = standing.link_faults(config, ifname, self.ports.addresses.link_up)
         for probe in config.probes:
-            inst.trackers[probe.name] = ProbeTracker(
-                probe.name, probe.rise, probe.fall, probe.weight
-            )
-        self._assess_probes(inst)
+            inst.trackers[probe.name] = tracker_for(probe)
+        self._supervisor.assess_probes(inst)
         log.info(
             "instance %s: VRID %d v%d on %s from %s, priority %d, advert %d cs, %s",
             config.name,
@@ -402,9 +425,8 @@ class Daemon:
             log.info(
                 "instance %s: waiting in FAULT: %s", config.name, "; ".join(inst.faults.values())
             )
-        for probe in config.probes:
-            inst.tasks[probe.name] = asyncio.create_task(self._probe_loop(inst, probe.name))
-        self._sync_faults(inst)
+        self._supervisor.start_probes(inst)
+        self._supervisor.sync_faults(inst)
         return inst
 
     def _restart_reason(self, inst: Instance, config: InstanceConfig) -> str | None:
@@ -432,10 +454,10 @@ class Daemon:
         ]
         log.info("instance %s: reconfigured in place, keeping %s (%s changed)",
                  config.name, inst.state, ", ".join(what))  # fmt: skip
-        regrouped = {*self._group(inst)}
+        regrouped = {*self._supervisor.group(inst)}
         inst.config = config
         inst.rconfig = _router_config(config, inst.primary)
-        regrouped.update(self._group(inst))
+        regrouped.update(self._supervisor.group(inst))
         if old.notify != config.notify:
             self._close_notifier(inst)
             inst.notifier = None
@@ -444,53 +466,28 @@ class Daemon:
                     config.notify, instance=config.name, group=config.sync_group, node=self.node
                 )
         if old.probes != config.probes:
-            self._replace_probes(inst, old)
-        for name in old.track_interfaces:
-            if name not in config.track_interfaces:
-                inst.faults.pop(f"interface {name}", None)
-        for name in config.track_interfaces:
-            if name not in old.track_interfaces and not self.ports.addresses.link_up(name):
-                inst.faults[f"interface {name}"] = f"tracked interface {name} down"
-        _, effective = self._probe_standing(inst)
+            self._supervisor.replace_probes(inst, old)
+        standing.retrack(inst.faults, old, config, self.ports.addresses.link_up)
+        _, effective = standing.probe_standing(inst, self._supervisor.group(inst))
         self._run(inst, inst.router.reconfigure(inst.rconfig, self.now(), effective=effective))
         for member in [inst, *regrouped]:
-            self._resync(member, "configuration changed")
+            self._supervisor.resync(member, "configuration changed")
+        if old.hold != config.hold:
+            self._hold_as_configured(inst)
 
-    def _resync(self, inst: Instance, why: str) -> None:
-        """Probe faults, weights and sync-group standing again, after a configuration change
-        of the instance or of a member of its old or new sync group."""
-        self._assess_probes(inst)
-        if not self._group(inst):
-            inst.faults.pop("sync", None)
-            inst.router.inhibit_preempt(False)
-        self._apply_faults(inst, why)
-        self._sync_faults(inst)
-        if inst.config.sync_group is not None:
-            self._hold_group(inst)
-
-    def _replace_probes(self, inst: Instance, old: InstanceConfig) -> None:
-        """Keep unchanged probes running; a changed one restarts with its state carried over
-        (keepalived keeps a script's state over a reload); a new one starts unheard."""
-        before = {p.name: p for p in old.probes}
-        wanted = {p.name: p for p in inst.config.probes}
-        for name, probe in before.items():
-            if wanted.get(name) != probe:
-                task = inst.tasks.pop(name, None)
-                if task is not None:
-                    task.cancel()
-            if name not in wanted:
-                inst.trackers.pop(name, None)
-                inst.outcomes.pop(name, None)
-        carried = {ProbeState.UP: True, ProbeState.DOWN: False, ProbeState.INIT: None}
-        for name, probe in wanted.items():
-            if before.get(name) == probe:
-                continue
-            previous = inst.trackers.get(name)
-            inst.trackers[name] = ProbeTracker(
-                name, probe.rise, probe.fall, probe.weight,
-                initially_up=None if previous is None else carried[previous.state],
-            )  # fmt: skip
-            inst.tasks[name] = asyncio.create_task(self._probe_loop(inst, name))
+    def _hold_as_configured(self, inst: Instance) -> None:
+        """The configuration asks this node to hold the VIP, or no longer does (the
+        VirtualIP's kubevrrp.io/switchover-to annotation): hold or release, as the
+        control socket would. Only a change acts: a hold that ended on a failure is not
+        taken again until the request is made again."""
+        try:
+            outcome = self.switchover([inst.config.name], release=not inst.config.hold)
+        except SwitchoverError as exc:  # the instance is gone meanwhile
+            log.warning("instance %s: switchover: %s", inst.config.name, exc)
+            return
+        for name, what in outcome.items():
+            if what.startswith("refused"):
+                log.warning("instance %s: switchover %s", name, what, extra={"instance": name})
 
     def _readdressable(self, inst: Instance, config: InstanceConfig) -> bool:
         """Only the address list of an instance that verifies no address list changed (and
@@ -507,7 +504,7 @@ class Daemon:
     def _readdress(self, inst: Instance, config: InstanceConfig) -> None:
         """A new address list in place: no re-election. Adverts carry the new list at once;
         a master takes the removed addresses off, puts the new ones on and announces them,
-        after whatever address change of the instance is still under way (see `_run`)."""
+        after whatever address change of the instance is still under way (see `Effects.run`)."""
         old = inst.config
         gone = [a for a in old.addresses if a not in config.addresses]
         new = [a for a in config.addresses if a not in old.addresses]
@@ -524,49 +521,7 @@ class Daemon:
         self.metrics.set_state(
             config.name, inst.ifname, config.vrid, (str(a) for a in config.addresses), inst.state
         )
-        inst.effects = self.loop.create_task(self._readdress_later(inst, gone, new, inst.effects))
-        inst.effects.add_done_callback(_report_failure)
-
-    async def _readdress_later(
-        self,
-        inst: Instance,
-        gone: list[IPInterface],
-        new: list[IPInterface],
-        before: asyncio.Task[None] | None,
-    ) -> None:
-        # Adding or removing what is (not) there already is a no-op: a pending AddAddresses
-        # of the instance adds the new list itself.
-        if before is not None:
-            await asyncio.wait([before])
-        try:
-            if not inst.holds_addresses:
-                return
-            label = inst.config.label if inst.config.family == 4 else None
-            for address in gone:
-                try:
-                    await self.ports.addresses.remove(inst.ifname, address)
-                except OSError as exc:
-                    log.error("instance %s: cannot remove %s: %s", inst.config.name, address, exc)
-            for address in new:
-                try:
-                    await self.ports.addresses.add(inst.ifname, address, label)
-                except OSError as exc:
-                    log.error("instance %s: cannot add %s: %s", inst.config.name, address, exc)
-            if inst.state == State.MASTER:
-                for _ in range(max(1, inst.config.garp.master_repeat)):
-                    for address in new:
-                        try:
-                            self.ports.announcer.announce(inst.ifname, address.ip)
-                        except OSError as exc:
-                            log.warning(
-                                "instance %s: announcing %s failed: %s",
-                                inst.config.name,
-                                address,
-                                exc,
-                            )
-        finally:
-            if inst.effects is asyncio.current_task():
-                inst.effects = None
+        self._effects.readdress(inst, gone, new)
 
     def _retire(self, inst: Instance, reason: str) -> None:
         log.info("instance %s: stopping (%s)", inst.config.name, reason)
@@ -575,7 +530,7 @@ class Daemon:
         self._run(inst, inst.router.shutdown(self.now()))
 
     def _finish(self, inst: Instance) -> None:
-        self._cancel_timers(inst)
+        self._effects.cancel_timers(inst)
         name = inst.config.name
         if self._retiring.get(name) is inst:
             del self._retiring[name]
@@ -584,7 +539,10 @@ class Daemon:
         self._close_notifier(inst)
         if inst.stopped is not None and not inst.stopped.done():
             inst.stopped.set_result(None)
-        self._drop_unused_sockets()
+        used = {i.key for i in [*self.instances.values(), *self._retiring.values()]}
+        self._wire.drop_unused(used)
+        for vmac in self._vmacs - {ifname for ifname, _ in used}:
+            self._delete_vmac(vmac)
         pending = self._pending.pop(name, None)
         if pending is not None and not self._stopping:
             try:
@@ -599,332 +557,31 @@ class Daemon:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
-    # ---------------------------------------------------------------- actions
+    # ---------------------------------------------------------------- effects and the wire
 
     def _run(self, inst: Instance, actions: list[Action]) -> None:
-        """Carry out what the state machine decided, in its order.
+        """Carry out what the state machine decided (vrrpd.effects)."""
+        self._effects.run(inst, actions)
 
-        Address changes are kernel round trips (coroutines): what follows one waits for it
-        (the gratuitous ARP and the first advert come after the VIP is on the interface,
-        the stop after it is off), and so does every later batch of the same instance, so
-        its effects never overtake one another. Batches without address changes (adverts,
-        nearly all of them) run at once when nothing of the instance is pending.
-        """
-        for action in actions:
-            if isinstance(action, Transition):
-                inst.since = time.time()
-                inst.last_reason = action.reason
-                inst.transitions += 1
-                if action.new != State.MASTER:
-                    self._cancel_announcements(inst)
-                    self._split_over(inst, action.reason)
-        if inst.effects is None and not any(self._waits(inst, a) for a in actions):
-            self._carry_out(inst, actions)
-            return
-        if inst.timer is not None:  # re-armed from the FSM's deadline once the batch is done
-            inst.timer.cancel()
-            inst.timer = None
-        inst.effects = self.loop.create_task(self._carry_out_later(inst, actions, inst.effects))
-        inst.effects.add_done_callback(_report_failure)
+    def deliver(self, key: SocketKey, pkt: Packet) -> None:
+        """One received datagram (vrrpd.wire: sorted out, counted, handed on)."""
+        self._wire.deliver(key, pkt)
 
-    def _waits(self, inst: Instance, action: Action) -> bool:
-        return isinstance(action, AddAddresses | RemoveAddresses) or (
-            isinstance(action, Stopped) and inst.holds_addresses
-        )
+    def _listeners(self, key: SocketKey) -> list[Instance]:
+        everyone = [*self.instances.values(), *self._retiring.values()]
+        return [i for i in everyone if i.key == key]
 
-    async def _carry_out_later(
-        self, inst: Instance, actions: list[Action], before: asyncio.Task[None] | None
-    ) -> None:
-        if before is not None:
-            await asyncio.wait([before])
-        start = 0
-        for k, action in enumerate(actions):
-            if self._waits(inst, action):
-                self._carry_out(inst, actions[start:k], last=False)
-                start = k if isinstance(action, Stopped) else k + 1
-                if isinstance(action, AddAddresses):
-                    await self._add_addresses(inst)
-                else:  # the FSM removes them before it stops; this guards against a leak
-                    await self._remove_addresses(inst)
-        if inst.effects is asyncio.current_task():
-            inst.effects = None
-        earlier = [a for a in actions[:start] if isinstance(a, Transition)]
-        self._carry_out(inst, actions[start:], earlier=earlier)
+    def _hear(self, inst: Instance, advert: packet.Advertisement, source: IPAddress) -> None:
+        inst.peers_seen[str(source)] = (advert.priority, self.now())
+        self._run(inst, inst.router.receive(advert, source, self.now()))
+        self._heard_master(inst, source, advert, None)
 
-    def _carry_out(
-        self,
-        inst: Instance,
-        actions: list[Action],
-        *,
-        last: bool = True,
-        earlier: list[Transition] | None = None,
-    ) -> None:
-        """Actions other than address changes. `last`: the end of the batch, whose
-        transitions (`earlier` ones included) are recorded here."""
-        moved = list(earlier or ())
-        # A batch that waited for the kernel may find its state already left (the link went
-        # down while the VIP was being added): no advert or GARP for a mastership now over.
-        ended = [a.new for a in (*moved, *actions) if isinstance(a, Transition)]
-        stale = bool(ended) and ended[-1] != inst.router.state
-        stopped = False
-        for action in actions:
-            if isinstance(action, SendAdvertisement | Announce) and stale:
-                continue
-            if isinstance(action, SendAdvertisement):
-                self._send(inst, action.advertisement)
-            elif isinstance(action, Transition):
-                moved.append(action)
-                if action.new != State.MASTER:  # again: an earlier batch may have announced
-                    self._cancel_announcements(inst)
-            elif isinstance(action, Announce):
-                self._schedule_announcements(inst)
-            elif isinstance(action, Stopped):
-                stopped = True
-                break
-        if not last:
-            return
-        if not stopped:
-            self._rearm(inst)
-        # Bookkeeping after the packets and addresses: a takeover is not slowed by logging.
-        for transition in moved:
-            self._record(inst, transition)
-        if stopped:
-            self._finish(inst)
-            return
-        for transition in moved:
-            self._sync_states(inst, transition)
-        if inst.config.sync_group is not None:
-            self._hold_group(inst)
+    # ---------------------------------------------------------------- split brain
 
-    def _record(self, inst: Instance, t: Transition) -> None:
-        name, intf, vrid = inst.config.name, inst.ifname, inst.config.vrid
-        self.metrics.record_transition(name, intf, vrid, t.old, t.new, time.time())
-        self.metrics.set_state(name, intf, vrid, (str(a) for a in inst.config.addresses), t.new)
-        if inst.notifier is not None:
-            inst.notifier.notify(t.new, inst.router.effective_priority, t.reason)
-        log.info(
-            "instance %s: %s -> %s (%s)",
-            name,
-            t.old,
-            t.new,
-            t.reason,
-            extra={"instance": name, "state": str(t.new), "old_state": str(t.old),
-                   "reason": t.reason},
-        )  # fmt: skip
-
-    def _rearm(self, inst: Instance) -> None:
-        if inst.timer is not None:
-            inst.timer.cancel()
-            inst.timer = None
-        deadline = inst.router.next_deadline()
-        if deadline is not None:
-            inst.timer = self.loop.call_at(deadline, self._on_timer, inst, deadline)
-
-    def _on_timer(self, inst: Instance, deadline: float) -> None:
-        inst.timer = None
-        # The loop may fire a hair before the deadline; the FSM must see it as due.
-        self._run(inst, inst.router.handle_timer(max(self.now(), deadline)))
+    def _ticked(self, inst: Instance) -> None:
         if inst.state == State.MASTER:  # a master's timer is its advert tick
             self._recheck_claims(inst)
             self._judge_split(inst)
-
-    def _cancel_timers(self, inst: Instance) -> None:
-        if inst.timer is not None:
-            inst.timer.cancel()
-            inst.timer = None
-        self._cancel_announcements(inst)
-        for task in inst.tasks.values():
-            task.cancel()
-        inst.tasks.clear()
-
-    def _send(self, inst: Instance, advert: packet.Advertisement) -> None:
-        sock = self._sockets.get(inst.key)
-        if sock is None:
-            return
-        if inst.config.unicast:
-            destinations: tuple[IPAddress, ...] = inst.config.peers
-        else:
-            destinations = (
-                packet.MULTICAST_V4 if inst.config.family == 4 else packet.MULTICAST_V6,
-            )
-        for destination in destinations:
-            try:
-                payload = packet.encode(advert, inst.primary, destination)
-                sock.send(payload, destination, inst.primary)
-                self.metrics.adverts_sent.labels(**inst.labels).inc()
-                if advert.priority == 0:
-                    self.metrics.priority_zero_sent.labels(**inst.labels).inc()
-            except OSError as exc:  # link down, no route: the FSM learns of it from netlink
-                log.debug(
-                    "instance %s: advert to %s not sent: %s", inst.config.name, destination, exc
-                )
-
-    async def _add_addresses(self, inst: Instance) -> None:
-        inst.holds_addresses = True  # first: an add cut short may still reach the kernel
-        for address in inst.config.addresses:
-            try:
-                await self.ports.addresses.add(
-                    inst.ifname, address, inst.config.label if inst.config.family == 4 else None
-                )
-            except OSError as exc:
-                log.error(
-                    "instance %s: cannot add %s to %s: %s",
-                    inst.config.name,
-                    address,
-                    inst.ifname,
-                    exc,
-                )
-
-    async def _remove_addresses(self, inst: Instance) -> None:
-        for address in inst.config.addresses:
-            try:
-                await self.ports.addresses.remove(inst.ifname, address)
-            except OSError as exc:
-                log.error(
-                    "instance %s: cannot remove %s from %s: %s",
-                    inst.config.name,
-                    address,
-                    inst.ifname,
-                    exc,
-                )
-        inst.holds_addresses = False
-
-    def _schedule_announcements(self, inst: Instance) -> None:
-        """keepalived's schedule: a burst now, another after garp master delay, then refreshes."""
-        self._cancel_announcements(inst)
-        garp = inst.config.garp
-        now = self.now()
-        starts = [now]
-        if garp.master_delay_cs:
-            starts.append(now + garp.master_delay_cs / 100)
-        for start in starts:
-            for k in range(garp.master_repeat):
-                at = start + k * garp.interval_cs / 100
-                if at <= now:
-                    self._announce(inst)
-                else:
-                    inst.announcements.append(self.loop.call_at(at, self._announce, inst))
-        if garp.master_refresh_cs:
-            inst.announcements.append(
-                self.loop.call_at(now + garp.master_refresh_cs / 100, self._refresh, inst)
-            )
-
-    def _refresh(self, inst: Instance) -> None:
-        if inst.state != State.MASTER:
-            return
-        for _ in range(max(1, inst.config.garp.master_repeat)):
-            self._announce(inst)
-        inst.announcements.append(
-            self.loop.call_later(inst.config.garp.master_refresh_cs / 100, self._refresh, inst)
-        )
-
-    def _announce(self, inst: Instance) -> None:
-        for address in inst.config.addresses:
-            try:
-                self.ports.announcer.announce(inst.ifname, address.ip)
-            except OSError as exc:
-                log.warning(
-                    "instance %s: announcing %s failed: %s", inst.config.name, address.ip, exc
-                )
-
-    def _cancel_announcements(self, inst: Instance) -> None:
-        for handle in inst.announcements:
-            handle.cancel()
-        inst.announcements.clear()
-
-    # ---------------------------------------------------------------- receiving
-
-    def _socket(self, key: SocketKey) -> AdvertSocket:
-        sock = self._sockets.get(key)
-        if sock is None:
-            sock = self.ports.open_socket(*key)
-            self._sockets[key] = sock
-            self.loop.add_reader(sock.fileno(), self._on_readable, key)
-        return sock
-
-    def _close_socket(self, key: SocketKey) -> None:
-        sock = self._sockets.pop(key)
-        if self._loop is not None:
-            self._loop.remove_reader(sock.fileno())
-        sock.close()
-
-    def _drop_unused_sockets(self) -> None:
-        used = {i.key for i in [*self.instances.values(), *self._retiring.values()]}
-        for key in list(self._sockets):
-            if key not in used:
-                self._close_socket(key)
-
-    def _on_readable(self, key: SocketKey) -> None:
-        sock = self._sockets.get(key)
-        if sock is None:
-            return
-        try:
-            packets = sock.receive()
-        except OSError as exc:
-            log.warning("receiving on %s IPv%d failed: %s", key[0], key[1], exc)
-            return
-        for pkt in packets:
-            self.deliver(key, pkt)
-
-    def deliver(self, key: SocketKey, pkt: Packet) -> None:
-        """One received datagram: decode, find the instance by VRID, check, hand to the FSM."""
-        candidates = [
-            i for i in [*self.instances.values(), *self._retiring.values()] if i.key == key
-        ]
-        if any(pkt.source == i.primary for i in candidates):
-            return  # our own advert looped back
-        result = packet.decode(
-            pkt.payload, source=pkt.source, destination=pkt.destination, ttl=pkt.ttl
-        )
-        if isinstance(result, packet.Dropped):
-            log.debug(
-                "dropped advert from %s on %s: %s (%s)",
-                pkt.source,
-                key[0],
-                result.reason,
-                result.detail,
-            )
-            return
-        for inst in candidates:
-            if inst.config.vrid != result.vrid:
-                continue
-            if inst.config.unicast and pkt.source not in inst.config.peers:
-                self._count_drop(inst, "peer", f"advert from {pkt.source}, not a configured peer")
-                self._heard_master(inst, pkt.source, result, "not a configured peer")
-                continue
-            drop = packet.check_instance(
-                result,
-                version=inst.config.version,
-                advert_interval_cs=inst.config.advert_interval_cs,
-                addresses=inst.rconfig.addresses if inst.config.verify_addresses else None,
-                auth_type=inst.rconfig.auth_type,
-                auth_data=inst.rconfig.auth_data,
-            )
-            if drop is not None:
-                self._count_drop(inst, drop.reason, f"from {pkt.source}: {drop.detail}")
-                self._heard_master(inst, pkt.source, result, f"{drop.reason}: {drop.detail}")
-                continue
-            self.metrics.adverts_received.labels(**inst.labels).inc()
-            if result.priority == 0:
-                self.metrics.priority_zero_received.labels(**inst.labels).inc()
-            inst.peers_seen[str(pkt.source)] = (result.priority, self.now())
-            self._run(inst, inst.router.receive(result, pkt.source, self.now()))
-            self._heard_master(inst, pkt.source, result, None)
-
-    def _count_drop(self, inst: Instance, reason: str, detail: str) -> None:
-        first = reason not in inst.drops
-        inst.drops[reason] = inst.drops.get(reason, 0) + 1
-        self.metrics.record_drop(inst.config.name, inst.ifname, inst.config.vrid, reason)
-        # A misconfigured peer repeats every advert interval: warn once, then debug.
-        log.log(
-            logging.WARNING if first else logging.DEBUG,
-            "instance %s: dropped advert (%s) %s",
-            inst.config.name,
-            reason,
-            detail,
-        )
-
-    # ---------------------------------------------------------------- split brain
 
     def _heard_master(
         self, inst: Instance, source: IPAddress, advert: packet.Advertisement, refused: str | None
@@ -982,15 +639,16 @@ class Daemon:
             self.metrics.record_split_brain(inst.config.name, None)
             log.info("instance %s: split brain over on this node: %s", inst.config.name, why)
 
-    def _split_status(self, conflict: Conflict | None) -> dict[str, Any] | None:
-        if conflict is None:
-            return None
-        return {
-            "evidence": conflict.evidence,
-            "peer": conflict.peer,
-            "detail": conflict.describe(),
-            "since": self._unix(conflict.since),
-        }
+    def _settled(self, inst: Instance, moved: list[Transition], stopped: bool) -> None:
+        """A batch of the instance's actions is done: the instance stopped, or its sync
+        group follows its transitions."""
+        if stopped:
+            self._finish(inst)
+            return
+        for transition in moved:
+            self._supervisor.sync_states(inst, transition)
+        if inst.config.sync_group is not None:
+            self._supervisor.hold_group(inst)
 
     # ---------------------------------------------------------------- links
 
@@ -1001,148 +659,19 @@ class Daemon:
             for inst in [*self.instances.values(), *self._retiring.values()]:
                 if inst.ifname == event.ifname:
                     if event.up and inst.primary.is_unspecified:
-                        inst.faults.pop("link", None)
+                        inst.faults.pop(standing.LINK, None)
                         self._restart_with_primary(inst)
                         continue
-                    reason = None if event.up else f"link {event.ifname} down"
-                    self._set_fault(inst, "link", reason, f"link {event.ifname} {state}")
+                    reason = None if event.up else standing.link_down(event.ifname)
+                    self._supervisor.set_fault(
+                        inst, standing.LINK, reason, f"link {event.ifname} {state}"
+                    )
                 if event.ifname in inst.config.track_interfaces:
-                    source = f"interface {event.ifname}"
-                    reason = None if event.up else f"tracked interface {event.ifname} down"
-                    self._set_fault(inst, source, reason, f"tracked interface {event.ifname} up")
-
-    # ---------------------------------------------------------------- faults and probes
-
-    def _set_fault(self, inst: Instance, source: str, reason: str | None, cleared: str) -> None:
-        """Set (reason) or clear (None) one fault source, then let the FSM know."""
-        if reason is None:
-            if inst.faults.pop(source, None) is None:
-                return
-        elif inst.faults.get(source) == reason:
-            return
-        else:
-            inst.faults[source] = reason
-        self._apply_faults(inst, cleared)
-        if source != "sync":
-            self._sync_faults(inst)
-
-    def _apply_faults(self, inst: Instance, cleared: str) -> None:
-        reason = "; ".join(inst.faults.values()) if inst.faults else cleared
-        self._run(inst, inst.router.set_fault(bool(inst.faults), reason, self.now()))
-
-    def _assess_probes(self, inst: Instance) -> None:
-        """keepalived's arithmetic: weights move the priority; a failing weight-0 probe, or
-        one not heard from yet, holds the instance in FAULT (see `_probe_standing`)."""
-        fault, effective = self._probe_standing(inst)
-        if fault is None:
-            inst.faults.pop("probes", None)
-        else:
-            inst.faults["probes"] = fault
-        if effective is not None:
-            self._run(inst, inst.router.set_priority(effective, self.now()))
-
-    def _probe_standing(self, inst: Instance) -> tuple[str | None, int | None]:
-        """Why the probes hold the instance in FAULT (None: they do not), and the effective
-        priority they give it (None: no probe touches it, the base priority stands); in a
-        sync group, with every member's weights (`shared_priority`).
-
-        A weight-0 probe not heard from yet holds an instance that has not joined (at start,
-        or in FAULT) as keepalived does; one added to a running instance by a reload does
-        not make it leave its state before the probe has said anything.
-        """
-        members = [inst, *self._group(inst)]
-        if not any(m.trackers for m in members):
-            return None, None
-        own = effective_priority(inst.config.priority, inst.trackers.values())
-        fault = None
-        if isinstance(own, Fault):
-            fault = "probe " + ", ".join(own.failing) + " failing"
-        elif isinstance(own, Pending) and inst.state in (State.INITIALIZE, State.FAULT):
-            fault = "waiting for probe " + ", ".join(own.awaiting)
-        shared = shared_priority(inst.config.priority, (m.trackers.values() for m in members))
-        return fault, shared.value if isinstance(shared, Priority) else None
-
-    async def _probe_loop(self, inst: Instance, name: str) -> None:
-        config = next(p for p in inst.config.probes if p.name == name)
-        probe = probe_for(config)
-        await run_forever(
-            probe.check, config.interval_cs / 100, lambda o: self._on_probe(inst, name, o)
-        )
-
-    def _on_probe(self, inst: Instance, name: str, outcome: ProbeOutcome) -> None:
-        if inst.router.state == State.STOPPED:
-            return
-        inst.outcomes[name] = outcome
-        self.metrics.record_probe(inst.config.name, name, outcome.ok, outcome.latency_s)
-        tracker = inst.trackers[name]
-        if not tracker.record(outcome.ok):
-            return
-        log.log(
-            logging.INFO if outcome.ok else logging.WARNING,
-            "instance %s: probe %s is %s (%s)",
-            inst.config.name,
-            name,
-            tracker.state,
-            outcome.detail,
-            extra={"instance": inst.config.name, "probe": name},
-        )
-        for member in [inst, *self._group(inst)]:
-            had = member.faults.get("probes")
-            self._assess_probes(member)
-            if member.faults.get("probes") != had:
-                self._apply_faults(member, f"probe {name} is {tracker.state}")
-        self._sync_faults(inst)
-
-    # ---------------------------------------------------------------- sync groups
-
-    def _group(self, inst: Instance) -> list[Instance]:
-        group = inst.config.sync_group
-        if group is None:
-            return []
-        return [
-            i for i in self.instances.values() if i is not inst and i.config.sync_group == group
-        ]
-
-    def _sync_faults(self, inst: Instance) -> None:
-        """A member with a fault of its own puts the whole group in FAULT (keepalived)."""
-        members = [inst, *self._group(inst)]
-        if len(members) < 2:
-            return
-        for member in members:
-            culprit = next(
-                (o for o in members if o is not member and any(k != "sync" for k in o.faults)),
-                None,
-            )
-            group = member.config.sync_group
-            reason = (
-                None if culprit is None else f"sync group {group}: {culprit.config.name} in FAULT"
-            )
-            self._set_fault(member, "sync", reason, f"sync group {group} clear")
-
-    def _hold_group(self, inst: Instance) -> None:
-        """While one member yields to a higher master, its siblings do not preempt."""
-        members = [inst, *self._group(inst)]
-        yielding = [
-            m
-            for m in members
-            if m.state == State.BACKUP
-            and (theirs := m.router.master_priority) is not None
-            and theirs > m.router.effective_priority
-        ]
-        for m in members:
-            m.router.inhibit_preempt(any(y is not m for y in yielding))
-
-    def _sync_states(self, inst: Instance, transition: Transition) -> None:
-        """Members follow one another into MASTER and back into BACKUP."""
-        group = inst.config.sync_group
-        now = self.now()
-        for member in self._group(inst):
-            if transition.new == State.MASTER:
-                why = f"sync group {group}: {inst.config.name} became MASTER"
-                self._run(member, member.router.sync_master(why, now))
-            elif transition.old == State.MASTER and transition.new == State.BACKUP:
-                why = f"sync group {group}: {inst.config.name} fell back to BACKUP"
-                self._run(member, member.router.sync_backup(why, now))
+                    source = standing.tracked(event.ifname)
+                    reason = None if event.up else standing.tracked_down(event.ifname)
+                    self._supervisor.set_fault(
+                        inst, source, reason, f"tracked interface {event.ifname} up"
+                    )
 
     def _restart_with_primary(self, inst: Instance) -> None:
         """An instance that started on a down link without an address learns it on link up."""
@@ -1155,7 +684,7 @@ class Daemon:
                 inst.config.family,
             )
             return
-        self._cancel_timers(inst)
+        self._effects.cancel_timers(inst)
         inst.primary = found
         inst.rconfig = replace(inst.rconfig, primary_address=found)
         inst.router = VirtualRouter(inst.rconfig)
@@ -1168,11 +697,6 @@ def log_leftover(ifname: str, address: object) -> None:
         address,
         ifname,
     )
-
-
-def _report_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and (exc := task.exception()) is not None:
-        log.error("carrying out state changes failed", exc_info=exc)
 
 
 def _router_config(config: InstanceConfig, primary: IPAddress) -> RouterConfig:

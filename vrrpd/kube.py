@@ -17,14 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import hashlib
-import importlib.util
 import json
 import logging
 import os
 import random
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,6 +35,9 @@ from urllib.parse import urlsplit
 import yaml
 
 from vrrpd.config import InstanceConfig
+from vrrpd.contract import CONFIG_KEY as CONFIG_KEY
+from vrrpd.contract import STATUS_ANNOTATION, InstanceRow, RefusedRow, Report, config_hash
+from vrrpd.lean import skip_package_init
 from vrrpd.resolve import instances_for_node
 from vrrpd.spec.errors import ConfigError
 from vrrpd.spec.load import (
@@ -53,8 +53,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vrrpd")
 
-CONFIG_KEY = "virtualips.yaml"
-STATUS_ANNOTATION = "kubevrrp.io/status"
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 LAST_GOOD = "virtualips.yaml"
 # The server ends each watch after a random time in this range (client-go's reflector does
@@ -111,15 +109,10 @@ def import_client_only() -> None:
     kubernetes/__init__.py imports config, dynamic, stream, leaderelection and informer, and
     with them requests, oauthlib and websocket-client, none of which the daemon uses:
     measured, `import kubernetes` adds 11.5 MB of RSS, the client and the watch alone
-    ~4 MB (the daemon's target is 60 MB in all). The package is entered in sys.modules
-    without running its __init__ (its __path__ is all a submodule import needs). For the
-    daemon's own process only, before anything imports kubernetes; otherwise a no-op.
+    ~4 MB (the daemon's target is 60 MB in all). For the daemon's own process only
+    (vrrpd.lean), before anything imports kubernetes; otherwise a no-op.
     """
-    if "kubernetes" in sys.modules:
-        return
-    spec = importlib.util.find_spec("kubernetes")
-    if spec is not None and spec.submodule_search_locations is not None:
-        sys.modules["kubernetes"] = importlib.util.module_from_spec(spec)
+    skip_package_init("kubernetes")
 
 
 class KubeApi:
@@ -359,7 +352,7 @@ class Refused:
     error: str
     previous: bool = False  # an earlier version of that VirtualIP still runs here
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> RefusedRow:
         return {
             "virtualip": self.virtualip,
             "document": self.document,
@@ -484,10 +477,10 @@ def report_document(
     config_hash: str | None,
     config_error: str | None,
     refused: Sequence[Refused],
-) -> dict[str, Any]:
+) -> Report:
     """The report without its `updated` stamp: what a reader cares about, and nothing that
     changes while the daemon's state does not (`since` is fixed at the transition)."""
-    rows = []
+    rows: list[InstanceRow] = []
     for row in status.get("instances", []):
         split = row.get("splitBrain")
         rows.append({
@@ -518,10 +511,10 @@ class Reporter:
         self, api: Api, call: Callable[..., Any], *, namespace: str, pod: str | None
     ) -> None:
         self.api, self.call, self.namespace, self.pod = api, call, namespace, pod
-        self.sent: dict[str, Any] | None = None
+        self.sent: Report | None = None
         self.last_patch = -float("inf")  # loop time
 
-    async def send(self, document: dict[str, Any], *, force: bool = False) -> bool:
+    async def send(self, document: Report, *, force: bool = False) -> bool:
         """Patch now if due; True when the report on the pod is `document`."""
         if self.pod is None or document == self.sent:
             return True
@@ -679,7 +672,7 @@ class ClusterSource:
             log.info("ConfigMap %s does not exist (yet): waiting for it", self.configmap)
             return []
         self.text = text
-        self._attempted = (self._hash(text), self._secrets_stamp())
+        self._attempted = (config_hash(text), self._secrets_stamp())
         self._select(text)
         return self.selection.instances
 
@@ -726,7 +719,7 @@ class ClusterSource:
         self._new_text.clear()
         if self.text is None:
             return
-        attempt = (self._hash(self.text), self._secrets_stamp())
+        attempt = (config_hash(self.text), self._secrets_stamp())
         if attempt == self._attempted:
             return
         self._attempted = attempt
@@ -762,13 +755,9 @@ class ClusterSource:
                 )
         self.error = None
         self.selection = selection
-        self.applied_hash = None if source else self._hash(text)
+        self.applied_hash = None if source else config_hash(text)
         self.keep(selection)
         return True
-
-    @staticmethod
-    def _hash(text: str) -> str:
-        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
     def _secrets_stamp(self) -> tuple[Any, ...]:
         """Changes when the kubelet updates the Secret volume (it swaps a ..data link)."""
@@ -806,7 +795,7 @@ class ClusterSource:
 
     # ---------------------------------------------------------------- reports
 
-    def report(self, daemon: Daemonish) -> dict[str, Any]:
+    def report(self, daemon: Daemonish) -> Report:
         return report_document(
             self.node, daemon.status(), daemon.health(), config_hash=self.applied_hash,
             config_error=self.error, refused=self.selection.refused,

@@ -1,7 +1,8 @@
 """The protocol's limits, named once: what RFC 5798 / 3768, Linux and keepalived allow.
 
 The spec's validators, the CRD generated from it, the codec, the state machine, probe
-tracking, `vrrpd convert` and the operator all bound values by these names. Pure: no
+tracking, `vrrpd convert` and the operator all bound values by these names, and
+`clamp_priority` is the one place an effective priority is brought within them. Pure: no
 imports beyond the address types every side passes around.
 """
 
@@ -22,6 +23,7 @@ PRIORITY_MIN = 1  # the lowest priority of a router that takes part
 # priorities (base + probe weights) are kept within PRIORITY_MIN..PRIORITY_BACKUP_MAX ...
 PRIORITY_BACKUP_MAX = 254
 PRIORITY_OWNER = 255  # ... while 255, the highest, is the router that owns the addresses
+
 ADDRESS_COUNT_MAX = 0xFF  # Count IPvX Addrs is one octet
 # What one advert carries per family: the count's octet, and for IPv6 a 1500-byte link:
 # 40 (IPv6 header) + 8 (VRRP header) + 16 n <= 1500.
@@ -55,3 +57,16 @@ SMTP_CONNECT_TIMEOUT_MAX_CS = 5 * 60 * 100
 SMTP_PORT = 25
 PORT_MIN, PORT_MAX = 1, 65535
 HTTP_STATUS_MIN, HTTP_STATUS_MAX = 100, 599
+
+
+# --- the one rule applying them ---------------------------------------------------------
+
+
+def clamp_priority(base: int, effective: int) -> int:
+    """The priority a router advertises, given its base and its effective priority (base
+    adjusted by probe weights): the address owner (base 255) keeps 255; any other router
+    stays within 1..254, never 0 (that resigns) nor 255 (that claims the addresses). The one
+    place this rule is applied: probe tracking and the state machine both call it."""
+    if base == PRIORITY_OWNER:
+        return PRIORITY_OWNER
+    return max(PRIORITY_MIN, min(PRIORITY_BACKUP_MAX, effective))

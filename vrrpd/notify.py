@@ -6,11 +6,14 @@ as a log line. Each of the three channels keeps its own ordered queue and worker
 webhook retrying for a minute never delays a script, and one instance's hanging script
 never delays another instance's (each instance has its own Notifier).
 
+The FIFO follows keepalived's notify_fifo: a line ``INSTANCE "<name>" <state> <priority>``
+written at once, without waiting (a FIFO nobody reads loses lines, never delays a state).
+
 Scripts follow keepalived: the per-state argv (notify_master, notify_backup, notify_fault,
 notify_stop) runs as given; the catch-all ``all`` argv (keepalived's ``notify``) gets
-``INSTANCE <name> <state> <priority>`` appended. The notify config lives on each VirtualIP,
-so there is no group-level script: keepalived's ``GROUP <name> ...`` form is never sent, and
-the sync group, when there is one, is in VRRPD_GROUP.
+``INSTANCE <name> <state> <priority>`` appended, or ``GROUP <name> <state> 0`` for a sync
+group's own notifier (`vrrpd.groupnotify`); a member's scripts find its group in
+VRRPD_GROUP.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import os
 import signal
 import socket
 import ssl
+import stat
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -162,6 +166,7 @@ class Notifier:
         *,
         instance: str,
         group: str | None = None,
+        kind: str = "INSTANCE",
         node: str | None = None,
         backoff_s: float = 0.5,
         ssl_context: ssl.SSLContext | None = None,
@@ -169,11 +174,13 @@ class Notifier:
         self.config = config
         self.instance = instance
         self.group = group
+        self.kind = kind  # "GROUP": a sync group's own notifier, `instance` its name
         self.node = node or socket.gethostname()
         self.backoff_s = backoff_s
         self.ssl_context = ssl_context
         self._previous: str | None = None
         self._closed = False
+        self._fifo: int | None = None  # the notify fifo's descriptor, opened on first use
         self._extra = {"instance": instance}
         self._scripts = _Channel("script", instance, self._run_scripts)
         self._webhook = _Channel("webhook", instance, self._post_webhook)
@@ -221,12 +228,28 @@ class Notifier:
         config = self.config
         if config is None:
             return
+        if config.fifo is not None:
+            self._write_fifo(config.fifo, fifo_line(self.kind, self.instance, word, priority))
         if config.all or _script_for(config, word):
             self._scripts.put(event)
         if config.webhook is not None:
             self._webhook.put(event)
         if config.email is not None and config.email.to:
             self._email.put(event)
+
+    def _write_fifo(self, path: str, line: str) -> None:
+        """keepalived's notify_fifo: one write of a whole line (atomic below PIPE_BUF, so
+        writers sharing the FIFO never interleave), never waiting for the reader."""
+        try:
+            if self._fifo is None:
+                self._fifo = open_fifo(path)
+            os.write(self._fifo, line.encode())
+        except BlockingIOError:
+            log.warning("%s: notify fifo %s is full (no reader keeps up): %r dropped",
+                        self.instance, path, line.strip(), extra=self._extra)  # fmt: skip
+        except OSError as exc:
+            log.error("%s: notify fifo %s: %s; %r not written", self.instance, path,
+                      describe(exc), line.strip(), extra=self._extra)  # fmt: skip
 
     @property
     def _channels(self) -> tuple[_Channel, ...]:
@@ -241,6 +264,9 @@ class Notifier:
         """Stop taking events; let queued ones finish for up to ``timeout`` seconds, then
         cancel them (a running script is killed with its process group)."""
         self._closed = True
+        if self._fifo is not None:
+            os.close(self._fifo)
+            self._fifo = None
         workers = [c.worker for c in self._channels if c.busy and c.worker is not None]
         if not workers:
             return
@@ -267,7 +293,7 @@ class Notifier:
             scripts.append(self._run_script(tuple(argv), event))
         if config.all:
             # keepalived's notify arguments: INSTANCE|GROUP, name, state, priority.
-            extra_args = ("INSTANCE", event.instance, event.state, str(event.priority))
+            extra_args = (self.kind, event.instance, event.state, str(event.priority))
             scripts.append(self._run_script((*config.all, *extra_args), event))
         # The state's script and the catch-all run side by side, as keepalived forks both;
         # the next event waits for both, so one instance's notifications stay in order.
@@ -559,6 +585,23 @@ class Notifier:
             problem,
             extra=self._extra,
         )
+
+
+def fifo_line(kind: str, name: str, state: str, priority: int) -> str:
+    """keepalived's notify_fifo line (vrrp_notify.c): INSTANCE "VI_1" MASTER 100."""
+    return f'{kind} "{name}" {state} {priority}\n'
+
+
+def open_fifo(path: str) -> int:
+    """Open the FIFO for writing without blocking, making it first if missing (as keepalived:
+    mode 0644, read-write so that opening does not wait for a reader, no symlink)."""
+    with contextlib.suppress(FileExistsError):
+        os.mkfifo(path, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path} exists and is not a FIFO (remove it, or pick another path)")
+    return fd
 
 
 def _script_for(config: NotifyConfig, state: str) -> Sequence[str]:

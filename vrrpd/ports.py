@@ -6,10 +6,11 @@ tests pass fakes. Nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Set
 from dataclasses import dataclass
 from typing import Protocol
 
+from vrrpd.config import RouteConfig, RuleConfig
 from vrrpd.limits import IPAddress, IPInterface
 
 
@@ -49,6 +50,27 @@ class AddressPort(Protocol):
     def link_up(self, ifname: str) -> bool: ...
 
 
+class RoutePort(Protocol):
+    """Routes and rules that follow the VIPs; changes are done when the kernel has
+    acknowledged them, and return False when there was nothing to do."""
+
+    async def add_route(self, route: RouteConfig) -> bool: ...
+    async def remove_route(self, route: RouteConfig) -> bool: ...
+    async def add_rule(self, rule: RuleConfig) -> bool: ...
+    async def remove_rule(self, rule: RuleConfig) -> bool: ...
+    async def remove_leftovers(self) -> list[str]: ...
+    def close(self) -> None: ...
+
+
+class VmacPort(Protocol):
+    """Virtual MAC interfaces (macvlans with the RFC 5798 MAC); synchronous, as launching
+    an instance is."""
+
+    def create(self, base: str, vrid: int, family: int) -> str: ...
+    def delete(self, name: str) -> bool: ...
+    def close(self) -> None: ...
+
+
 class AnnouncerPort(Protocol):
     def announce(self, ifname: str, address: IPAddress) -> None: ...
     def close(self) -> None: ...
@@ -85,6 +107,12 @@ class AnnouncementPort(Protocol):
     def close(self) -> None: ...
 
 
+class FirewallPort(Protocol):
+    """Accept_Mode false: drops what is sent to these addresses (vrrpd.net.nft)."""
+
+    async def block(self, addresses: Set[IPAddress]) -> bool: ...
+
+
 class SocketFactory(Protocol):
     def __call__(self, ifname: str, family: int) -> AdvertSocket: ...
 
@@ -96,3 +124,6 @@ class Ports:
     announcer: AnnouncerPort
     links: LinkPort | None = None
     heard: AnnouncementPort | None = None  # None: split brain is seen from adverts only
+    routes: RoutePort | None = None  # None: an instance with routes or rules cannot start
+    vmacs: VmacPort | None = None  # None: an instance with useVmac cannot start
+    firewall: FirewallPort | None = None  # None: accept: false is not enforced (tests' fakes)

@@ -12,6 +12,7 @@ from vrrpd.config import InstanceConfig
 from vrrpd.spec.errors import ConfigError
 from vrrpd.spec.fields import family_name
 from vrrpd.spec.virtualip import VirtualIP
+from vrrpd.switchover import SWITCHOVER_TO
 
 
 def instances_for_node(
@@ -23,12 +24,14 @@ def instances_for_node(
     with node_labels None (labels unknown, as in a standalone file) every node takes part.
     Priority: the first nodePriorities entry matching the node (by nodeName, or by
     nodeSelector against node_labels; with node_labels None selectors never match), else
-    spec.priority. The node's own entry in spec.peers gives the source address; the other
-    entries of that family are the peers. Probes, tracked interfaces, sync group, notify
-    and readiness are the same for every instance of a VirtualIP (the sync group is
-    qualified by namespace: "<namespace>/<syncGroup>"). Raises ConfigError (all problems)
-    when a VirtualIP cannot run here: vrid unset, a secretRef unresolved, a unicast node
-    absent from spec.peers.
+    spec.priority. An address of spec.addressInterfaces goes on its interface, which is
+    then tracked; routes and rules go to the instance of their family. The node's own
+    entry in spec.peers gives the source address; the other entries of that family are
+    the peers. Probes, tracked interfaces, sync group, notify and readiness are the same
+    for every instance of a VirtualIP (the sync group is qualified by namespace:
+    "<namespace>/<syncGroup>"). Raises ConfigError (all problems) when a VirtualIP
+    cannot run here: vrid unset, a secretRef unresolved, a unicast node absent from
+    spec.peers.
     """
     problems: list[str] = []
     instances: list[InstanceConfig] = []
@@ -54,10 +57,18 @@ def instances_for_node(
         priority = spec.priority_for(node, node_labels)
         probes = tuple(probe.to_config() for probe in spec.probes)
         notify = None if spec.notify is None else spec.notify.to_config()
+        group_notify = spec.sync_group_notify
         sync_group = (
             None if spec.sync_group is None else f"{vip.metadata.namespace}/{spec.sync_group}"
         )
         for family in spec.families:
+            moved = tuple(
+                (e.address, e.interface)
+                for e in spec.address_interfaces
+                if e.address.version == family
+            )
+            # keepalived watches an address's interface too (unless no_track)
+            tracked = tuple(dict.fromkeys(spec.track_interfaces + tuple(dev for _, dev in moved)))
             peers = [p for p in spec.peers if p.address.version == family]
             own = next((p.address for p in peers if p.node_name == node), None)
             if spec.unicast and own is None:
@@ -87,11 +98,17 @@ def instances_for_node(
                     auth_password=password,
                     garp=spec.garp.to_config(),
                     probes=probes,
-                    track_interfaces=spec.track_interfaces,
+                    track_interfaces=tracked,
                     sync_group=sync_group,
                     notify=notify,
+                    sync_group_notify=None if group_notify is None else group_notify.to_config(),
                     readiness=spec.readiness.value,
                     verify_addresses=spec.verify_addresses,
+                    hold=vip.metadata.annotations.get(SWITCHOVER_TO) == node,
+                    address_interfaces=moved,
+                    routes=tuple(r.to_config() for r in spec.routes if r.family == family),
+                    rules=tuple(r.to_config() for r in spec.rules if r.family == family),
+                    use_vmac=spec.use_vmac,
                 )
             )
     if problems:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import ip_address
 from typing import Any, Literal
 
-from vrrpd.config import InstanceConfig
+from vrrpd.config import InstanceConfig, ProbeConfig
 from vrrpd.limits import PRIORITY_OWNER, PROBE_WEIGHT_MAX, IPAddress
 from vrrpd.probes.tracking import (
     Fault,
@@ -49,6 +49,7 @@ from vrrpd.probes.tracking import (
     ProbeTracker,
     effective_priority,
     shared_priority,
+    weighing_members,
 )
 from vrrpd.resolve import instances_for_node
 from vrrpd.spec.errors import ConfigError
@@ -277,10 +278,18 @@ class _NodeModel:
         return list(seen.items())
 
 
+def _tracker(label: str, probe: ProbeConfig, weight: int, *, failed: bool) -> ProbeTracker:
+    """A probe in the steady state or failed; a file probe (keepalived track_file) fails by
+    holding 1, the drain convention, and is steady at 0."""
+    if probe.check.scaled:
+        return ProbeTracker(label, 1, 1, weight, scaled=True, value=int(failed))
+    return ProbeTracker(label, probe.rise, probe.fall, weight, initially_up=not failed)
+
+
 def _standing(
     model: _NodeModel, failures: Iterable[Failure], weights: Mapping[ProbeKey, int]
 ) -> Standing:
-    """What the daemon's _assess_probes and _sync_faults make of these failures on the node."""
+    """What vrrpd.standing (probe_standing, sync_fault) makes of these failures on the node."""
     here = [f for f in failures if f.node == model.node]
     base = model.config.priority
     if any(f.kind == "node" for f in here):
@@ -293,6 +302,7 @@ def _standing(
         if f.kind == "interface" and f.name in model.interfaces
     ]
     trackers: list[list[ProbeTracker]] = []
+    counted = weighing_members(model.members, lambda m: m.virtualip)
     for member in model.members:
         own = []
         for probe in member.probes:
@@ -301,10 +311,9 @@ def _standing(
                 probe.name if member.virtualip == own_vip else f"{member.virtualip}/{probe.name}"
             )
             weight = weights.get(key, probe.weight)
-            own.append(
-                ProbeTracker(label, probe.rise, probe.fall, weight, initially_up=key not in failing)
-            )
-        trackers.append(own)
+            own.append(_tracker(label, probe, weight, failed=key in failing))
+        if member in counted:
+            trackers.append(own)
         result = effective_priority(member.priority, own)
         if isinstance(result, Fault):
             failing_probes = ", ".join(result.failing)
@@ -591,6 +600,10 @@ class _Analyser:
                 what = "backups fewer" if several else "a backup fewer"
             elif any(failed[n].priority < steady[n].priority for n in touched):
                 what = "weaker backups" if several else "a weaker backup"
+            elif any(failed[n].priority > steady[n].priority for n in touched):
+                # a file probe's number can raise it (track_file: number times weight)
+                stronger = "stronger backups" if several else "a stronger backup"
+                what = f"{stronger}, still below {holder}"
             else:
                 what = "no change in priority"
             return f"{what}: {holder} keeps the VIP"

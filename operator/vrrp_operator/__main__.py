@@ -20,6 +20,7 @@ import random
 import sys
 from typing import Any
 
+import aiohttp
 import kopf
 
 from vrrp_operator.handlers import VERSION, Runtime, register
@@ -29,6 +30,7 @@ from vrrp_operator.settings import OperatorSettings, SettingsError
 
 EXIT_SETTINGS = 2  # a variable has a wrong value
 EXIT_CLUSTER = 1  # the cluster lacks something the operator needs, or cannot be reached
+API_CONNECTIONS = 32  # kopf's connections to the API server: its watches and its requests
 PEERING_KIND = "ClusterKopfPeering"
 
 log = logging.getLogger("vrrp_operator")
@@ -95,13 +97,42 @@ async def _peering_mode(client: KubeClient, settings: OperatorSettings) -> tuple
     return logging.INFO, f"{settings.peering} through {peering}: of several replicas one acts"
 
 
+def bounded_session(info: kopf.ConnectionInfo) -> kopf.AiohttpSession:
+    """kopf's connection to the API server with at most API_CONNECTIONS connections.
+
+    kopf's own session opens as many as it has requests in flight: 500 VirtualIPs created
+    at once meant hundreds of TLS connections at the same moment, each with its handshake
+    and buffers, and the memory they took (about 50 MB) stayed with the process after they
+    closed. Requests beyond the limit wait for a connection; the watch streams hold one
+    each, so the limit leaves room for many more than kopf watches."""
+    connector = aiohttp.TCPConnector(limit=API_CONNECTIONS, ssl=info.as_ssl_context())
+    session = aiohttp.ClientSession(
+        connector=connector,
+        headers=info.as_http_headers(),
+        proxy=info.proxy_url,
+        trust_env=info.trust_env,
+    )
+    return kopf.AiohttpSession(
+        aiohttp_session=session,
+        server=info.server,
+        default_namespace=info.default_namespace,
+        expiration=info.expiration,
+        priority=info.priority,
+    )
+
+
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         settings = OperatorSettings.from_env(os.environ)
     except SettingsError as exc:
         print(f"vrrp-operator: {exc}", file=sys.stderr)
         return EXIT_SETTINGS
+    level = logging.getLevelName(settings.log_level.upper())
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # kopf says at INFO that each handler succeeded, for every object and every event; what
+    # changed is in our own lines, and kopf's problems are warnings and errors. At debug,
+    # every handler run is shown (kopf: "... is invoked").
+    logging.getLogger("kopf.objects").setLevel(min(level, logging.WARNING))
     from kubernetes.config import ConfigException
 
     try:
@@ -123,8 +154,9 @@ def main() -> int:
     # kopf adds its default login only to its default registry: the same credentials as
     # KubeClient.default (service account, else kubeconfig), through the official client.
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        return kopf.login_via_client(**kwargs)
+    async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
+        info = await asyncio.to_thread(kopf.login_via_client, **kwargs)
+        return None if info is None else bounded_session(info)
 
     register(registry, Runtime(settings, client))
     priority = settings.peering_priority

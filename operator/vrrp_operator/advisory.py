@@ -7,8 +7,8 @@ analysed with the members that share its nodes. Only warnings reach the conditio
 (ties between equal base priorities, a third node that takes over only after two
 failures, ...) are what `vrrpd explain` is for.
 
-Analyses are memoised on the documents they read: a status timer asks every few seconds,
-a VirtualIP's documents change only with its spec or its nodes.
+Analyses are memoised on the documents they read: the operator asks after every new
+rendering, a VirtualIP's documents change only with its spec or its nodes.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from vrrp_operator.render import Rendered, object_key
+from vrrp_operator.render import Rendered
 from vrrpd.config import InstanceConfig
 from vrrpd.resolve import instances_for_node
 from vrrpd.spec.errors import ConfigError
@@ -26,6 +26,13 @@ from vrrpd.spec.load import parse_virtualip
 from vrrpd.whatif import analyse_all, warnings_text
 
 CACHE_SIZE = 2048  # VirtualIPs (or sync groups) whose last analysis is kept
+
+
+def advisories(rendered: Rendered) -> dict[str, tuple[str, ...] | None]:
+    """`advisory` of every VirtualIP render placed. The first analysis of a VirtualIP costs
+    milliseconds of CPU (the operator runs this in a worker thread); later ones are lookups
+    while its documents stay the same."""
+    return {key: advisory(rendered, key) for key in rendered.placements}
 
 
 def advisory(rendered: Rendered, key: str) -> tuple[str, ...] | None:
@@ -36,21 +43,17 @@ def advisory(rendered: Rendered, key: str) -> tuple[str, ...] | None:
         return None
     namespace = key.split("/", 1)[0]
     per_node: dict[str, list[Mapping[str, Any]]] = {}
-    for node in placement.nodes:
-        config = rendered.nodes.get(node)
-        if config is None:
-            continue
-        own = next((d for d in config.documents if object_key(d) == key), None)
-        if own is None:
-            continue
+    for node, own in rendered.documents.get(key, {}).items():
         group = own["spec"].get("syncGroup")
+        if group is None:
+            per_node[node] = [own]
+            continue
         per_node[node] = [
             d
-            for d in config.documents
+            for d in rendered.nodes[node].documents
             if d is own
             or (
-                group is not None
-                and (d.get("metadata") or {}).get("namespace") == namespace
+                (d.get("metadata") or {}).get("namespace") == namespace
                 and d["spec"].get("syncGroup") == group
             )
         ]

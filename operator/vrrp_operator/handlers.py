@@ -1,12 +1,10 @@
-"""kopf handlers: thin glue between watch events and the pure core (render, plan, status).
+"""kopf handlers: they register, keep kopf's indexes and delegate; nothing else.
 
-One reconcile renders every VirtualIP over every node and applies the difference; any event
-that can change the result (a VirtualIP, a Node, a daemon Pod) requests it, and concurrent
-requests coalesce into one run (`Reconciler`). kopf indexes hold the cluster state, so a
-reconcile reads no VirtualIP or Node from the API; kopf fills them before any handler runs,
-so the first reconcile already sees every object. Daemon ConfigMaps, Secrets and Pods are
-listed in the operator's namespace on each run (never stale, and no cluster-wide watch on
-Secrets). Each VirtualIP's timer aggregates its status from the daemon pods' reports.
+Every event that can change the rendering (a VirtualIP, a Node, a daemon Pod, a
+LoadBalancer Service) asks the reconcile of runtime.py for a run; a daemon pod's report
+wakes the status writer (status_writer.py), which keeps one kopf daemon per VirtualIP; the
+pool path registers its own (lbhandlers.py). The kopf settings the operator needs
+(finalizer, peering, watch selectors, retries) are set here, at start-up.
 
 All writes happen inside kopf handlers, so kopf peering pauses them: of two replicas, only
 the one with the highest priority acts.
@@ -14,78 +12,38 @@ the one with the highest priority acts.
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
-import functools
 import itertools
-import json
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Iterator, Mapping
 from typing import Any
 
 import kopf
 
-from vrrp_operator.advisory import advisory
-from vrrp_operator.kube import FIELD_MANAGER, ApiError, KubeClient
-from vrrp_operator.lbhandlers import PoolPath, plain, register_pools
-from vrrp_operator.lbhandlers import index_values as _values
-from vrrp_operator.manifests import manifests
+from vrrp_operator import switchover
+from vrrp_operator.kube import FIELD_MANAGER, ApiError
+from vrrp_operator.lbhandlers import register_pools
 from vrrp_operator.objects import (
     DAEMON_LABELS,
     GROUP,
     Node,
     PodInfo,
-    is_daemon_object,
     node_from_object,
+    plain,
     pod_from_object,
 )
-from vrrp_operator.render import (
-    NodeConfig,
-    Rendered,
-    allocated_vrids,
-    object_key,
-    render,
-    secret_refs,
-)
-from vrrp_operator.rollout import Create, Delete, Existing, Patch, plan
-from vrrp_operator.services import (
-    ingress_patch,
-    pooled,
-    referenced_services,
-    release_patch,
-    service_ingress,
-)
-from vrrp_operator.settings import OperatorSettings
-from vrrp_operator.status import (
-    REPORT_LAG_S,
-    NodeReport,
-    aggregate_status,
-    events,
-    master_lost,
-    masters,
-    parse_report,
-    reports_from_pods,
-    status_patch,
-)
+from vrrp_operator.render import object_key
+from vrrp_operator.runtime import LABEL_SELECTOR, RESYNC_RETRY_S, Reconciler, Runtime
+from vrrpd.switchover import SWITCHOVER_TO
 
 VERSION = "v1alpha1"
 PLURAL = "virtualips"
 FINALIZER = f"{GROUP}/finalizer"
-LABEL_SELECTOR = ",".join(f"{k}={v}" for k, v in DAEMON_LABELS.items())
-FAILED_POD_BACKOFF_S = (5.0, 300.0)  # first and longest wait before recreating a failed pod
-RESYNC_RETRY_S = 5.0  # a resync that failed is tried again after this long
 
 log = logging.getLogger("vrrp_operator")
 
-
-@functools.lru_cache(maxsize=4096)
-def _parse_report(node: str, text: str | None, *, pod_phase: str = "Running") -> NodeReport:
-    # Every status timer reads every node's report; they change far less often.
-    return parse_report(node, text, pod_phase=pod_phase)
+# Runtime and Reconciler live in runtime.py; importable from here as they always were.
+__all__ = ["FINALIZER", "PLURAL", "RESYNC_RETRY_S", "VERSION", "Reconciler", "Runtime", "register"]
 
 
 class RetryForever:
@@ -100,322 +58,6 @@ class RetryForever:
     def __iter__(self) -> Iterator[float]:
         yield from (1.0, 2.0)
         yield from itertools.repeat(3.0)
-
-
-class Reconciler:
-    """Runs the reconcile once for any number of concurrent requests.
-
-    A request waits for the run that starts after it (that run reads the indexes as they
-    are by then); runs never overlap. A run that fails leaves the requests pending, so the
-    next waiter runs again, and the error reaches the caller (kopf retries VirtualIP
-    handlers). A resync (`max_age`) is skipped while the last run is younger than
-    `max_age`, and for RESYNC_RETRY_S after a failed one: every VirtualIP's timer asks for
-    it, and while the API server is away they must not each try and log.
-    """
-
-    def __init__(self, run: Callable[[], Awaitable[None]]) -> None:
-        self._run = run
-        self._lock = asyncio.Lock()
-        self._requested = 0
-        self._done = 0
-        self.last_success: float | None = None
-        self.last_failure: float | None = None
-        self.runs = 0
-
-    def _fresh(self, max_age: float | None) -> bool:
-        if max_age is None:
-            return False
-        now = asyncio.get_running_loop().time()
-        succeeded = self.last_success is not None and now - self.last_success < max_age
-        failed = self.last_failure is not None and now - self.last_failure < RESYNC_RETRY_S
-        return succeeded or failed
-
-    async def request(self, *, max_age: float | None = None) -> None:
-        if self._fresh(max_age):
-            return
-        self._requested += 1
-        ticket = self._requested
-        async with self._lock:
-            if self._done >= ticket:
-                return
-            if self._fresh(max_age):
-                return  # a resync ran (or failed) while this one waited
-            covered = self._requested
-            self.runs += 1
-            try:
-                await self._run()
-            except Exception:
-                self.last_failure = asyncio.get_running_loop().time()
-                raise
-            self._done = covered
-            self.last_success = asyncio.get_running_loop().time()
-
-
-@dataclass
-class Runtime:
-    """The operator's state between handler calls (one per operator process)."""
-
-    settings: OperatorSettings
-    client: KubeClient
-    rendered: Rendered | None = None
-    indexes: dict[str, Any] = field(default_factory=dict)  # kopf indexes, kept live
-    deleting: set[str] = field(default_factory=set)  # VirtualIPs whose finalizer runs
-    nodes_seen: dict[str, Node] = field(default_factory=dict)
-    pods_seen: dict[str, PodInfo] = field(default_factory=dict)
-    failed_pods: dict[str, tuple[int, float]] = field(default_factory=dict)  # node -> (n, t)
-    # What this process last wrote, per VirtualIP: the body kopf hands a timer may not show
-    # our own last patch yet, and re-sending it under load feeds a storm of watch events.
-    written_status: dict[str, tuple[dict[str, Any], float]] = field(default_factory=dict)
-    written_vrids: dict[str, int] = field(default_factory=dict)
-    master_lost_at: dict[str, float] = field(default_factory=dict)  # loop time; master_lost
-    reconciler: Reconciler = field(init=False)
-    pools: PoolPath = field(init=False)  # LoadBalancer Services from VirtualIPPools
-    _rendered_for: tuple[str, Rendered] | None = field(default=None, init=False, repr=False)
-    _manifests_for: dict[str, tuple[str, list[dict[str, Any]]]] = field(
-        default_factory=dict, init=False, repr=False
-    )
-
-    def _node_manifests(self, config: NodeConfig) -> list[dict[str, Any]]:
-        """manifests() for one node, reused while its configuration is the same (dumping the
-        YAML of every node on every run is most of a reconcile's CPU)."""
-        key = json.dumps(
-            [config.documents, sorted(config.secret_data.items()), config.node_uid,
-             config.advert_intervals_cs],
-            default=str,
-        )  # fmt: skip
-        cached = self._manifests_for.get(config.node)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        objs = manifests(config, self.settings.daemon)
-        self._manifests_for[config.node] = (key, objs)
-        return objs
-
-    def __post_init__(self) -> None:
-        self.reconciler = Reconciler(self._reconcile)
-        self.pools = PoolPath(
-            self.client, self.settings.namespace, self.settings.default_load_balancer_class
-        )
-
-    def remember(self, kwargs: Mapping[str, Any]) -> None:
-        """Keep the kopf indexes passed to a handler (the same live objects every time)."""
-        for name in ("vip_index", "node_index", "daemon_pod_index", "lb_service_index"):
-            if name in kwargs:
-                self.indexes[name] = kwargs[name]
-        self.pools.remember(kwargs)
-
-    # --- reading the indexes -------------------------------------------------------------
-
-    def virtualips(self) -> list[dict[str, Any]]:
-        return [
-            v for v in _values(self.indexes.get("vip_index")) if object_key(v) not in self.deleting
-        ]
-
-    def nodes(self) -> list[Node]:
-        return _values(self.indexes.get("node_index"))
-
-    def daemon_pods(self) -> list[PodInfo]:
-        return _values(self.indexes.get("daemon_pod_index"))
-
-    def lb_services(self) -> list[dict[str, Any]]:
-        return _values(self.indexes.get("lb_service_index"))
-
-    def reports(self) -> dict[str, NodeReport]:
-        return reports_from_pods(self.daemon_pods(), parse=_parse_report)
-
-    # --- reconcile -----------------------------------------------------------------------
-
-    async def _secrets(
-        self, vips: Iterable[Mapping[str, Any]]
-    ) -> dict[tuple[str, str], dict[str, bytes]]:
-        out: dict[tuple[str, str], dict[str, bytes]] = {}
-        refs = sorted(secret_refs(vips))
-        objs = await asyncio.gather(*(self.client.get("Secret", ns, name) for ns, name in refs))
-        for (namespace, name), obj in zip(refs, objs, strict=True):
-            if obj is None:
-                continue
-            data: dict[str, bytes] = {}
-            for key, value in (obj.get("data") or {}).items():
-                try:
-                    data[key] = base64.b64decode(value, validate=True)
-                except (binascii.Error, TypeError):
-                    continue
-            out[(namespace, name)] = data
-        return out
-
-    async def _reconcile(self) -> None:
-        started = asyncio.get_running_loop().time()
-        settings = self.settings
-        vips = self.virtualips()
-        nodes = self.nodes()
-        secrets = await self._secrets(vips)
-        # The pools' instances go to render beside the hand-written VirtualIPs, as VirtualIP
-        # documents; a VirtualIP naming an address a Service holds is left out (blocked).
-        lb = await self.pools.plan(vips)
-        placed = [v for v in vips if object_key(v) not in lb.allocation.blocked]
-        placed.extend(lb.documents)
-        allocated = {**allocated_vrids(vips), **lb.recorded_vrids}
-        # Most runs follow an event that changed nothing render reads (kopf re-running a
-        # handler, a pod event, our own status.vrid arriving, a resync): reuse the last
-        # rendering when its inputs match, and each node's manifests when its config does.
-        inputs = _render_inputs(placed, nodes, secrets) + json.dumps(
-            sorted((k, sorted(v)) for k, v in lb.only.items())
-        )
-        last = self._rendered_for
-        if last is not None and last[0] == inputs and _agrees(allocated, last[1]):
-            rendered = last[1]
-        else:
-            rendered = render(
-                placed, nodes, secrets, allocated, options=settings.render, only=lb.only
-            )
-            self._rendered_for = (inputs, rendered)
-        if lb.allocation.blocked:
-            rendered = replace(rendered, invalid=(*rendered.invalid, *lb.blocked_findings()))
-        desired = {n: self._node_manifests(c) for n, c in rendered.nodes.items()}
-        self.rendered = rendered
-        await self._record_vrids(vips, rendered)
-
-        namespace = settings.namespace
-
-        async def listed(kind: str) -> dict[str, dict[str, Any]]:
-            objs = await self.client.list(kind, namespace, LABEL_SELECTOR)
-            # kmock ignores labelSelector; a real server does not, and this costs nothing.
-            return {o["metadata"]["name"]: o for o in objs if is_daemon_object(o)}
-
-        config_maps, secrets_, pods = await asyncio.gather(
-            listed("ConfigMap"), listed("Secret"), listed("Pod")
-        )
-        existing = Existing(config_maps=config_maps, secrets=secrets_, pods=pods)
-        reports = reports_from_pods(
-            (pod_from_object(p) for p in existing.pods.values()), parse=_parse_report
-        )
-        now = asyncio.get_running_loop().time()
-        hold = {
-            node
-            for node, (count, when) in self.failed_pods.items()
-            if now < when + min(FAILED_POD_BACKOFF_S[0] * 2 ** (count - 1), FAILED_POD_BACKOFF_S[1])
-        }
-        the_plan = plan(
-            desired,
-            existing,
-            reports,
-            masters(reports),
-            hold=hold,
-            unreachable={n.name for n in nodes if not n.ready},
-        )
-        for why in the_plan.waiting:
-            log.debug("waiting: %s", why)
-        # The plan's order matters between kinds (Secrets, ConfigMaps, Pods, deletions), not
-        # within one: each group goes out concurrently, the groups one after the other.
-        for group in _groups(the_plan.actions):
-            await asyncio.gather(*(self._apply(a, existing) for a in group))
-        await self._publish_services(rendered)
-        await self.pools.publish(lb, rendered, reports)
-        log.info(
-            "reconciled %d VirtualIPs over %d nodes: %d actions, %d waiting, %.3f s",
-            len(vips),
-            len(nodes),
-            len(the_plan.actions),
-            len(the_plan.waiting),
-            asyncio.get_running_loop().time() - started,
-        )
-
-    async def _record_vrids(self, vips: list[dict[str, Any]], rendered: Rendered) -> None:
-        """status.vrid keeps an allocation across restarts: write it before it is used."""
-        by_key = {object_key(v): v for v in vips}
-        for key, placement in rendered.placements.items():
-            obj = by_key.get(key)
-            if obj is None or not placement.allocated or placement.vrid is None:
-                continue
-            if placement.vrid in (
-                (obj.get("status") or {}).get("vrid"),
-                self.written_vrids.get(key),
-            ):
-                continue
-            namespace, name = key.split("/", 1)
-            try:
-                await self.client.patch(
-                    "VirtualIP",
-                    namespace,
-                    name,
-                    {"status": {"vrid": placement.vrid}},
-                    subresource="status",
-                )
-            except ApiError as exc:
-                if exc.status != 404:  # deleted meanwhile: nothing to record
-                    raise
-
-    async def _apply(self, action: Create | Patch | Delete, existing: Existing) -> None:
-        if isinstance(action, Create):
-            log.info("create %s %s: %s", action.kind, action.name, action.reason)
-            try:
-                await self.client.create(action.obj)
-            except ApiError as exc:
-                if exc.status != 409:  # created meanwhile: the next run compares it
-                    raise
-        elif isinstance(action, Patch):
-            log.info("patch %s %s: %s", action.kind, action.name, action.reason)
-            try:
-                await self.client.patch(action.kind, action.namespace, action.name, action.patch)
-            except ApiError as exc:
-                if exc.status != 404:
-                    raise
-        else:
-            log.info("delete %s %s: %s", action.kind, action.name, action.reason)
-            if action.kind == "Pod" and "recreate" in action.reason:
-                node = str((existing.pods[action.name].get("spec") or {}).get("nodeName", ""))
-                count, _ = self.failed_pods.get(node, (0, 0.0))
-                self.failed_pods[node] = (count + 1, asyncio.get_running_loop().time())
-            await self.client.delete(action.kind, action.namespace, action.name)
-
-    async def _publish_services(self, rendered: Rendered) -> None:
-        referenced = referenced_services(self.virtualips())
-        for service in self.lb_services():
-            await self.publish_service(service, rendered, referenced)
-
-    async def publish_service(
-        self,
-        service: Mapping[str, Any],
-        rendered: Rendered,
-        referenced: Collection[str] | None = None,
-    ) -> None:
-        if referenced is None:
-            referenced = referenced_services(self.virtualips())
-        if pooled(service, referenced, self.settings.default_load_balancer_class):
-            return  # the pool path's (lbhandlers.py)
-        wanted = service_ingress(service, rendered.placements)
-        if wanted is None:
-            return
-        patch = ingress_patch(service, wanted)
-        if patch is None:
-            return
-        meta = service["metadata"]
-        log.info("service %s/%s ingress -> %s", meta.get("namespace"), meta["name"], wanted)
-        try:
-            await self.client.patch(
-                "Service", meta.get("namespace"), meta["name"], patch, subresource="status"
-            )
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
-
-    async def release_service(self, namespace: str | None, name: str, addresses: list[str]) -> None:
-        """A VirtualIP no longer points at a class-less Service: take its addresses out."""
-        service = await self.client.get("Service", namespace, name)
-        if service is None or (service.get("spec") or {}).get("loadBalancerClass") is not None:
-            return  # a kubevrrp.io/vrrp Service is kept up to date by the reconcile
-        patch = release_patch(service, addresses)
-        if patch is not None:
-            await self.client.patch("Service", namespace, name, patch, subresource="status")
-
-    def still_reported(self, key: str) -> list[str]:
-        """Nodes whose running daemon still reports an instance of the VirtualIP."""
-        reports = self.reports()
-        prefix = f"{key}/"
-        return sorted(
-            node
-            for node, report in reports.items()
-            if report.pod_running and any(name.startswith(prefix) for name in report.instances)
-        )
 
 
 def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
@@ -442,20 +84,28 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         settings.peering.clusterwide = True
         settings.peering.mandatory = runtime.settings.peering == "mandatory"
         settings.peering.standalone = runtime.settings.peering == "standalone"
+        # The status followers return within a moment of being stopped (a write in flight).
+        settings.background.instant_exit_timeout = 2.0
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.networking.error_backoffs = RetryForever()
+        # Only the daemon pods of our namespace, filtered by the API server: kopf's `labels`
+        # and `when` filters below are client-side, after every pod of the cluster arrived.
+        pods = ("", "v1", "pods")
+        settings.watching.label_selectors[pods] = LABEL_SELECTOR
+        settings.watching.field_selectors[pods] = f"metadata.namespace={runtime.settings.namespace}"
 
     # --- indexes: the cluster state a reconcile reads ------------------------------------
 
     # Explicit ids: kopf passes each index to every handler as a keyword argument named
     # after its id, and the default id of a nested function is "register.<locals>.name".
+    # Async: kopf runs a sync handler in a worker thread, an index function on every event.
     @kopf.index(GROUP, VERSION, PLURAL, id="vip_index", registry=registry)
-    def vip_index(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-        return {object_key(body): plain(body)}
+    async def vip_index(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+        return {object_key(body): _without_bookkeeping(body)}
 
     @kopf.index("", "v1", "nodes", id="node_index", registry=registry)
-    def node_index(body: kopf.Body, **_: Any) -> dict[str, Node]:
+    async def node_index(body: kopf.Body, **_: Any) -> dict[str, Node]:
         node = node_from_object(body)
         return {node.name: node}
 
@@ -468,7 +118,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         id="daemon_pod_index",
         registry=registry,
     )
-    def daemon_pod_index(body: kopf.Body, **_: Any) -> dict[str, PodInfo]:
+    async def daemon_pod_index(body: kopf.Body, **_: Any) -> dict[str, PodInfo]:
         pod = pod_from_object(body)
         return {pod.name: pod}
 
@@ -481,7 +131,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         id="lb_service_index",
         registry=registry,
     )
-    def lb_service_index(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    async def lb_service_index(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
         return {object_key(body): plain(body)}
 
     # --- VirtualIPs ----------------------------------------------------------------------
@@ -495,113 +145,63 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
     async def virtualip_updated(old: Any, new: Any, namespace: str | None, **kwargs: Any) -> None:
         runtime.remember(kwargs)
-        await runtime.reconciler.request()
-        before = ((old.get("spec") or {}).get("serviceRef") or {}).get("name")
-        after = ((new.get("spec") or {}).get("serviceRef") or {}).get("name")
-        if before and before != after:
-            await runtime.release_service(
-                namespace, before, list((old.get("spec") or {}).get("addresses") or [])
-            )
+        await runtime.virtualip_updated(old, new, namespace)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
     async def virtualip_deleted(body: kopf.Body, namespace: str | None, **kwargs: Any) -> None:
         runtime.remember(kwargs)
         key = object_key(body)
-        runtime.deleting.add(key)
-        await runtime.reconciler.request()
         # The ConfigMaps no longer hold it; wait (bounded) until the daemons dropped it, so
         # the object disappears only when its VIPs did.
+        holders = await runtime.virtualip_deleting(key)
         elapsed = kwargs.get("runtime")  # kopf: time since this handler first ran
         waited = elapsed.total_seconds() if elapsed is not None else 0.0
-        holders = runtime.still_reported(key)
         if holders and waited < settings.delete_timeout_s:
             raise kopf.TemporaryError(f"waiting for {', '.join(holders)} to drop the VIP", delay=1)
         if holders:
             kopf.warn(body, reason="DeleteTimeout", message=f"{', '.join(holders)} still report it")
-        ref = ((body.get("spec") or {}).get("serviceRef") or {}).get("name")
-        if ref:
-            await runtime.release_service(
-                namespace, ref, list((body.get("spec") or {}).get("addresses") or [])
-            )
-        runtime.deleting.discard(key)
-        runtime.written_status.pop(key, None)
-        runtime.written_vrids.pop(key, None)
-        runtime.master_lost_at.pop(key, None)
+        await runtime.virtualip_deleted(key, namespace, plain(body))
 
-    @kopf.timer(GROUP, VERSION, PLURAL, interval=settings.status_interval_s, registry=registry)
-    async def virtualip_status(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+    # The status follower of each VirtualIP (status_writer.py): kopf stops it on deletion
+    # and while peering pauses the operator; its resync is the periodic reconcile (Secret
+    # rotation, missed events, a failed pod's backoff ended).
+    @kopf.daemon(
+        GROUP, VERSION, PLURAL, id="virtualip_status", cancellation_timeout=10.0, registry=registry
+    )
+    async def virtualip_status(body: kopf.Body, stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
         runtime.remember(kwargs)
-        # The timers double as the periodic resync (Secret rotation, missed events). One
-        # that fails (the API server away) is tried again on the next round; the status
-        # still follows the daemons' reports meanwhile (a timer that raised would wait
-        # kopf's backoff of a minute).
-        await _quietly(runtime.reconciler.request(max_age=settings.resync_interval_s))
-        rendered = runtime.rendered
-        # Stopping (operator exit, peering pause): a status patch now would race the exit.
-        stopped = kwargs.get("stopped")  # kopf's DaemonStopped flag
-        if rendered is None or stopped or body.get("metadata", {}).get("deletionTimestamp"):
-            return
-        obj = plain(body)
-        key = object_key(obj)
-        seen = obj.get("status") or {}
-        written, written_at = runtime.written_status.get(key, (None, 0.0))
-        old = written if written is not None else seen
-        obj["status"] = old  # transition times and counts continue from what we wrote
-        now = datetime.now(UTC)
-        new = aggregate_status(
-            obj,
-            runtime.reports(),
-            now,
-            placement=rendered.placements.get(key),
-            findings=rendered.findings(key),
-            advisory=advisory(rendered, key),
+        await runtime.statuses.follow(
+            body,
+            stopped,
+            runtime.reports,
+            lambda: _quietly(runtime.reconciler.request(max_age=settings.resync_interval_s)),
         )
-        if not master_lost(old, new):
-            runtime.master_lost_at.pop(key, None)
-        else:
-            moment = asyncio.get_running_loop().time()
-            if moment - runtime.master_lost_at.setdefault(key, moment) < REPORT_LAG_S:
-                return  # the new master's first report may be on its way: wait for it
-        changes = status_patch(old, new)
-        # Re-assert what we wrote when the object still disagrees after a resync interval
-        # (someone else changed status); sooner, the body is merely behind our own patch.
-        stale = now.timestamp() - written_at > settings.resync_interval_s
-        if not changes and stale and status_patch(seen, new):
-            changes = status_patch(seen, new)
-        for name, value in changes.items():
-            patch.status[name] = value
-        if changes or written is None:
-            runtime.written_status[key] = (new, now.timestamp())
-        for reason, kind, message in events(old, new):
-            kopf.event(body, type=kind, reason=reason, message=message)
 
     # --- what else changes the rendering -------------------------------------------------
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def virtualip_event(body: kopf.Body, **kwargs: Any) -> None:
+        # kopf hands no change of an annotation under its own prefix (kubevrrp.io/) to the
+        # change handlers: a switchover request (kubevrrp.io/switchover-to) is seen here.
+        rendered, obj = runtime.rendered, plain(body)
+        if rendered is None:
+            return
+        if switchover.outdated(obj, rendered, runtime.nodes()):
+            await _quietly(runtime.reconciler.request())
+        if switchover.shown_differently(obj):
+            runtime.statuses.wake([object_key(obj)])
 
     @kopf.on.event("", "v1", "nodes", registry=registry)
     async def node_event(event: Mapping[str, Any], body: kopf.Body, **kwargs: Any) -> None:
         runtime.remember(kwargs)
-        node = node_from_object(body)
-        if event.get("type") == "DELETED":
-            runtime.nodes_seen.pop(node.name, None)
-        elif runtime.nodes_seen.get(node.name) == node:
-            return  # a heartbeat: nothing render reads changed
-        else:
-            runtime.nodes_seen[node.name] = node
-        await _quietly(runtime.reconciler.request())
+        if runtime.node_changed(node_from_object(body), gone=event.get("type") == "DELETED"):
+            await _quietly(runtime.reconciler.request())
 
     @kopf.on.event("", "v1", "pods", labels=dict(DAEMON_LABELS), when=ours, registry=registry)
     async def daemon_pod_event(event: Mapping[str, Any], body: kopf.Body, **kwargs: Any) -> None:
         runtime.remember(kwargs)
-        pod = pod_from_object(body).without_report()
-        if event.get("type") == "DELETED":
-            runtime.pods_seen.pop(pod.name, None)
-        elif runtime.pods_seen.get(pod.name) == pod:
-            return  # only the daemon's report changed: the status timers read it
-        else:
-            runtime.pods_seen[pod.name] = pod
-            if pod.running:
-                runtime.failed_pods.pop(pod.node, None)
-        await _quietly(runtime.reconciler.request())
+        if runtime.pod_changed(pod_from_object(body), gone=event.get("type") == "DELETED"):
+            await _quietly(runtime.reconciler.request())
 
     @kopf.on.event("", "v1", "services", field="spec.type", value="LoadBalancer", registry=registry)
     async def lb_service_event(event: Mapping[str, Any], body: kopf.Body, **kwargs: Any) -> None:
@@ -620,50 +220,18 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     )
 
 
-def _agrees(allocated: Mapping[str, int], rendered: Rendered) -> bool:
-    """The recorded VRIDs are the ones `rendered` used (typically: it chose them)."""
-    for key, vrid in allocated.items():
-        placement = rendered.placements.get(key)
-        if placement is None or placement.vrid != vrid:
-            return False
-    return True
-
-
-def _render_inputs(
-    vips: list[dict[str, Any]],
-    nodes: list[Node],
-    secrets: Mapping[tuple[str, str], Mapping[str, bytes]],
-) -> str:
-    """Everything render reads but the recorded VRIDs (see `_agrees`), as one string."""
-    parts = [
-        (
-            object_key(v),
-            (v.get("metadata") or {}).get("creationTimestamp"),
-            (v.get("metadata") or {}).get("deletionTimestamp"),
-            v.get("spec"),
-        )
-        for v in vips
-    ]
-    return json.dumps(
-        [
-            sorted(parts, key=lambda p: p[0]),
-            sorted(repr(n) for n in nodes),
-            sorted((f"{ns}/{name}", sorted(d.items())) for (ns, name), d in secrets.items()),
-        ],
-        sort_keys=True,
-        default=repr,
-    )
-
-
-def _groups(actions: list[Create | Patch | Delete]) -> list[list[Create | Patch | Delete]]:
-    """Consecutive actions of one kind and verb, in plan order."""
-    groups: list[list[Create | Patch | Delete]] = []
-    for action in actions:
-        if groups and (type(groups[-1][0]), groups[-1][0].kind) == (type(action), action.kind):
-            groups[-1].append(action)
-        else:
-            groups.append([action])
-    return groups
+def _without_bookkeeping(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A VirtualIP as render and the reconcile read it: without managedFields and the
+    annotations they do not read (kopf's last-handled-configuration repeats the spec),
+    which 500 objects' worth of index would otherwise keep in memory. A switchover request
+    (kubevrrp.io/switchover-to) stays: the reconcile carries it to the daemons."""
+    obj = plain(body)
+    meta = obj.get("metadata") or {}
+    meta.pop("managedFields", None)
+    kept = {k: v for k, v in (meta.pop("annotations", None) or {}).items() if k == SWITCHOVER_TO}
+    if kept:
+        meta["annotations"] = kept
+    return dict(obj)
 
 
 async def _quietly(work: Awaitable[None]) -> None:

@@ -29,7 +29,7 @@ from vrrp_operator.loadbalancing import (
     service_conditions,
     slice_nodes,
 )
-from vrrp_operator.objects import GROUP
+from vrrp_operator.objects import GROUP, plain
 from vrrp_operator.pools import POOL_PLURAL
 from vrrp_operator.render import Rendered, object_key
 from vrrp_operator.services import (
@@ -385,12 +385,3 @@ def register_pools(
         if event.get("type") == "DELETED":
             path.service_memo.pop(key, None)
         await quietly(request())
-
-
-def plain(value: Any) -> Any:
-    """A deep copy of a kopf body (read-only views) as plain dicts and lists."""
-    if isinstance(value, Mapping):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value

@@ -34,7 +34,8 @@ from vrrp_operator.objects import (
     daemon_name,
     node_label_value,
 )
-from vrrp_operator.render import CONFIG_KEY, NodeConfig
+from vrrp_operator.render import NodeConfig
+from vrrpd.contract import CONFIG_KEY
 
 CONTAINER = "vrrpd"
 STATE_DIR = "/var/lib/kube-vrrp"  # hostPath: the last good configuration survives restarts

@@ -13,20 +13,31 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address
 from typing import Any
 
+from vrrpd.contract import CONFIG_HASH_ANNOTATION, STATUS_ANNOTATION
 from vrrpd.limits import IPAddress
+from vrrpd.spec import API_GROUP
 
 APP_NAME = "kube-vrrp"
 COMPONENT = "daemon"
-GROUP = "kubevrrp.io"
+GROUP = API_GROUP
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_NODE = f"{GROUP}/node"
-ANNOTATION_STATUS = f"{GROUP}/status"  # the daemon's report on its own pod (docs/operator.md)
+ANNOTATION_STATUS = STATUS_ANNOTATION  # the daemon's report on its own pod (vrrpd/contract.py)
 ANNOTATION_TEMPLATE_HASH = f"{GROUP}/template-hash"  # what replaces a pod when it changes
-ANNOTATION_CONFIG_HASH = f"{GROUP}/config-hash"  # on the ConfigMap; reported back by the daemon
+ANNOTATION_CONFIG_HASH = CONFIG_HASH_ANNOTATION  # on the ConfigMap; reported back by the daemon
 DAEMON_LABELS: Mapping[str, str] = {LABEL_NAME: APP_NAME, LABEL_COMPONENT: COMPONENT}
 LABEL_VALUE_MAX = 63
+
+
+def plain(value: Any) -> Any:
+    """A deep copy of an API object (kopf hands read-only views) as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
 
 
 def daemon_name(node: str) -> str:

@@ -17,6 +17,13 @@ of its subnet, so such a VirtualIP may share a segment with any other of its fam
 duplicate explicit VRID loses to the older VirtualIP (creation time, then namespace/name):
 it is reported as VRIDConflict and not rendered.
 
+Addresses. A virtual address belongs to the oldest valid VirtualIP that names it (the same
+order); a newer one naming it too is refused as AddressConflict, whatever else is true of
+either, so the holder never changes while it exists. A refused VirtualIP is left out of
+every node's configuration (and takes no VRID); the others render as if it were absent, so
+one tenant's mistake never reaches another's VIPs through the daemon's refusal of a node
+file holding both.
+
 Nothing here raises for bad input: invalid VirtualIPs, conflicts and nodes that cannot run
 a VirtualIP come back as `Finding` values, which the status code turns into conditions.
 """
@@ -38,13 +45,14 @@ from vrrp_operator.objects import (
     daemon_name,
     untolerated,
 )
+from vrrpd.contract import CONFIG_KEY as CONFIG_KEY
+from vrrpd.contract import config_hash
 from vrrpd.limits import PASSWORD_MAX_BYTES, PRIORITY_OWNER, VRID_MAX, VRID_MIN, IPAddress
 from vrrpd.spec import API_VERSION, KIND
 from vrrpd.spec.errors import ConfigError
 from vrrpd.spec.load import parse_virtualip
 from vrrpd.spec.virtualip import VirtualIP
 
-CONFIG_KEY = "virtualips.yaml"  # the one key of a node's ConfigMap
 # Fields only the operator reads: resolved here, absent from what the daemon gets.
 _OPERATOR_FIELDS = ("nodeSelector", "serviceRef", "nodePriorities")
 
@@ -57,6 +65,7 @@ _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 # Finding reasons (they become condition reasons and Event reasons, so CamelCase).
 INVALID_SPEC = "InvalidSpec"
 VRID_CONFLICT = "VRIDConflict"
+ADDRESS_CONFLICT = "AddressConflict"
 NO_FREE_VRID = "NoFreeVRID"
 NO_NODES = "NoNodes"
 NODE_EXCLUDED = "NodeExcluded"
@@ -122,21 +131,35 @@ class NodeConfig:
     @cached_property
     def config_hash(self) -> str:
         """Identifies the configuration; the daemon reports the hash it runs."""
-        return "sha256:" + hashlib.sha256(self.text.encode()).hexdigest()
+        return config_hash(self.text)
 
 
 @dataclass(frozen=True)
 class Rendered:
     nodes: dict[str, NodeConfig]  # only nodes that run at least one VirtualIP
     placements: dict[str, Placement]  # every valid VirtualIP, by namespace/name
-    conflicts: tuple[Finding, ...] = ()  # VRIDConflict, NoFreeVRID
+    conflicts: tuple[Finding, ...] = ()  # AddressConflict, VRIDConflict, NoFreeVRID
     unschedulable: tuple[Finding, ...] = ()  # NoNodes, NodeExcluded, NoAddress, SecretMissing...
     invalid: tuple[Finding, ...] = ()  # InvalidSpec
 
     def findings(self, key: str) -> list[Finding]:
-        return [
-            f for f in (*self.invalid, *self.conflicts, *self.unschedulable) if f.virtualip == key
-        ]
+        return self._findings.get(key, [])
+
+    @cached_property
+    def _findings(self) -> dict[str, list[Finding]]:
+        out: dict[str, list[Finding]] = {}
+        for f in (*self.invalid, *self.conflicts, *self.unschedulable):
+            out.setdefault(f.virtualip, []).append(f)
+        return out
+
+    @cached_property
+    def documents(self) -> dict[str, dict[str, Mapping[str, Any]]]:
+        """VirtualIP key -> node -> the document that node's daemon runs for it."""
+        out: dict[str, dict[str, Mapping[str, Any]]] = {}
+        for node, config in self.nodes.items():
+            for doc in config.documents:
+                out.setdefault(object_key(doc), {})[node] = doc
+        return out
 
 
 # --- secrets -------------------------------------------------------------------------------
@@ -257,7 +280,14 @@ def render(
         candidates.append(candidate)
     candidates.sort(key=lambda c: c.order)
 
-    _assign_vrids(candidates, allocated, conflicts)
+    refused = address_conflicts(
+        [(c.key, c.order[0], tuple(str(a.ip) for a in c.vip.spec.addresses)) for c in candidates]
+    )
+    for c in candidates:
+        if c.key in refused:
+            c.blocked = True
+            conflicts.append(Finding(c.key, ADDRESS_CONFLICT, refused[c.key]))
+    _assign_vrids([c for c in candidates if c.key not in refused], allocated, conflicts)
 
     per_node: dict[str, list[tuple[_Candidate, dict[str, Any]]]] = {}
     for c in candidates:
@@ -468,6 +498,34 @@ def _resolve_secret(candidate: _Candidate, secrets: SecretStore, findings: list[
         candidate.blocked = True
         return
     candidate.secret = (secret_key(namespace, ref.name, ref.key), password)
+
+
+def address_conflicts(claims: Iterable[tuple[str, str, Sequence[str]]]) -> dict[str, str]:
+    """Which VirtualIPs name an address an older one names, and why (the message).
+
+    `claims` are (namespace/name, creationTimestamp, addresses without prefix length), in
+    any order. Each address belongs to its oldest claimant (creationTimestamp, then
+    namespace/name); every later claimant is refused, even when the holder does not run
+    (refused itself, or on no node): the holder of an address changes only when it stops
+    naming it or is deleted.
+    """
+    holders: dict[str, tuple[str, str]] = {}  # address -> (key, creationTimestamp)
+    refused: dict[str, str] = {}
+    for key, created, addresses in sorted(claims, key=lambda c: (c[1], c[0])):
+        taken = [(a, holders[a]) for a in dict.fromkeys(addresses) if a in holders]
+        for address in addresses:
+            holders.setdefault(address, (key, created))
+        if not taken:
+            continue
+        shown = "; ".join(
+            f"{address} belongs to {holder} (created {when or 'earlier'})"
+            for address, (holder, when) in taken
+        )
+        refused[key] = (
+            f"spec.addresses: {shown}; an address belongs to one VirtualIP only, the oldest "
+            "that names it: choose another address, or delete the other VirtualIP"
+        )
+    return refused
 
 
 def _may_collide(a: _Candidate, b: _Candidate) -> bool:

@@ -16,6 +16,7 @@ from vrrp_operator.objects import Toleration
 from vrrp_operator.render import RenderOptions
 
 PEERING_MODES = ("mandatory", "standalone", "auto")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class SettingsError(ValueError):
@@ -26,7 +27,7 @@ class SettingsError(ValueError):
 class OperatorSettings:
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     render: RenderOptions = field(default_factory=RenderOptions)
-    status_interval_s: float = 2.0  # how often each VirtualIP's status is re-aggregated
+    status_interval_s: float = 2.0  # the shortest time between two writes of one status
     resync_interval_s: float = 60.0  # a full reconcile at least this often (Secret rotation)
     delete_timeout_s: float = 30.0  # how long a deletion waits for daemons to drop the VIP
     # mandatory: two replicas never both act (kopf peering; the chart installs the
@@ -37,6 +38,9 @@ class OperatorSettings:
     liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
     # LoadBalancer Services without spec.loadBalancerClass get pool addresses too.
     default_load_balancer_class: bool = False
+    # info: changes and problems. debug adds every handler kopf runs and what a reconcile
+    # waits for (a person debugging, and the test that counts the work of an idle operator).
+    log_level: str = "info"
 
     @property
     def namespace(self) -> str:
@@ -113,6 +117,9 @@ class OperatorSettings:
         peering = (get("KUBEVRRP_PEERING", "mandatory") or "mandatory").lower()
         if peering not in PEERING_MODES:
             raise SettingsError(f"KUBEVRRP_PEERING={peering!r}: use {', '.join(PEERING_MODES)}")
+        log_level = (get("KUBEVRRP_LOG_LEVEL", "info") or "info").lower()
+        if log_level not in LOG_LEVELS:
+            raise SettingsError(f"KUBEVRRP_LOG_LEVEL={log_level!r}: use {', '.join(LOG_LEVELS)}")
         priority_text = get("KUBEVRRP_PEERING_PRIORITY")
         try:
             priority = int(priority_text) if priority_text is not None else None
@@ -133,6 +140,7 @@ class OperatorSettings:
             peering_priority=priority,
             liveness_endpoint=_endpoint(get("KUBEVRRP_LIVENESS_ENDPOINT")),
             default_load_balancer_class=flag("KUBEVRRP_LOADBALANCER_DEFAULT_CLASS", False),
+            log_level=log_level,
         )
 
 

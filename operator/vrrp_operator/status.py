@@ -1,11 +1,11 @@
 """Status: the daemons' reports -> VirtualIP.status, and status changes -> Events (pure).
 
-Each daemon writes one JSON report on its own pod (annotation kubevrrp.io/status, format in
-docs/operator.md). `aggregate_status` folds the reports of every node into the status of one
-VirtualIP: vrid, master, nodes[] and the conditions Ready, Degraded, SplitBrain,
-VRIDConflict and Advisory (the what-if warnings of advisory.py). `events` compares two
-statuses and names what a person should hear about. Time is an argument (`now`), never read
-from a clock.
+Each daemon writes one JSON report on its own pod (vrrpd/contract.py: a `Report` in the
+`STATUS_ANNOTATION`; docs/operator.md), read here leniently (`parse_report`).
+`aggregate_status` folds the reports of every node into the status of one VirtualIP: vrid,
+master, nodes[] and the conditions Ready, Degraded, SplitBrain, VRIDConflict and Advisory
+(the what-if warnings of advisory.py). `events` compares two statuses and names what a
+person should hear about. Time is an argument (`now`), never read from a clock.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 from vrrp_operator.objects import PodInfo
 from vrrp_operator.render import (
+    ADDRESS_CONFLICT,
     INVALID_SPEC,
     NO_ADDRESS,
     NO_FREE_VRID,
@@ -180,6 +181,24 @@ def masters(reports: Mapping[str, NodeReport]) -> set[str]:
     }
 
 
+def affected(
+    node: str,
+    before: NodeReport | None,
+    after: NodeReport | None,
+    placements: Mapping[str, Placement],
+) -> set[str]:
+    """The VirtualIPs whose status a change of `node`'s report or pod phase can change:
+    those it reported or reports, and those placed on it."""
+    keys = {
+        name.rsplit("/", 1)[0]
+        for report in (before, after)
+        if report is not None
+        for name in report.instances
+    }
+    keys.update(key for key, p in placements.items() if node in p.nodes)
+    return keys
+
+
 # --- aggregation ---------------------------------------------------------------------------
 
 
@@ -204,13 +223,7 @@ def aggregate_status(
     families = _families(placement)
     expected = set(placement.nodes) if placement is not None else set()
 
-    per_node: dict[str, list[InstanceReport]] = {}
-    for node, report in reports.items():
-        for family in families:
-            inst = report.instances.get(f"{key}/ipv{family}")
-            if inst is not None:
-                per_node.setdefault(node, []).append(inst)
-
+    per_node = _reported(key, reports, families)
     nodes: list[dict[str, Any]] = []
     for node in sorted(expected | set(per_node)):
         nodes.append(
@@ -218,35 +231,9 @@ def aggregate_status(
                 node, per_node.get(node, []), reports.get(node), placement, node in expected, key
             )
         )
-
-    def running(node: str) -> bool:
-        report = reports.get(node)
-        return report is None or report.pod_running
-
-    limit = max(timedelta(milliseconds=10 * interval_cs * SPLIT_BRAIN_ADVERTS), REPORT_LAG)
-
-    def masters_of(family: int) -> tuple[list[str], _Split | None]:
-        claims = {
-            n: i.since or now
-            for n, insts in per_node.items()
-            for i in insts
-            if i.family == family and i.state == "MASTER"
-        }
-        # A stopping pod's last report says MASTER until its handover is done: it counts
-        # only while no running pod has taken over, so a planned stop is no split brain.
-        claims = {n: t for n, t in claims.items() if running(n)} or claims
-        if len(claims) < 2:
-            return sorted(claims), None
-        newest = max(claims.values())
-        if now - newest > limit:
-            return sorted(claims), _Split(family, tuple(sorted(claims)), now - newest, limit)
-        # A takeover whose loser has not reported yet: the older master yields (or has gone)
-        # when it hears the newer one, so the newer one is the master.
-        return sorted(n for n, t in claims.items() if t == newest), None
-
-    by_family = {f: masters_of(f) for f in families}
-    masters_by_family = {f: ms for f, (ms, _) in by_family.items()}
-    split = heard_splits([s for _, s in by_family.values() if s is not None], per_node, limit)
+    limit = _split_limit(interval_cs)
+    masters_by_family, split = _masters(per_node, reports, families, now, limit)
+    split = heard_splits(split, per_node, limit)
     all_masters = sorted({n for ms in masters_by_family.values() for n in ms})
 
     master: str | None = ",".join(all_masters) or None
@@ -345,6 +332,88 @@ def _pod_not_running(phase: str) -> str:
     if phase in ("Succeeded", "Failed"):
         return f"daemon pod has exited (phase {phase})"
     return f"daemon pod is in phase {phase} (its node's kubelet does not report it)"
+
+
+def recheck_in(
+    key: str, reports: Mapping[str, NodeReport], now: datetime, placement: Placement | None
+) -> float | None:
+    """Seconds until the status of VirtualIP `key` changes with no new report: MASTER claims
+    that overlap now (the newest one is the master meanwhile) become a split brain once they
+    have overlapped longer than `_split_limit`. None when nothing is pending."""
+    if placement is None:
+        return None
+    families = _families(placement)
+    per_node = _reported(key, reports, families)
+    limit = _split_limit(placement.advert_interval_cs)
+    pending = [
+        (limit - (now - max(claims.values()))).total_seconds()
+        for family in families
+        if len(claims := _claims(per_node, reports, family, now)) >= 2
+        and now - max(claims.values()) <= limit
+    ]
+    return min(pending) if pending else None
+
+
+def _reported(
+    key: str, reports: Mapping[str, NodeReport], families: Sequence[int]
+) -> dict[str, list[InstanceReport]]:
+    """node -> the instances of VirtualIP `key` its daemon reports."""
+    per_node: dict[str, list[InstanceReport]] = {}
+    for node, report in reports.items():
+        for family in families:
+            inst = report.instances.get(f"{key}/ipv{family}")
+            if inst is not None:
+                per_node.setdefault(node, []).append(inst)
+    return per_node
+
+
+def _split_limit(interval_cs: int) -> timedelta:
+    """How long MASTER claims may overlap before they are a split brain (see _Split)."""
+    return max(timedelta(milliseconds=10 * interval_cs * SPLIT_BRAIN_ADVERTS), REPORT_LAG)
+
+
+def _claims(
+    per_node: Mapping[str, list[InstanceReport]],
+    reports: Mapping[str, NodeReport],
+    family: int,
+    now: datetime,
+) -> dict[str, datetime]:
+    """node -> since when it reports MASTER for `family`.
+
+    A stopping pod's last report says MASTER until its handover is done: it counts only
+    while no running pod claims MASTER, so a planned stop is no split brain."""
+    claims = {
+        n: i.since or now
+        for n, insts in per_node.items()
+        for i in insts
+        if i.family == family and i.state == "MASTER"
+    }
+    running = {n: t for n, t in claims.items() if (r := reports.get(n)) is None or r.pod_running}
+    return running or claims
+
+
+def _masters(
+    per_node: Mapping[str, list[InstanceReport]],
+    reports: Mapping[str, NodeReport],
+    families: Sequence[int],
+    now: datetime,
+    limit: timedelta,
+) -> tuple[dict[int, list[str]], list[_Split]]:
+    """family -> its master(s), and the families in a split brain."""
+    masters: dict[int, list[str]] = {}
+    split: list[_Split] = []
+    for family in families:
+        claims = _claims(per_node, reports, family, now)
+        newest = max(claims.values(), default=now)
+        if len(claims) < 2 or now - newest > limit:
+            masters[family] = sorted(claims)
+            if len(claims) >= 2:
+                split.append(_Split(family, tuple(sorted(claims)), now - newest, limit))
+            continue
+        # A takeover whose loser has not reported yet: the older master yields (or has gone)
+        # when it hears the newer one, so the newer one is the master.
+        masters[family] = sorted(n for n, t in claims.items() if t == newest)
+    return masters, split
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,6 +544,10 @@ def _conflict_condition(placement: Placement | None, findings: Sequence[Finding]
         invalid = next((f for f in findings if f.reason == INVALID_SPEC), None)
         message = "not checked: the spec is invalid" if invalid else "not checked yet"
         return _condition("VRIDConflict", False, "NotChecked", message)
+    if placement.vrid is None:
+        blocking = _blocking(findings)
+        why = f" ({blocking.reason})" if blocking is not None else ""
+        return _condition("VRIDConflict", False, "NotChecked", f"not checked: refused{why}")
     return _condition(
         "VRIDConflict",
         False,
@@ -533,7 +606,8 @@ def _is_true(conditions: Mapping[str, Mapping[str, Any]], kind: str) -> bool:
 
 def events(old_status: Mapping[str, Any] | None, new_status: Mapping[str, Any]) -> list[Event]:
     """What changed that a person should hear about: MasterChanged, ProbeFailed, SplitBrain,
-    VRIDConflict, Advisory. Only edges: a condition that stays True says nothing again
+    VRIDConflict, AddressConflict (naming the VirtualIP that holds the address), Advisory.
+    Only edges: a condition that stays True says nothing again
     (Advisory speaks again when its findings change)."""
     old_status = old_status or {}
     out: list[Event] = []
@@ -556,6 +630,10 @@ def events(old_status: Mapping[str, Any] | None, new_status: Mapping[str, Any]) 
     for kind in ("SplitBrain", "VRIDConflict"):
         if _is_true(new_c, kind) and not _is_true(old_c, kind):
             out.append((kind, "Warning", str(new_c[kind].get("message", ""))))
+    refused, reason_before = new_c.get("Ready", {}), old_c.get("Ready", {}).get("reason")
+    if refused.get("reason") == ADDRESS_CONFLICT and reason_before != ADDRESS_CONFLICT:
+        holder = str(refused.get("message", ""))[:EVENT_MESSAGE_MAX]  # it names the holder
+        out.append((ADDRESS_CONFLICT, "Warning", holder))
     advice = str(new_c.get("Advisory", {}).get("message", ""))
     if _is_true(new_c, "Advisory") and (
         not _is_true(old_c, "Advisory") or old_c["Advisory"].get("message") != advice
@@ -577,3 +655,31 @@ def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, An
         if k in old and k not in new:
             patch[k] = None
     return patch
+
+
+def status_write(
+    seen: Mapping[str, Any],
+    written: Mapping[str, Any] | None,
+    new: Mapping[str, Any],
+    *,
+    written_age_s: float,
+    lost_for_s: float | None,
+    resync_s: float,
+) -> tuple[dict[str, Any], float | None]:
+    """What to write of status `new`, and when to look again: (merge patch, None) or, held
+    back, ({}, seconds).
+
+    `seen` is the status on the object as the operator last saw it, `written` what it wrote
+    last, `written_age_s` ago (the object may not show that yet: against `written`, what
+    was written is not sent again, which under load would feed a storm of watch events).
+    `lost_for_s`: for how long the master has been missing (`master_lost`), or None; the
+    new master's first report may still be on its way, so a lost master is written only
+    once it has been lost REPORT_LAG_S. Once a write is older than `resync_s`, a status
+    that still disagrees with it (someone else changed it) is written again.
+    """
+    if lost_for_s is not None and lost_for_s < REPORT_LAG_S:
+        return {}, REPORT_LAG_S - lost_for_s
+    changes = status_patch(written if written is not None else seen, new)
+    if not changes and written_age_s > resync_s:
+        changes = status_patch(seen, new)
+    return changes, None

@@ -33,7 +33,7 @@ IMAGE_UID = 65532
 
 # What the lead adds to pyproject.toml so the image can install the operator.
 PYPROJECT_LINES = """\
-  in [project.optional-dependencies]:   operator = ["kopf>=1.45,<2", "kubernetes>=31"]
+  in [project.optional-dependencies]:   operator = ["kopf>=1.45.2,<2", "kubernetes>=37.0.2"]
   in [project.scripts]:                 kube-vrrp-operator = "vrrp_operator.__main__:main"
   in [tool.setuptools.packages.find]:   where = [".", "operator"]
                                         include = ["vrrpd*", "vrrp_operator*"]"""
@@ -359,7 +359,15 @@ def test_build_context_holds_what_the_dockerfile_copies_and_nothing_else() -> No
     ]:
         assert not in_context(left_out), left_out
     tops = {f.split("/", 1)[0] for f in context_files()}
-    assert tops <= {"constraints.txt", "pyproject.toml", "README.md", "vrrpd", "operator"}
+    assert tops <= {
+        "constraints.txt",
+        "pyproject.toml",
+        "README.md",
+        "vrrpd",
+        "operator",
+        "scripts",
+    }
+    assert {f for f in context_files() if f.startswith("scripts/")} == {"scripts/prune_venv.py"}
 
 
 # --- the wheel, installed as the image installs it ---------------------------------------------

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_interface
 
+from vrrpd.config import RouteConfig, RuleConfig
 from vrrpd.daemon import Daemon
 from vrrpd.limits import IPAddress, IPInterface
 from vrrpd.ports import Ports
@@ -101,6 +102,41 @@ class FakeAddresses:
 
     def link_up(self, ifname: str) -> bool:
         return self.host.link.get(ifname, True)
+
+
+class FakeRoutes:
+    """Routes and rules in the host's log, in the order the daemon changes them."""
+
+    def __init__(self, host: FakeHost) -> None:
+        self.host = host
+        self.installed: set[object] = set()
+        self.closed = False
+
+    def _change(self, op: str, what: object, add: bool) -> bool:
+        self.host.log.append((asyncio.get_running_loop().time(), op, str(what)))
+        changed = (what not in self.installed) if add else (what in self.installed)
+        (self.installed.add if add else self.installed.discard)(what)
+        return changed
+
+    async def add_route(self, route: RouteConfig) -> bool:
+        return self._change("add route", route.to, True)
+
+    async def remove_route(self, route: RouteConfig) -> bool:
+        return self._change("remove route", route.to, False)
+
+    async def add_rule(self, rule: RuleConfig) -> bool:
+        return self._change("add rule", rule.table, True)
+
+    async def remove_rule(self, rule: RuleConfig) -> bool:
+        return self._change("remove rule", rule.table, False)
+
+    async def remove_leftovers(self) -> list[str]:
+        gone = sorted(map(str, self.installed))
+        self.installed.clear()
+        return gone
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class FakeAnnouncer:
@@ -194,6 +230,7 @@ class FakeHost:
             announcer=FakeAnnouncer(self),
             links=self.links,
             heard=self.heard,
+            routes=FakeRoutes(self),
         )
 
     @property

@@ -231,3 +231,22 @@ async def test_effects_of_an_instance_never_overtake_one_another(wire: FakeWire)
     assert [op for _, op, _ in a.log] == ["add", "remove"] and not a.holds(VIP)
     # No gratuitous ARP or advert for a mastership that was over when the VIP arrived.
     assert a.announced == [] and a.sockets[0].sent == []
+
+
+ROUTES = """routes:
+    - {to: 10.50.0.0/16, via: 192.168.77.1}
+  rules:
+    - {from: 192.168.77.100/32, table: 100}"""
+
+
+async def test_routes_come_after_the_addresses_and_go_before_them(wire: FakeWire) -> None:
+    a, b = await pair(wire, ROUTES)
+    await asyncio.sleep(10)
+    assert state(a) == State.MASTER
+    assert [op for _, op, _ in a.log] == ["add", "add route", "add rule"]
+    assert [op for _, op, _ in b.log] == []  # a backup installs nothing
+    assert a.daemon is not None
+    await a.daemon.shutdown()
+    assert [op for _, op, _ in a.log][3:] == ["remove rule", "remove route", "remove"]
+    assert [op for _, op, _ in b.log] == ["add", "add route", "add rule"]
+    assert a.ports.routes is not None and a.ports.routes.closed  # type: ignore[attr-defined]

@@ -216,7 +216,7 @@ async def test_a_changed_probe_keeps_its_state_and_a_new_one_holds_nothing_back(
     assert [inst(h).transitions for h in (a, b)] == counts
     assert inst(a).trackers["extra"].state == ProbeState.UP
     # ... and it counts like any other once it has.
-    extra.unlink()
+    extra.write_text("1")
     await asyncio.sleep(2)
     assert state(a) == State.FAULT and b.holds(VIP)
     assert "probe extra failing" in inst(a).last_reason
@@ -242,7 +242,9 @@ async def test_leaving_a_sync_group_clears_the_fault_the_group_imposed(
     wire: FakeWire, tmp_path: Path
 ) -> None:
     grouped = "  syncGroup: edge\n"
-    failing = grouped + file_probe(tmp_path / "missing", 0)
+    drained = tmp_path / "drained"
+    drained.write_text("1")
+    failing = grouped + file_probe(drained, 0)
     api = manifest(name="api", vrid=52, vip="192.168.77.101/24", extra=failing)
     a, _ = await elected(wire, manifest(extra=grouped), manifest())
     load(a, manifest(extra=grouped) + "---" + api)

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.component.fakes import FakeHost, FakeWire, LinkEvent
+from vrrpd import supervisor
+from vrrpd.probes.runners import FileProbe
 from vrrpd.resolve import instances_for_node
 from vrrpd.spec.load import load_manifests
 from vrrpd.vrrp.fsm import State
@@ -37,10 +39,21 @@ spec:
 {extra}"""
 
 
-def probe(path: Path, weight: int, rise: int = 1, fall: int = 1) -> str:
+def probe(path: Path, weight: int) -> str:
     return f"""  probes:
     - name: health
       file: {{path: {path}}}
+      interval: 1s
+      weight: {weight}
+"""
+
+
+def script_probe(weight: int, rise: int, fall: int) -> str:
+    """A script probe, for rise and fall (a file probe has none); `script_reads` makes it
+    read a file instead of running, so the test still writes its results."""
+    return f"""  probes:
+    - name: health
+      exec: {{command: [/usr/local/bin/check]}}
       interval: 1s
       rise: {rise}
       fall: {fall}
@@ -121,29 +134,44 @@ async def test_a_failing_weight_zero_probe_is_a_fault(wire: FakeWire, tmp_path: 
 async def test_an_instance_waits_in_fault_for_its_first_weight_zero_result(
     wire: FakeWire, tmp_path: Path
 ) -> None:
-    missing = tmp_path / "not-yet"
-    a, _ = await start(wire, manifest("web", 51, VIP, probe(missing, 0)), manifest("web", 51, VIP))
+    unreadable = tmp_path / "not-yet"
+    unreadable.mkdir()  # a directory: no number to read (a missing file would read as 0)
+    a, _ = await start(
+        wire, manifest("web", 51, VIP, probe(unreadable, 0)), manifest("web", 51, VIP)
+    )
     await asyncio.sleep(0)
-    # The first check ran at once and failed (no file): FAULT, never a premature MASTER.
+    # The first check ran at once and read nothing: FAULT, never a premature MASTER.
     await asyncio.sleep(5)
     assert state(a) == State.FAULT
-    missing.write_text("0")
+    unreadable.rmdir()
+    unreadable.write_text("0")
     await asyncio.sleep(10)
     assert state(a) == State.MASTER
 
 
+def script_reads(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    """Script probes pass or fail as the file holds 0 or not (real scripts take real time,
+    which fake time would count as a timeout)."""
+    monkeypatch.setattr(supervisor, "probe_for", lambda config: FileProbe(str(path)))
+
+
 async def test_fall_hysteresis_keeps_a_flapping_probe_from_moving_the_vip(
-    wire: FakeWire, tmp_path: Path
+    wire: FakeWire, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     health = tmp_path / "health"
     health.write_text("0")
+    script_reads(monkeypatch, health)
     a, b = await start(
-        wire, manifest("web", 51, VIP, probe(health, 0, rise=1, fall=3)), manifest("web", 51, VIP)
+        wire, manifest("web", 51, VIP, script_probe(0, rise=1, fall=3)), manifest("web", 51, VIP)
     )
     await asyncio.sleep(10)
     assert state(a) == State.MASTER
     # keepalived counts up on success and down on failure (0..rise+fall-1, up while
     # >= rise): two failures then two successes never reach the bottom.
+    # The writes fall halfway between the checks (every second from the start). At the same
+    # fake instant as a check, whether its read (in a thread, real time) sees the old value
+    # or the new one would be a race, and reads of 1, 1 then a late 1 make three failures.
+    await asyncio.sleep(0.5)
     for value in ["1", "1", "0", "0"] * 3:
         health.write_text(value)
         await asyncio.sleep(1)
@@ -259,3 +287,30 @@ async def test_preempt_never_keeps_a_demoted_master_but_a_fault_still_moves_the_
     await asyncio.sleep(2)
     assert (state(a), state(b)) == (State.FAULT, State.MASTER)
     assert b.holds(VIP) and not a.holds(VIP)
+
+
+async def test_a_dual_stack_virtualips_probe_weighs_once_in_its_sync_group(
+    wire: FakeWire, tmp_path: Path
+) -> None:
+    # A VirtualIP with an IPv4 and an IPv6 address is two instances running the same probe;
+    # in a sync group every member takes every member's weights, and that probe counts once.
+    health = tmp_path / "health"
+    health.write_text("0")
+    dual = 'addresses: ["192.168.77.100/24", "fd00:77::100/64"]\n  interface: eth0'
+    text = (
+        manifest("web", 10, "192.168.77.100/24", GROUP + probe(health, -60)).replace(
+            'addresses: ["192.168.77.100/24"]', dual
+        )
+        + "---"
+        + manifest("api", 11, "192.168.77.101/24", GROUP)
+    )
+    a = wire.host("node-a", "192.168.77.11/24", "fe80::11/64")
+    assert a.daemon is not None
+    await a.daemon.start(instances_for_node(load_manifests(text), a.name))
+    names = ("default/web/ipv4", "default/web/ipv6", "default/api/ipv4")
+    members = [a.daemon.instances[n] for n in names]
+    await asyncio.sleep(5)
+    assert [m.router.effective_priority for m in members] == [150] * 3
+    health.write_text("1")
+    await asyncio.sleep(1.5)
+    assert [m.router.effective_priority for m in members] == [90] * 3

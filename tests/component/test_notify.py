@@ -23,8 +23,10 @@ from aiosmtpd.smtp import SMTP
 
 from tests.component.test_httpclient import self_signed, server_context
 from vrrpd import notify
-from vrrpd.config import EmailConfig, NotifyConfig, WebhookConfig
+from vrrpd.config import EmailConfig, GarpConfig, InstanceConfig, NotifyConfig, WebhookConfig
+from vrrpd.groupnotify import GroupNotifiers
 from vrrpd.notify import Event, Notifier, build_email, normalize_state
+from vrrpd.vrrp.fsm import PreemptMode
 
 LOG = "vrrpd.notify"
 
@@ -696,3 +698,120 @@ async def test_a_failing_webhook_does_not_delay_scripts(tmp_path: Path) -> None:
             await asyncio.sleep(0.02)
         assert len(records(out)) == 1  # while the webhook is still waiting for its answer
         await n.aclose(timeout=0)
+
+
+# --- notify fifo (keepalived notify_fifo) -------------------------------------------------------
+
+
+def read_lines(fd: int) -> list[str]:
+    try:
+        return os.read(fd, 65536).decode().splitlines()
+    except BlockingIOError:
+        return []
+
+
+async def test_fifo_gets_keepalived_lines_made_if_missing(tmp_path: Path) -> None:
+    path = tmp_path / "notify.fifo"
+    n = Notifier(NotifyConfig(fifo=str(path)), instance="default/web/ipv4")
+    n.notify("BACKUP", 100, "start")  # nobody reads yet: the pipe holds it
+    assert path.is_fifo() and oct(path.stat().st_mode & 0o777) == "0o644"
+    reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        n.notify("MASTER", 150, "master down")
+        n.notify("STOPPED", 150, "daemon stopping")
+        assert read_lines(reader) == [
+            'INSTANCE "default/web/ipv4" BACKUP 100',
+            'INSTANCE "default/web/ipv4" MASTER 150',
+            'INSTANCE "default/web/ipv4" STOP 150',
+        ]
+        await n.aclose()
+    finally:
+        os.close(reader)
+
+
+async def test_a_full_fifo_drops_lines_and_never_waits(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "notify.fifo"
+    n = Notifier(NotifyConfig(fifo=str(path)), instance="web")
+    for _ in range(10_000):  # ~200 KB: more than a pipe holds, and nobody reads
+        n.notify("MASTER", 100, "")  # a blocking write would hang here for good
+    assert "is full (no reader keeps up)" in caplog.text
+    await n.aclose()
+
+
+async def test_a_fifo_path_that_is_a_file_is_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "plain"
+    path.write_text("keep me\n")
+    n = Notifier(NotifyConfig(fifo=str(path)), instance="web")
+    n.notify("MASTER", 100, "")
+    assert path.read_text() == "keep me\n"
+    assert "exists and is not a FIFO" in caplog.text
+
+
+# --- a sync group's own notifications -----------------------------------------------------------
+
+
+def member(name: str, group: str | None, notify: NotifyConfig | None) -> InstanceConfig:
+    return InstanceConfig(
+        name=name, virtualip=name.rsplit("/", 1)[0], family=4, vrid=51, version=3,
+        priority=100, advert_interval_cs=100, addresses=(), interface="eth0", label=None,
+        preempt=PreemptMode.ALWAYS, preempt_delay_cs=0, accept=True, unicast=False,
+        source_address=None, peers=(), auth_password=None, garp=GarpConfig(),
+        sync_group=group, sync_group_notify=notify,
+    )  # fmt: skip
+
+
+async def test_a_group_notifies_once_per_change_of_its_state(tmp_path: Path) -> None:
+    fifo = tmp_path / "group.fifo"
+    os.mkfifo(fifo)  # there already: taken as it is
+    rec, out = recorder(tmp_path)
+    config = NotifyConfig(all=(rec,), fifo=str(fifo))
+    groups = GroupNotifiers("node-a")
+    groups.update([member("lb/a/ipv4", "lb/edge", config), member("lb/b/ipv4", "lb/edge", config)])
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        for state in ("BACKUP", "BACKUP", "MASTER", "MASTER", "STOPPED", "FAULT", "FAULT"):
+            groups.member_changed("lb/edge", state, "")  # a member's STOP is not the group's
+        groups.member_changed("lb/other", "MASTER", "")  # a group nobody notifies
+        await groups.aclose()  # the daemon stops: the group too
+        assert read_lines(reader) == [
+            'GROUP "lb/edge" BACKUP 0',
+            'GROUP "lb/edge" MASTER 0',
+            'GROUP "lb/edge" FAULT 0',
+            'GROUP "lb/edge" STOP 0',
+        ]
+    finally:
+        os.close(reader)
+    assert [r["args"] for r in records(out)] == [
+        ["GROUP", "lb/edge", state, "0"] for state in ("BACKUP", "MASTER", "FAULT", "STOP")
+    ]
+
+
+async def test_group_notify_follows_a_reload_and_the_first_member_wins(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    one, two = tmp_path / "one.fifo", tmp_path / "two.fifo"
+    groups = GroupNotifiers("node-a")
+    groups.update(
+        [
+            member("lb/b/ipv4", "lb/edge", NotifyConfig(fifo=str(two))),
+            member("lb/a/ipv4", "lb/edge", NotifyConfig(fifo=str(one))),
+            member("lb/c/ipv4", None, None),
+        ]
+    )
+    assert "lb/b/ipv4 sets another syncGroupNotify" in caplog.text
+    groups.member_changed("lb/edge", "MASTER", "")
+    reader = os.open(one, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        assert read_lines(reader) == ['GROUP "lb/edge" MASTER 0']
+        # No member notifies the group any more: it says STOP once and is gone.
+        groups.update([member("lb/a/ipv4", "lb/edge", None)])
+        groups.member_changed("lb/edge", "BACKUP", "")
+        await groups.aclose()
+        assert read_lines(reader) == ['GROUP "lb/edge" STOP 0']
+    finally:
+        os.close(reader)
+    assert not two.exists()

@@ -351,21 +351,23 @@ async def test_file_probe(tmp_path: Path, content: str, ok: bool, value: int) ->
     assert (outcome.ok, outcome.value, outcome.detail) == (ok, value, f"{path} holds {value}")
 
 
-async def test_file_missing_fails(tmp_path: Path) -> None:
+async def test_file_missing_reads_as_0(tmp_path: Path) -> None:
+    # keepalived: a missing file is 0 (its init_file creates it with 0)
     outcome = await FileProbe(str(tmp_path / "gone")).check()
-    assert (outcome.ok, outcome.detail) == (False, f"no such file: {tmp_path / 'gone'}")
+    assert (outcome.ok, outcome.value) == (True, 0)
+    assert outcome.detail == f"no file {tmp_path / 'gone'}: 0, as keepalived reads it"
 
 
-async def test_file_out_of_range(tmp_path: Path) -> None:
+async def test_file_out_of_range_gives_no_number(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("99999999999")
     outcome = await FileProbe(str(tmp_path / "f")).check()
-    assert not outcome.ok
+    assert (outcome.ok, outcome.value) == (False, None)  # the tracker keeps the last one
     assert "out of the 32-bit range" in outcome.detail
 
 
-async def test_file_directory_fails(tmp_path: Path) -> None:
+async def test_file_directory_fails_with_no_number(tmp_path: Path) -> None:
     outcome = await FileProbe(str(tmp_path)).check()
-    assert not outcome.ok
+    assert (outcome.ok, outcome.value) == (False, None)
     assert outcome.detail.startswith(f"cannot read {tmp_path}: ")
 
 

@@ -5,8 +5,10 @@ compiled again at every start, in every pod)."""
 from __future__ import annotations
 
 import json
+from ipaddress import ip_address
 
 from tests.image.podman import Podman
+from vrrpd.noaccept import TABLE, ruleset
 
 # Every module of both packages but the lab and the `python -m` mains (which run a CLI),
 # then the modules the console scripts load: what `vrrpd run` and `kube-vrrp-operator` can
@@ -43,3 +45,16 @@ def test_everything_the_entrypoints_import_has_byte_code(podman: Podman, image: 
                     "python", "-c", IMPORT_ALL)  # fmt: skip
     uncompiled = json.loads(result.stdout.strip().splitlines()[-1])
     assert uncompiled == [], "imported without byte code in the image (see the Dockerfile)"
+
+
+def test_the_daemon_can_write_its_accept_false_table(podman: Podman, image: str) -> None:
+    # accept: false is an nftables table (vrrpd.noaccept), written with the daemon pod's
+    # capabilities alone: root, NET_ADMIN (and NET_RAW); in a network namespace of its own,
+    # never the host's.
+    script = ruleset([ip_address("192.168.77.100")])
+    listed = podman(
+        "run", "--rm", "--read-only", "--network", "none", "--user", "0", "--cap-drop", "ALL",
+        "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW", image,
+        "sh", "-c", f"printf '%s' '{script}' | nft -f - && nft list table inet {TABLE}",
+    ).stdout  # fmt: skip
+    assert "ip daddr @vips4 drop" in listed and "192.168.77.100" in listed

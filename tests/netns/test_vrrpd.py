@@ -141,6 +141,10 @@ def test_preempt_delay_waits_before_taking_over(lab: Lab) -> None:
     extra = "  preempt: {mode: Delay, delay: 2s}\n"
     d = start_all(lab, write(lab, manifest(extra=extra)))
     assert d[0].wait_state(WEB, "MASTER", 15)
+    # Settled first: if n2 started first it was master until n1 preempted, and a link down
+    # before n2 has stepped down would leave neither advertising when n1 comes back (n1
+    # then takes over by Master_Down_Interval, not after the delay).
+    assert until(lambda: d[1].state(WEB) == "BACKUP" and lab.holders(VIP) == [1])
     lab.link_down(1)
     assert d[1].wait_state(WEB, "MASTER", 15)
     lab.link_up(1)
@@ -202,6 +206,9 @@ def test_reload_applies_one_change_and_leaves_the_other_instance_alone(lab: Lab)
     d = start_all(lab, config)
     api_name = "default/api/ipv4"
     assert d[0].wait_state(WEB, "MASTER", 15) and d[1].wait_state(api_name, "MASTER", 5)
+    # Settled on both nodes before counting: the daemon that starts first is master of both
+    # until the other preempts, and the preempted one logs its step down a moment later.
+    assert until(lambda: d[1].state(WEB) == "BACKUP" and d[0].state(api_name) == "BACKUP")
     before = [len(x.transitions(WEB)) for x in d]
     # Swap api's priorities on both nodes: api moves to n1, web must not notice.
     config.write_text(web + "---\n" + manifest("api", 52, '["192.168.77.101/24"]',

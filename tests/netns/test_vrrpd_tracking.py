@@ -11,7 +11,7 @@ import pytest
 
 from tests.netns.test_vrrpd import VIP, WEB, manifest, start_all, until, write
 from vrrpd.lab.daemons import VrrpdProcess
-from vrrpd.lab.netns import Lab
+from vrrpd.lab.netns import Lab, LabError
 
 pytestmark = pytest.mark.root
 
@@ -119,12 +119,20 @@ def test_readyz_metrics_and_status_answer_what_the_state_is(lab: Lab) -> None:
 
 
 def test_a_flapping_probe_does_not_flap_the_vip(lab: Lab) -> None:
-    flag = Path(lab.workdir) / "health"
-    flag.write_text("0")
+    work = Path(lab.workdir)
+    toggle, broken = work / "toggle", work / "broken"
+    # A script that fails every other run (a file probe has no rise or fall), and every
+    # run once `broken` exists.
+    script = work / "flap.sh"
+    script.write_text(
+        f"#!/bin/sh\n[ -e {broken} ] && exit 1\n"
+        f"if [ -e {toggle} ]; then rm {toggle}; exit 1; fi\ntouch {toggle}\n"
+    )
+    script.chmod(0o755)
     probes = (
         "  probes:\n"
-        f"    - {{name: flag, file: {{path: {flag}}}, interval: 100ms, rise: 3, fall: 3,"
-        " weight: 0}\n"
+        f"    - {{name: flag, exec: {{command: [{script}]}}, interval: 200ms, rise: 3, "
+        "fall: 3, weight: 0}\n"
     )
     d = [
         VrrpdProcess(lab, 1, write(lab, manifest(priorities=(150, 100), extra=probes), "a.yaml")),
@@ -133,12 +141,43 @@ def test_a_flapping_probe_does_not_flap_the_vip(lab: Lab) -> None:
     for x in d:
         x.start()
     assert d[0].wait_state(WEB, "MASTER", 15)
-    for _ in range(15):  # fails for one check in two: keepalived's counter never runs down
-        flag.write_text("1")
-        time.sleep(0.1)
-        flag.write_text("0")
-        time.sleep(0.1)
-    assert d[0].state(WEB) == "MASTER" and lab.holders(VIP) == [1]
-    flag.write_text("1")
+    time.sleep(3)  # 15 runs, one in two failing: keepalived's counter never runs down
+    assert d[0].state(WEB) == "MASTER" and lab.holders(VIP) == [1], d[0].log_text()
+    broken.touch()
     assert d[0].wait_state(WEB, "FAULT", 5)
     assert until(lambda: lab.holders(VIP) == [2])
+
+
+def test_a_track_file_adds_its_number_times_its_weight(lab: Lab) -> None:
+    """keepalived track_file: 150 - 30 x N on n1 against 100 on n2; -254 or less is FAULT."""
+    number = Path(lab.workdir) / "n1.number"  # n1's file; absent: 0
+    probes = (
+        f"  probes:\n    - {{name: load, file: {{path: {number}}}, interval: 100ms, weight: -30}}\n"
+    )
+    d = [
+        VrrpdProcess(lab, 1, write(lab, manifest(priorities=(150, 100), extra=probes), "a.yaml")),
+        VrrpdProcess(lab, 2, write(lab, manifest(priorities=(150, 100)), "b.yaml")),
+    ]
+    for x in d:
+        x.start()
+    assert d[0].wait_state(WEB, "MASTER", 15) and d[1].wait_state(WEB, "BACKUP", 15)
+
+    def effective() -> int | None:
+        try:
+            (inst,) = json.loads(get(lab, 1, "/status")[1])["instances"]
+        except LabError:  # the HTTP face starts after the instances
+            return None
+        return int(inst["effectivePriority"])
+
+    number.write_text("1\n")  # 120: still above n2
+    assert until(lambda: effective() == 120), d[0].log_text()
+    assert d[0].state(WEB) == "MASTER" and lab.holders(VIP) == [1]
+    number.write_text("2\n")  # 90: n2 takes over
+    assert d[1].wait_state(WEB, "MASTER", 10), d[1].log_text()
+    assert until(lambda: lab.holders(VIP) == [2]) and effective() == 90
+    number.write_text("9\n")  # -270: FAULT
+    assert d[0].wait_state(WEB, "FAULT", 10), d[0].log_text()
+    assert "probe load failing" in d[0].log_text()
+    number.unlink()  # a missing file reads as 0: back to 150, and n1 takes over again
+    assert d[0].wait_state(WEB, "MASTER", 10), d[0].log_text()
+    assert until(lambda: lab.holders(VIP) == [1]) and effective() == 150

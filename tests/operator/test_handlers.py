@@ -16,6 +16,7 @@ import base64
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kmock
@@ -413,6 +414,72 @@ async def test_vrid_conflict_is_reported(
     assert "default/first" in conditions()["VRIDConflict"]["message"]
     text = (live(cluster, "v1/configmaps", NS, "vrrpd-node-1") or {})["data"]["virtualips.yaml"]
     assert "name: first" in text and "name: second" not in text
+
+
+async def test_a_split_brain_is_reported_once_two_masters_overlap_long_enough(
+    cluster: kmock.KubernetesEmulator, operator: Runtime
+) -> None:
+    # Status time follows the loop's (fake) time, so two adverts pass for both.
+    loop = asyncio.get_running_loop()
+    start = datetime.now(UTC) - timedelta(seconds=loop.time())
+    operator.statuses.clock = lambda: start + timedelta(seconds=loop.time())
+    await cluster.post(VIP_PATH, json=virtualip("web", advertInterval="1s"))
+    await eventually(lambda: len(names(cluster, "v1/pods")) == 3)
+    since = operator.statuses.clock()
+    row = {"name": "default/web/ipv4", "priority": 100,
+           "since": since.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}  # fmt: skip
+    await kubelet_runs(cluster, "node-1", {**row, "state": "MASTER"})
+    await kubelet_runs(cluster, "node-2", {**row, "state": "MASTER"})
+    await kubelet_runs(cluster, "node-3", {**row, "state": "BACKUP"})
+
+    def split() -> dict[str, Any]:
+        obj = live(cluster, VIPS, "default", "web") or {}
+        found = {c["type"]: c for c in (obj.get("status") or {}).get("conditions", [])}
+        return found.get("SplitBrain", {})
+
+    await eventually(lambda: (obj := live(cluster, VIPS, "default", "web"))
+                     and obj.get("status", {}).get("master") == "node-1,node-2")  # fmt: skip
+    assert split()["status"] == "False"  # a preemption overlaps this long too
+    # No report changes any more: the overlap alone makes it one, after two adverts.
+    await eventually(lambda: split().get("status") == "True")
+    assert 2.0 < (operator.statuses.clock() - since).total_seconds() < 3.0
+    assert "node-1, node-2 all MASTER for IPv4" in split()["message"]
+
+
+async def test_a_claimant_of_a_held_address_is_refused_alone(
+    cluster: kmock.KubernetesEmulator, operator: Runtime
+) -> None:
+    holder = virtualip("web")
+    holder["metadata"] |= {"namespace": "tenant-a", "creationTimestamp": "2025-01-01T00:00:00Z"}
+    claimant = virtualip("web")
+    claimant["metadata"] |= {"namespace": "tenant-b", "creationTimestamp": "2025-02-01T00:00:00Z"}
+    third = virtualip("api", "192.168.77.101/24")
+    for obj in (claimant, third, holder):
+        ns = obj["metadata"]["namespace"]
+        await cluster.post(f"/apis/kubevrrp.io/v1alpha1/namespaces/{ns}/virtualips", json=obj)
+
+    def ready(namespace: str) -> dict[str, Any]:
+        obj = live(cluster, VIPS, namespace, "web") or {}
+        found = {c["type"]: c for c in (obj.get("status") or {}).get("conditions", [])}
+        return found.get("Ready", {})
+
+    await eventually(lambda: ready("tenant-b").get("reason") == "AddressConflict")
+    assert "belongs to tenant-a/web" in ready("tenant-b")["message"]
+    for n in NODES:
+        text = (live(cluster, "v1/configmaps", NS, f"vrrpd-{n}") or {})["data"]["virtualips.yaml"]
+        assert "namespace: tenant-a" in text and "name: api" in text
+        assert "namespace: tenant-b" not in text
+
+    def events() -> list[dict[str, Any]]:
+        return [
+            obj.raw for (resource, _, _), obj in cluster.objects.items()
+            if resource.plural == "events" and not obj.deleted
+            and obj.raw.get("reason") == "AddressConflict"
+        ]  # fmt: skip
+
+    (event,) = await eventually(events)
+    assert event["involvedObject"]["namespace"] == "tenant-b"
+    assert "192.168.77.100 belongs to tenant-a/web" in event["message"]
 
 
 class CountingClient(KubeClient):

@@ -9,6 +9,7 @@ import yaml
 from vrrp_operator.manifests import DaemonSettings, manifests
 from vrrp_operator.objects import Taint, Toleration
 from vrrp_operator.render import (
+    ADDRESS_CONFLICT,
     CONFIG_KEY,
     INVALID_SPEC,
     NO_ADDRESS,
@@ -21,6 +22,7 @@ from vrrp_operator.render import (
     NodeConfig,
     Rendered,
     RenderOptions,
+    address_conflicts,
     allocated_vrids,
     render,
     resolve_secret_refs,
@@ -414,6 +416,92 @@ def test_rendered_vrids_are_unique_per_node_and_family() -> None:
         instances = daemon_view(config)
         seen = [(i.family, i.vrid) for i in instances]
         assert len(seen) == len(set(seen)) == 40
+
+
+# --- one address, one VirtualIP ------------------------------------------------------------
+
+
+def test_an_address_belongs_to_the_oldest_virtualip_that_names_it() -> None:
+    holder = vip("web", namespace="tenant-a", created="2025-01-01T00:00:00Z")
+    claimant = vip("web", namespace="tenant-b", created="2025-02-01T00:00:00Z")
+    other = vip("api", "192.168.77.101/24", created="2025-03-01T00:00:00Z")
+    alone = run([holder, other])
+    r = run([claimant, other, holder])
+    assert [(f.virtualip, f.reason) for f in r.conflicts] == [("tenant-b/web", ADDRESS_CONFLICT)]
+    assert r.conflicts[0].message == (
+        "spec.addresses: 192.168.77.100 belongs to tenant-a/web (created 2025-01-01T00:00:00Z); "
+        "an address belongs to one VirtualIP only, the oldest that names it: choose another "
+        "address, or delete the other VirtualIP"
+    )
+    refused = r.placements["tenant-b/web"]
+    assert (refused.vrid, refused.rendered, refused.nodes) == (None, False, ())
+    # Everything else renders as if the claimant were not there: the daemons get the same
+    # files, which their own loader accepts.
+    assert {n: c.text for n, c in r.nodes.items()} == {n: c.text for n, c in alone.nodes.items()}
+    for config in r.nodes.values():
+        assert len(daemon_view(config)) == 2
+
+
+def test_the_holder_never_changes_while_it_names_the_address() -> None:
+    # Refused or placed nowhere, the holder keeps its address: a claimant never takes it
+    # over for a while and hands it back later.
+    holder = vip("old", "192.168.77.100/24", "192.168.77.101/24", created="2025-01-01T00:00:00Z",
+                 nodeSelector={"matchLabels": {"role": "nowhere"}})  # fmt: skip
+    late = vip("late", "192.168.77.101/32", created="2025-02-01T00:00:00Z")
+    r = run([late, holder])
+    assert [f.reason for f in r.findings("default/old")] == [NO_NODES]
+    assert [f.reason for f in r.findings("default/late")] == [ADDRESS_CONFLICT]
+    assert "192.168.77.101 belongs to default/old" in r.findings("default/late")[0].message
+    assert r.nodes == {}
+
+
+def test_a_refused_claimant_still_holds_its_other_addresses() -> None:
+    # b is refused for .100 (a's) but is older than c for .101: when a goes, b runs with
+    # .101, so c was never the holder of .101.
+    a = vip("a", "192.168.77.100/24", created="2025-01-01T00:00:00Z")
+    b = vip("b", "192.168.77.100/24", "192.168.77.101/24", created="2025-02-01T00:00:00Z")
+    c = vip("c", "192.168.77.101/24", created="2025-03-01T00:00:00Z")
+    assert sorted(f.virtualip for f in run([a, b, c]).conflicts) == ["default/b", "default/c"]
+    without_a = run([b, c])
+    assert [f.virtualip for f in without_a.conflicts] == ["default/c"]
+    assert without_a.placements["default/b"].rendered
+
+
+def test_a_refused_virtualip_takes_no_vrid() -> None:
+    holder = vip("a", created="2025-01-01T00:00:00Z")
+    claimant = vip("b", created="2025-02-01T00:00:00Z", status={"vrid": 2})
+    later = vip("c", "192.168.77.101/24", created="2025-03-01T00:00:00Z")
+    objs = [holder, claimant, later]
+    r = run(objs, allocated=allocated_vrids(objs))
+    assert {k: p.vrid for k, p in r.placements.items()} == {
+        "default/a": 1, "default/b": None, "default/c": 2,
+    }  # fmt: skip
+
+
+SAME_SECOND = [("ns/b", "t1", ["10.0.0.1"]), ("ns/a", "t1", ["10.0.0.1"])]
+NOT_YET_STAMPED = [("ns/a", "", ["10.0.0.1"]), ("ns/b", "t1", ["10.0.0.1"])]
+SPELLINGS = [("x/a", "t1", ["fd00::1"]), ("y/a", "t2", ["fd00:0::1"])]
+
+
+@pytest.mark.parametrize(
+    ("claims", "refused"),
+    [
+        pytest.param(SAME_SECOND, {"ns/b"}, id="same second: namespace/name decides"),
+        pytest.param(NOT_YET_STAMPED, {"ns/b"}, id="no timestamp yet sorts first"),
+        pytest.param(SPELLINGS, set(), id="compared as given: render passes canonical text"),
+        pytest.param([("x/a", "t1", ["10.0.0.1", "10.0.0.1"])], set(), id="a repeat is its own"),
+    ],
+)
+def test_address_conflicts(claims: list[Any], refused: set[str]) -> None:
+    assert set(address_conflicts(claims)) == refused
+
+
+def test_ipv6_addresses_conflict_whatever_their_spelling_and_prefix() -> None:
+    a = vip("a", "fd00:77::100/64", created="2025-01-01T00:00:00Z")
+    b = vip("b", "fd00:77:0:0::100/128", created="2025-02-01T00:00:00Z")
+    r = run([a, b], edge_nodes(dual=True))
+    assert [(f.virtualip, f.reason) for f in r.conflicts] == [("default/b", ADDRESS_CONFLICT)]
+    assert "fd00:77::100 belongs to default/a" in r.conflicts[0].message
 
 
 # --- secrets -------------------------------------------------------------------------------

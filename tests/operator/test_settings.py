@@ -13,6 +13,7 @@ def test_defaults() -> None:
     assert s.peering == "mandatory" and s.peering_priority is None
     assert s.daemon.http_port == 9641
     assert s.render.exclude_cordoned is True
+    assert s.log_level == "info"
 
 
 def test_values() -> None:
@@ -28,6 +29,7 @@ def test_values() -> None:
             "KUBEVRRP_PEERING": "standalone",
             "KUBEVRRP_PEERING_PRIORITY": "7",
             "KUBEVRRP_STATUS_INTERVAL": "0.5",
+            "KUBEVRRP_LOG_LEVEL": "DEBUG",
         }
     )
     assert s.namespace == "vrrp"
@@ -37,6 +39,7 @@ def test_values() -> None:
     assert s.daemon.image_pull_secrets == ("a", "b")
     assert s.render.exclude_cordoned is False
     assert (s.peering, s.peering_priority, s.status_interval_s) == ("standalone", 7, 0.5)
+    assert s.log_level == "debug"
 
 
 @pytest.mark.parametrize(
@@ -52,6 +55,7 @@ def test_values() -> None:
         ({"KUBEVRRP_DAEMON_TOLERATIONS": "{"}, "KUBEVRRP_DAEMON_TOLERATIONS is not JSON"),
         ({"KUBEVRRP_DAEMON_RESOURCES": "[]"}, "must be a JSON dict"),
         ({"KUBEVRRP_PEERING_PRIORITY": "high"}, "not a whole number"),
+        ({"KUBEVRRP_LOG_LEVEL": "loud"}, "KUBEVRRP_LOG_LEVEL='loud': use debug, info, warning"),
     ],
 )
 def test_errors_name_the_variable(env: dict[str, str], message: str) -> None:

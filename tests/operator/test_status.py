@@ -11,13 +11,16 @@ from vrrp_operator.objects import PodInfo
 from vrrp_operator.render import Finding, Placement, render
 from vrrp_operator.status import (
     NodeReport,
+    affected,
     aggregate_status,
     events,
     master_lost,
     masters,
     parse_report,
+    recheck_in,
     reports_from_pods,
     status_patch,
+    status_write,
 )
 
 from tests.operator.builders import edge_nodes, vip
@@ -334,6 +337,63 @@ def test_a_master_lost_is_one_the_status_named_and_the_reports_no_longer_show() 
     assert not master_lost({}, {"master": None})  # never had one: nothing to wait for
 
 
+@pytest.mark.parametrize(
+    ("overlap_s", "interval", "due"),
+    [
+        (1.5, "1s", 0.5),  # a split brain in half a second, unless a report ends it first
+        (2.0, "1s", 0.0),
+        (2.5, "1s", None),  # already one: nothing left to wait for
+        (0.05, "100ms", 1.95),  # two adverts, but a report may lag 2 s behind another
+        (1.0, "2s", 3.0),
+    ],
+)
+def test_recheck_in_says_when_an_overlap_becomes_a_split_brain(
+    overlap_s: float, interval: str, due: float | None
+) -> None:
+    obj, p = placed(vip("web", advertInterval=interval), nodes=2)
+    reports = {
+        "node-1": report("node-1", row("MASTER", since=ago(600))),
+        "node-2": report("node-2", row("MASTER", since=ago(overlap_s))),
+    }
+    got = recheck_in(KEY, reports, NOW, p)
+    assert got == pytest.approx(due) if due is not None else got is None
+    if due:  # and then it is one
+        later = NOW + timedelta(seconds=due + 0.01)
+        assert cond(aggregate_status(obj, reports, later, placement=p), "SplitBrain")["status"] == (
+            "True"
+        )
+
+
+def test_nothing_to_recheck_with_one_master_or_a_stopping_one() -> None:
+    _, p = placed(nodes=2)
+    one = {"node-1": report("node-1", row("MASTER")), "node-2": report("node-2", row("BACKUP"))}
+    assert recheck_in(KEY, one, NOW, p) is None
+    stopping = {
+        "node-1": parse_report(
+            "node-1", json.dumps({"instances": [row("MASTER")]}), pod_phase="Terminating"
+        ),
+        "node-2": report("node-2", row("MASTER", since=ago(0.5))),
+    }
+    assert recheck_in(KEY, stopping, NOW, p) is None
+    assert recheck_in(KEY, one, NOW, None) is None
+
+
+def test_affected_are_the_virtualips_a_node_reports_or_runs() -> None:
+    r = render(
+        [vip("web"), vip("api", "192.168.77.101/24", nodeSelector={"matchLabels": {"rack": "r2"}}),
+         vip("gone", "192.168.77.102/24")],
+        edge_nodes(), {},
+    )  # fmt: skip
+    before = report("node-1", row("MASTER", key="default/left"))
+    after = report("node-1", row("BACKUP", key="default/web"))
+    assert affected("node-1", before, after, r.placements) == {
+        "default/left", "default/web", "default/gone",
+    }  # fmt: skip
+    assert affected("node-2", None, None, r.placements) == {
+        "default/web", "default/api", "default/gone",
+    }  # fmt: skip
+
+
 def test_dual_stack_node_entry_combines_families() -> None:
     obj, p = placed(vip("web", "192.168.77.100/24", "fd00:77::100/64"), nodes=2)
     reports = {
@@ -368,6 +428,24 @@ def test_conflict_is_not_ready() -> None:
     )
     assert cond(s, "Ready")["reason"] == "VRIDConflict"
     assert s["nodes"] == []
+
+
+def test_address_conflict_is_not_ready_and_names_the_holder() -> None:
+    holder = vip("web", namespace="tenant-a", created="2025-01-01T00:00:00Z")
+    obj = vip("web", created="2025-02-01T00:00:00Z")
+    r = render([holder, obj], edge_nodes(), {})
+    s = aggregate_status(obj, {}, NOW, placement=r.placements[KEY], findings=r.findings(KEY))
+    ready = cond(s, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "AddressConflict")
+    assert "192.168.77.100 belongs to tenant-a/web" in ready["message"]
+    assert (s["vrid"], s["nodes"]) == (None, [])
+    assert cond(s, "VRIDConflict") | {"lastTransitionTime": ""} == {
+        "type": "VRIDConflict", "status": "False", "reason": "NotChecked",
+        "message": "not checked: refused (AddressConflict)", "lastTransitionTime": "",
+    }  # fmt: skip
+    (event,) = events({}, s)
+    assert event == ("AddressConflict", "Warning", ready["message"])
+    assert events(s, s) == []  # said once, on the edge
 
 
 def test_invalid_spec_is_not_ready() -> None:
@@ -529,3 +607,24 @@ def test_advisory_speaks_again_when_its_findings_change() -> None:
     (event,) = [e for e in events(None, long) if e[0] == "Advisory"]
     assert len(event[2]) <= 1024 and event[2].endswith("(kubectl describe shows the rest)")
     assert len(cond(long, "Advisory")["message"]) == 5000
+
+
+def test_status_write_holds_a_lost_master_and_sends_nothing_twice() -> None:
+    seen = {"master": "n1", "transitions": 1}
+    new = {"master": None, "transitions": 1}
+    # The master went from the reports 0.5 s ago: held back for the rest of REPORT_LAG_S.
+    assert status_write(seen, None, new, written_age_s=0, lost_for_s=0.5, resync_s=60) == (
+        {},
+        1.5,
+    )
+    assert status_write(seen, None, new, written_age_s=0, lost_for_s=2.0, resync_s=60) == (
+        {"master": None},
+        None,
+    )
+    # Written already, the object behind: nothing again until a resync interval passed,
+    # then what still disagrees is written again.
+    written = {"master": "n2", "transitions": 2}
+    assert status_write(seen, written, written, written_age_s=5, lost_for_s=None,
+                        resync_s=60) == ({}, None)  # fmt: skip
+    assert status_write(seen, written, written, written_age_s=61, lost_for_s=None,
+                        resync_s=60) == ({"master": "n2", "transitions": 2}, None)  # fmt: skip

@@ -43,6 +43,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -418,6 +419,37 @@ def delete_virtualips(api: ApiServer, namespace: str, *names: str) -> None:
         return all(get_virtualip(api, namespace, n) is None for n in names)
 
     wait_for(gone, f"VirtualIPs {', '.join(names)} deleted")
+
+
+# --- what a daemon would write ----------------------------------------------------------------
+
+
+def report(api: ApiServer, kubeconfig: Any, node: str, rows: list[dict[str, Any]]) -> None:
+    """Write node's daemon report on its pod as the daemon does: one merge patch with its
+    ServiceAccount's token (its Role allows no GET, which `kubectl patch` would send)."""
+    from kubernetes import client
+
+    document = {"node": node, "configHash": None, "configError": None, "instances": rows,
+                "updated": _iso(datetime.now(UTC))}  # fmt: skip
+    patch = {"metadata": {"annotations": {"kubevrrp.io/status": json.dumps(document)}}}
+    client.CoreV1Api(api.client(kubeconfig)).patch_namespaced_pod(
+        f"vrrpd-{node}", NAMESPACE, patch, _content_type="application/merge-patch+json"
+    )
+
+
+def row(key: str, state: str, *, vrid: int, healthy: bool = True, priority: int = 100,
+        since_s: float = 60, reason: str = "") -> dict[str, Any]:  # fmt: skip
+    """One instance of a report (its IPv4 family), in state `state` for `since_s` seconds."""
+    return {
+        "name": f"{key}/ipv4", "vrid": vrid, "state": state, "priority": priority,
+        "effectivePriority": priority, "healthy": healthy,
+        "since": _iso(datetime.now(UTC) - timedelta(seconds=since_s)),
+        "reason": reason, "master": None,
+    }  # fmt: skip
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- what a kubelet would do ------------------------------------------------------------------

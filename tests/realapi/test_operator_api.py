@@ -12,7 +12,6 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -31,6 +30,8 @@ from tests.realapi.cluster import (
     delete_virtualips,
     finish_pod_deletions,
     get_virtualip,
+    report,
+    row,
     set_pod_phase,
     virtualip,
     wait_for,
@@ -65,31 +66,6 @@ def carried_by(api: ApiServer, key: str) -> set[str]:
         if any(f"{d['metadata']['namespace']}/{d['metadata']['name']}" == key for d in docs):
             out.add(cm["metadata"]["name"].removeprefix("vrrpd-"))
     return out
-
-
-def report(api: ApiServer, kubeconfig: Any, node: str, rows: list[dict[str, Any]]) -> None:
-    """Write node's daemon report on its pod as the daemon does: one merge patch with its
-    ServiceAccount's token (its Role allows no GET, which `kubectl patch` would send)."""
-    document = {"node": node, "configHash": None, "configError": None, "instances": rows,
-                "updated": _iso(datetime.now(UTC))}  # fmt: skip
-    patch = {"metadata": {"annotations": {"kubevrrp.io/status": json.dumps(document)}}}
-    client.CoreV1Api(api.client(kubeconfig)).patch_namespaced_pod(
-        f"vrrpd-{node}", NAMESPACE, patch, _content_type="application/merge-patch+json"
-    )
-
-
-def row(key: str, state: str, *, vrid: int, healthy: bool = True, priority: int = 100,
-        since_s: float = 60, reason: str = "") -> dict[str, Any]:  # fmt: skip
-    return {
-        "name": f"{key}/ipv4", "vrid": vrid, "state": state, "priority": priority,
-        "effectivePriority": priority, "healthy": healthy,
-        "since": _iso(datetime.now(UTC) - timedelta(seconds=since_s)),
-        "reason": reason, "master": None,
-    }  # fmt: skip
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def status(api: ApiServer, name: str) -> dict[str, Any]:
@@ -169,7 +145,7 @@ def test_status_goes_through_its_subresource_and_never_bumps_the_generation(
     kube_api.apply(virtualip("sub", nodes.selector))
     try:
         wait_for(lambda: status(kube_api, "sub").get("observedGeneration") == 1, "status")
-        time.sleep(5)  # a few more status timers
+        time.sleep(5)  # room for any further status write
         obj = get_virtualip(kube_api, "default", "sub")
         assert obj is not None and obj["metadata"]["generation"] == 1
         writes = [

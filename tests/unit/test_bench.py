@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import failover, probe_failover, resources, split_brain
+from bench import failover, probe_failover, resources, split_brain, switchover
 from bench.harness import (
     Cell,
     failover_cells,
@@ -206,3 +206,54 @@ def test_split_brain_table_shows_medians_maxima_and_flaps_of_the_runs_that_ran()
     assert header.split()[:2] == ["advert", "runs"] and set(rule) <= {"-", " "}
     assert fast.split() == ["100ms", "2", "350", "360", "580", "600", "0"]
     assert slow.split() == ["1s", "1", "3500", "3500", "5600", "5600", "1"]
+
+
+def test_a_saved_switchover_run_prints_the_same_report_again(tmp_path: Path) -> None:
+    runs = [
+        failover.Run(
+            impl=impl,
+            case="move",
+            advert="1s",
+            run=1,
+            lost=0,
+            outage_ms=0.0,
+            takeover_ms=ms,
+            released_ms=ms,
+            both_held_ms=3.0,
+            client_switch_ms=ms,
+        )
+        for impl, ms in (("vrrpd", 115.0), ("keepalived", 3416.0))
+    ]
+    runs.append(failover.Run(impl="vrrpd", case="move", advert="100ms", run=1, error="no pair"))
+    first = io.StringIO()
+    rows = switchover.report(runs, MACHINE, first)
+    path = tmp_path / "switchover.json"
+    save_json(str(path), MACHINE, runs=runs, summary=rows)
+    again = io.StringIO()
+    assert switchover.main(["--report", str(path)], out=again) == 0
+    assert again.getvalue() == first.getvalue()
+    lines = first.getvalue().splitlines()
+    assert lines[0] == f"switchover benchmark, {format_machine(MACHINE)}"
+    assert lines[3].split() == ["1s", "vrrpd", "1", "0", "0", "115", "115", "3", "115"]
+    assert lines[4].split() == ["1s", "keepalived", "1", "0", "0", "3416", "3416", "3", "3416"]
+    assert lines[5].split()[:5] == ["100ms", "vrrpd", "1", "(1", "failed)"]
+    assert "FAILED move 100ms vrrpd #1: no pair" in lines
+
+
+def test_vmac_table_groups_runs_by_mode_and_client() -> None:
+    from bench import vmac
+
+    runs = [
+        vmac.Run("vmac", "garp-lost", 1, 350.0, 35, False, vmac.VMAC, vmac.VMAC),
+        vmac.Run("vmac", "garp-lost", 2, 370.0, 37, False, vmac.VMAC, vmac.VMAC),
+        vmac.Run("interface-mac", "garp-lost", 1, 60000.0, 6000, True, "02:01", "02:01"),
+        vmac.Run("interface-mac", "garp-heard", 1, error="no settled pair"),
+    ]
+    lines = vmac.format_table(runs).splitlines()
+    assert lines[0].split()[:3] == ["mode", "client", "runs"]
+    rows = [line.split() for line in lines[2:]]
+    assert rows[0][:6] == ["interface-mac", "garp-lost", "1", "60000", "60000", "6000"]
+    assert rows[0][-1] == "1"  # unrecovered
+    assert rows[1][:6] == ["vmac", "garp-lost", "2", "360", "370", "36"]
+    assert f"{vmac.VMAC} -> {vmac.VMAC}" in lines[3]
+    assert len(rows) == 2  # a cell whose runs all failed has no row

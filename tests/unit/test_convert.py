@@ -27,7 +27,7 @@ from vrrpd.convert import (
     shell_use,
 )
 from vrrpd.resolve import instances_for_node
-from vrrpd.spec.load import load_manifests
+from vrrpd.spec.load import load_manifests, parse_virtualip
 from vrrpd.vrrp.fsm import PreemptMode
 
 # Production-shaped keepalived configurations carried by the repository (tests/data/README.md);
@@ -201,8 +201,9 @@ EXPECTED: dict[tuple[str, str | None], dict[int, dict[str, Any]]] = {
             "spec.nodePriorities": [{"nodeName": "edge-a", "priority": 120}],
             "spec.preempt": {"mode": "Delay", "delay": "30s"},
             "spec.syncGroup": "vg-edge",
-            # The members have no notify of their own: the group's are copied.
-            "spec.notify": {
+            "spec.routes": [{"to": "172.16.0.0/12", "via": "10.210.214.1"}],
+            # The group's own notify, once per change of the group (as keepalived's).
+            "spec.syncGroupNotify": {
                 "master": ["/usr/local/bin/edge-notify.sh", "master"],
                 "backup": ["/usr/local/bin/edge-notify.sh", "backup"],
                 "fault": ["/usr/local/bin/edge-notify.sh", "fault"],
@@ -219,10 +220,11 @@ EXPECTED: dict[tuple[str, str | None], dict[int, dict[str, Any]]] = {
             "spec.nodePriorities": [{"nodeName": "edge-a", "priority": 120}],
             "spec.preempt": {"mode": "Delay", "delay": "30s"},
             "spec.syncGroup": "vg-edge",
-            "spec.notify.master": ["/usr/local/bin/edge-notify.sh", "master"],
-            "spec.notify.all": ["/usr/local/bin/edge-notify-all.sh"],
-            "spec.notify.backup": ["/usr/local/bin/edge-notify.sh", "backup"],
-            "spec.notify.fault": ["/usr/local/bin/edge-notify.sh", "fault"],
+            "spec.routes": [{"to": "0.0.0.0/0", "interface": "eth1", "via": "192.168.1.1"}],
+            "spec.syncGroupNotify.master": ["/usr/local/bin/edge-notify.sh", "master"],
+            "spec.syncGroupNotify.all": ["/usr/local/bin/edge-notify-all.sh"],
+            "spec.syncGroupNotify.backup": ["/usr/local/bin/edge-notify.sh", "backup"],
+            "spec.syncGroupNotify.fault": ["/usr/local/bin/edge-notify.sh", "fault"],
         },
     },
     ("unicast-v3-subsecond.conf", "lb-3"): {
@@ -370,20 +372,18 @@ WARNINGS: dict[str, set[tuple[int, str, str]]] = {
         (40, "state", "info"),
     },
     "sync-group-routes.conf": {
-        (7, "notify_master", "warning"),  # group notify -> per-instance
-        (8, "notify_backup", "warning"),
-        (9, "notify_fault", "warning"),
-        (10, "notify", "warning"),
+        (7, "notify_master", "info"),  # the group's notify -> syncGroupNotify
+        (8, "notify_backup", "info"),
+        (9, "notify_fault", "info"),
+        (10, "notify", "info"),
         (13, "vrrp_instance", "info"),
         (14, "state", "info"),
         (17, "priority", "info"),
         (19, "preempt_delay", "info"),
         (21, "10.210.214.253/24 brd 10.210.214.255", "warning"),
-        (23, "virtual_routes", "warning"),
         (29, "state", "info"),
         (34, "preempt_delay", "info"),
         (36, "192.168.1.11/24 brd 192.168.1.255", "warning"),
-        (38, "virtual_routes", "warning"),
     },
     "unicast-v3-subsecond.conf": {
         (3, "router_id", "info"),
@@ -404,17 +404,103 @@ def test_testdata_warnings(file: str) -> None:
     assert lines == sorted(lines)
 
 
-def test_virtual_routes_warning_names_the_routes_lines() -> None:
+def test_virtual_routes_become_routes() -> None:
     conversion = convert_file(TESTDATA / "sync-group-routes.conf", node="edge-a")
-    inside = find(conversion, "virtual_routes", 23)
-    assert "not supported" in inside.message and "line 24" in inside.message
-    assert "line 39" in find(conversion, "virtual_routes", 38).message
+    inside, outside = conversion.documents
+    assert inside["spec"]["routes"] == [{"to": "172.16.0.0/12", "via": "10.210.214.1"}]
+    assert outside["spec"]["routes"] == [
+        {"to": "0.0.0.0/0", "interface": "eth1", "via": "192.168.1.1"}
+    ]
 
 
-def test_sync_group_notify_warning_names_the_members() -> None:
+@pytest.mark.parametrize(
+    ("entry", "route", "warning"),
+    [
+        (
+            "src 10.0.0.1 10.9.0.0/24 via 10.0.0.254 dev eth1 table 100 metric 7",
+            {
+                "to": "10.9.0.0/24",
+                "interface": "eth1",
+                "metric": 7,
+                "source": "10.0.0.1",
+                "table": 100,
+                "via": "10.0.0.254",
+            },
+            None,
+        ),
+        (
+            "0.0.0.0/0 gw 10.0.0.1 table main",
+            {"to": "0.0.0.0/0", "table": 254, "via": "10.0.0.1"},
+            None,
+        ),
+        ("blackhole 10.7.0.1", {"to": "10.7.0.1/32", "type": "Blackhole"}, None),
+        ("10.8.0.0/16 dev eth2 scope link", {"to": "10.8.0.0/16", "interface": "eth2"}, None),
+        (
+            "10.8.0.0/16 dev eth2 scope site",
+            {"to": "10.8.0.0/16", "interface": "eth2"},
+            "scope site",
+        ),
+        (
+            "10.6.0.0/16 via 10.0.0.2 or 10.0.0.3",
+            {"to": "10.6.0.0/16", "via": "10.0.0.2"},
+            "or 10.0.0.3",
+        ),
+        ("10.5.0.0/16 via 10.0.0.2 mtu 1400", {"to": "10.5.0.0/16", "via": "10.0.0.2"}, "mtu 1400"),
+        ("10.5.0.0/16 nexthop via 10.0.0.2 nexthop via 10.0.0.3", None, "multipath"),
+        ("10.4.0.0/16", None, "a route needs via or dev"),
+        ("10.4.0.0/16 via fd00::1", None, "is IPv6, but to (10.4.0.0/16) is IPv4"),
+        ("fd00:4::/64 dev eth1", None, "no IPv6 address"),
+        ("10.3.0.0./16 via 10.0.0.1", None, "not a destination network"),
+    ],
+)
+def test_virtual_routes_entries(
+    entry: str, route: dict[str, Any] | None, warning: str | None
+) -> None:
+    conversion = instance(f"virtual_routes {{\n {entry}\n}}")
+    spec = conversion.documents[0]["spec"]
+    assert spec.get("routes") == ([route] if route else None)
+    problems = [f"{w.directive}: {w.message}" for w in conversion.warnings if w.line == 8]
+    if warning is None:
+        assert problems == []
+    else:
+        assert [p for p in problems if warning in p], problems
+    parse_virtualip(conversion.documents[0], standalone=False)
+
+
+@pytest.mark.parametrize(
+    ("entry", "rule", "warning"),
+    [
+        ("from 10.0.0.0/24 table 2", {"from": "10.0.0.0/24", "table": 2}, None),
+        (
+            "from all to 10.9.0.0/16 lookup 100 preference 90",
+            {"to": "10.9.0.0/16", "table": 100, "priority": 90},
+            None,
+        ),
+        ("from 10.0.0.0/24 fwmark 3 table 2", None, "fwmark 3"),
+        ("from 10.0.0.0/24 goto 100", None, "goto 100"),
+        ("to 10.0.0./24 table 2", None, "is not valid"),
+        ("table 2", None, "a rule needs from or to"),
+    ],
+)
+def test_virtual_rules_entries(
+    entry: str, rule: dict[str, Any] | None, warning: str | None
+) -> None:
+    conversion = instance(f"virtual_rules {{\n {entry}\n}}")
+    spec = conversion.documents[0]["spec"]
+    assert spec.get("rules") == ([rule] if rule else None)
+    problems = [f"{w.directive}: {w.message}" for w in conversion.warnings if w.line == 8]
+    if warning is None:
+        assert problems == []
+    else:
+        assert [p for p in problems if warning in p], problems
+    parse_virtualip(conversion.documents[0], standalone=False)
+
+
+def test_sync_group_notify_names_the_members() -> None:
     conversion = convert_file(TESTDATA / "sync-group-routes.conf", node="edge-a")
-    message = find(conversion, "notify", 10).message
-    assert "INSIDE, OUTSIDE" in message and "GROUP VG_EDGE" in message
+    note = find(conversion, "notify", 10)
+    assert note.severity == "info"
+    assert note.message.startswith("syncGroupNotify.all of INSIDE, OUTSIDE: it runs once per")
 
 
 def test_brd_is_reported_as_ignored() -> None:
@@ -736,10 +822,33 @@ def test_addresses_and_their_options() -> None:
     } <= warned(conversion)
 
 
-def test_dev_on_another_interface_is_a_warning() -> None:
-    conversion = instance("virtual_ipaddress {\n 10.0.2.1/24 dev eth1\n}")
-    assert get(conversion.documents[0], "spec.interface") == "eth0"
-    assert "another interface" in find(conversion, "10.0.2.1/24 dev eth1").message
+def test_dev_on_another_interface_becomes_an_address_interface() -> None:
+    conversion = instance(
+        "virtual_ipaddress {\n 10.0.2.1/24 dev eth1 label eth1:x\n 10.0.3.1/24 dev eth0\n}"
+    )
+    spec = conversion.documents[0]["spec"]
+    assert spec["interface"] == "eth0"
+    assert spec["addressInterfaces"] == [{"address": "10.0.2.1", "interface": "eth1"}]
+    assert "label" not in spec
+    assert "carries no label" in find(conversion, "10.0.2.1/24 label eth1:x").message
+    assert not [w for w in conversion.warnings if "dev eth1" in w.directive]
+    parse_virtualip(conversion.documents[0], standalone=False)
+
+
+def test_use_vmac() -> None:
+    plain = instance("use_vmac")
+    assert plain.documents[0]["spec"]["useVmac"] is True
+    assert not [w for w in plain.warnings if w.directive == "use_vmac"]
+    named = instance("use_vmac vrrp_web\nvirtual_ipaddress {\n 10.0.0.2/24 label eth0:v\n}")
+    spec = named.documents[0]["spec"]
+    assert spec["useVmac"] is True and "label" not in spec
+    assert "named vrrp.9, not vrrp_web" in find(named, "use_vmac").message
+    assert any("label eth0:v dropped" in w.message for w in named.warnings)
+    parse_virtualip(named.documents[0], standalone=False)
+    v6 = instance("use_vmac\nvirtual_ipaddress {\n fd00::2/64\n}")
+    assert "useVmac" not in v6.documents[0]["spec"]
+    assert "IPv4 addresses only" in find(v6, "use_vmac").message
+    parse_virtualip(v6.documents[0], standalone=False)
 
 
 def test_unicast() -> None:
@@ -864,7 +973,26 @@ def test_track_file() -> None:
         {"name": "maint", "file": {"path": "/run/maint"}, "weight": 1},
         {"name": "other", "file": {"path": "/run/other"}, "weight": -3},
     ]
-    assert {(4, "vrrp_track_file"), (7, "init_file")} <= warned(conversion)
+    assert (4, "vrrp_track_file") in warned(conversion)
+    assert find(conversion, "init_file", 7).severity == "info"  # a missing file is 0 here too
+
+
+@pytest.mark.parametrize(
+    ("line", "severity", "says"),
+    [
+        ("init_file", "info", "reads as 0 here too"),
+        ("init_file 0x0", "info", "reads as 0 here too"),
+        ("init_file 1", "warning", "Write 1 to it before the daemon starts"),
+        ("init_file overwrite", "warning", "Write 0 to it before the daemon starts (overwrite"),
+        ("init_file 0 overwrite", "warning", "(overwrite: whatever it holds)"),
+    ],
+)
+def test_track_file_init_file(line: str, severity: str, says: str) -> None:
+    conversion = instance(
+        "track_file {\n maint\n}", before=f'track_file maint {{\n file "/run/m"\n {line}\n}}\n'
+    )
+    warning = find(conversion, "init_file", 3)
+    assert (warning.severity, says in warning.message) == (severity, True), warning.message
 
 
 def test_address_owner_cannot_keep_probes() -> None:
@@ -897,6 +1025,22 @@ def test_notify_shell_and_path_search() -> None:
     assert spec["notify"]["master"] == ["/usr/bin/env", "n.sh", "x"]
 
 
+def test_notify_fifo_goes_to_every_instance() -> None:
+    conversion = instance(
+        "priority 100",
+        before="global_defs {\n vrrp_notify_fifo /run/keepalived.fifo\n"
+        " notify_fifo_script /usr/local/bin/read-fifo\n}\n",
+    )
+    assert conversion.documents[0]["spec"]["notify"] == {"fifo": "/run/keepalived.fifo"}
+    assert "vrrp_notify_fifo" not in {w.directive for w in conversion.warnings}
+    assert "runs no reader; start the script" in find(conversion, "notify_fifo_script").message
+    owned = instance("priority 100", before="global_defs {\n notify_fifo /run/f root root\n}\n")
+    assert "make it yourself with that owner" in find(owned, "notify_fifo").message
+    relative = instance("priority 100", before="global_defs {\n notify_fifo run/f\n}\n")
+    assert "not an absolute path" in find(relative, "notify_fifo").message
+    assert "notify" not in relative.documents[0]["spec"]
+
+
 def test_smtp_alert_global_and_display_names() -> None:
     conversion = instance(
         "",
@@ -916,7 +1060,7 @@ def test_smtp_alert_global_and_display_names() -> None:
     assert find(missing, "vrrp_instance", says="notification_email").severity == "warning"
 
 
-def test_sync_group_member_keeps_its_own_notify() -> None:
+def test_sync_group_member_keeps_its_own_notify_beside_the_groups() -> None:
     text = textwrap.dedent(
         """\
         vrrp_sync_group G {
@@ -940,9 +1084,14 @@ def test_sync_group_member_keeps_its_own_notify() -> None:
     conversion = convert_text(text, source="<t>")
     spec = conversion.documents[0]["spec"]
     assert spec["syncGroup"] == "g"
-    assert spec["notify"] == {"master": ["/bin/own-master.sh"], "backup": ["/bin/group-backup.sh"]}
+    # Both run, as in keepalived: the instance's for it, the group's for the group.
+    assert spec["notify"] == {"master": ["/bin/own-master.sh"]}
+    assert spec["syncGroupNotify"] == {
+        "master": ["/bin/group-master.sh"],
+        "backup": ["/bin/group-backup.sh"],
+    }
     assert "probes" not in spec  # keepalived ignores weighted trackers in a sync group
-    assert "own" in find(conversion, "notify_master", 6).message
+    assert find(conversion, "notify_master", 6).severity == "info"
     assert "no vrrp_instance NOPE" in find(conversion, "NOPE").message
     assert "sync_group_tracking_weight" in find(conversion, "eth9 weight 10").message
 
@@ -983,12 +1132,10 @@ def test_unsupported_directives_are_listed_never_dropped() -> None:
         """\
         dont_track_primary
         debug 2
-        use_vmac
+        vmac_xmit_base
         mcast_src_ip 10.0.0.3
         no_such_directive 1
-        virtual_rules {
-            from 10.0.0.0/24 table 1
-        }
+        use_ipvlan
         """,
         before="global_defs {\n enable_traps\n}\n",
     )
@@ -996,10 +1143,10 @@ def test_unsupported_directives_are_listed_never_dropped() -> None:
         (2, "enable_traps"),
         (10, "dont_track_primary"),
         (11, "debug"),
-        (12, "use_vmac"),
+        (12, "vmac_xmit_base"),
         (13, "mcast_src_ip"),
         (14, "no_such_directive"),
-        (15, "virtual_rules"),
+        (15, "use_ipvlan"),
     } <= warned(conversion)
 
 
@@ -1039,7 +1186,7 @@ def test_yaml_has_the_warnings_as_comments_and_round_trips() -> None:
     text = conversion.yaml()
     head = text.split("\n---\n")[0].splitlines()
     assert all(line.startswith("#") for line in head)
-    assert any(":23: warning: virtual_routes:" in line for line in head)
+    assert any(":21: warning: 10.210.214.253/24 brd" in line for line in head)
     assert [d for d in yaml.safe_load_all(text) if d is not None] == conversion.documents
 
 
@@ -1049,7 +1196,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out, err = capsys.readouterr()
     docs = [d for d in yaml.safe_load_all(out) if d is not None]
     assert [d["metadata"]["namespace"] for d in docs] == ["net", "net"]
-    assert f"{path}:23: warning: virtual_routes:" in err
+    assert f"{path}:21: warning: 10.210.214.253/24 brd" in err
 
     broken = tmp_path / "broken.conf"
     broken.write_text("vrrp_instance A {\n  priority 1\n")
@@ -1062,6 +1209,27 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "cannot read" in capsys.readouterr().err
     assert cli([path, "--node", "Node_A"]) == 2
     assert "--node" in capsys.readouterr().err
+
+
+def test_vrrpd_convert_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    """`vrrpd convert` takes its options anywhere, as `vrrpd.convert`, and has a --help."""
+    from vrrpd.cli import main
+
+    with pytest.raises(SystemExit) as exit_help:
+        main(["convert", "--help"])
+    assert exit_help.value.code == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("usage: vrrpd convert")
+    assert "--node" in shown and "--namespace" in shown
+
+    path = str(TESTDATA / "sync-group-routes.conf")
+    assert main(["convert", "--node", "edge-a", "--namespace", "net", path]) == 0
+    out = capsys.readouterr().out
+    docs = [d for d in yaml.safe_load_all(out) if d is not None]
+    assert [d["metadata"]["namespace"] for d in docs] == ["net", "net"]
+    assert "# Converted from" in out and "node edge-a" in out
+    assert main(["convert", path, "--node", "Node_A"]) == 2
+    assert "--node 'Node_A'" in capsys.readouterr().err
 
 
 # --- the migration guide stays true ------------------------------------------------------------

@@ -143,6 +143,10 @@ def test_descriptions_name_keepalived_equivalents() -> None:
         "unicast": "unicast_peer",
         "authentication": "auth_pass",
         "trackInterfaces": "track_interface",
+        "addressInterfaces": "dev",
+        "routes": "virtual_routes",
+        "useVmac": "use_vmac",
+        "rules": "virtual_rules",
         "probes": "vrrp_script",
         "syncGroup": "vrrp_sync_group",
         "notify": "notify_master",
@@ -672,6 +676,18 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
         "timeout must be 10ms..1h",
     ),
     (
+        "file-probe-fall",
+        virtualip({"probes": [{"name": "m", "file": {"path": "/run/m"}, "fall": 3}]}),
+        "spec.probes[0]",
+        "keepalived track_file has no rise or fall",
+    ),
+    (
+        "group-notify-without-group",
+        virtualip({"syncGroupNotify": {"master": ["/bin/n"]}}),
+        "spec.syncGroupNotify",
+        "syncGroupNotify notifies a sync group, but syncGroup is not set",
+    ),
+    (
         "probe-names-twice",
         virtualip({"probes": [TCP, {"name": "haproxy", "file": {"path": "/run/x"}}]}),
         "spec.probes[1]",
@@ -831,6 +847,61 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
         virtualip({"peers": [{"nodeName": "node-a", "address": "192.168.77.11/24"}]}),
         "spec.peers[0].address",
         "must be an IP address without a prefix length",
+    ),
+    (
+        "address-interface-with-prefix",
+        virtualip({"addressInterfaces": [{"address": "192.168.77.100/24", "interface": "eth1"}]}),
+        "spec.addressInterfaces[0].address",
+        "must be an IP address of spec.addresses without its prefix length",
+    ),
+    (
+        "address-interface-twice",
+        virtualip(
+            {
+                "addressInterfaces": [
+                    {"address": "192.168.77.100", "interface": "eth1"},
+                    {"address": "192.168.77.100", "interface": "eth2"},
+                ]
+            }
+        ),
+        "spec.addressInterfaces[1]",
+        "Duplicate value",
+    ),
+    (
+        "vmac-with-ipv6",
+        virtualip({"useVmac": True, "addresses": [V4, V6]}),
+        "spec.useVmac",
+        "useVmac is for IPv4 addresses only",
+    ),
+    (
+        "vmac-with-label",
+        virtualip({"useVmac": True, "interface": "eth0", "label": "eth0:vip"}),
+        "spec.useVmac",
+        "where label cannot go",
+    ),
+    (
+        "route-to-an-address",
+        virtualip({"routes": [{"to": "10.1.0.1", "via": "192.168.77.1"}]}),
+        "spec.routes[0].to",
+        "must be a network with a prefix length",
+    ),
+    (
+        "route-via-a-network",
+        virtualip({"routes": [{"to": "10.1.0.0/16", "via": "192.168.77.1/24"}]}),
+        "spec.routes[0].via",
+        "must be an IP address without a prefix length",
+    ),
+    (
+        "rule-matching-nothing",
+        virtualip({"rules": [{"table": 2}]}),
+        "spec.rules[0]",
+        "a rule needs from, to or both",
+    ),
+    (
+        "route-type-unknown",
+        virtualip({"routes": [{"to": "10.1.0.0/16", "type": "blackhole"}]}),
+        "spec.routes[0].type",
+        "Unsupported value",
     ),
     (
         "track-interface-twice",
@@ -1018,6 +1089,23 @@ LEFT_TO_THE_MODEL = [
         virtualip({"probes": [{"name": "c", "exec": {"command": ["true"], "env": {"A=B": "1"}}}]}),
     ),
     ("broadcast-address", virtualip({"addresses": ["192.168.77.255/24"]})),
+    (
+        "route-host-bits",
+        virtualip({"routes": [{"to": "10.1.0.1/16", "via": "192.168.77.1"}]}),
+    ),
+    (
+        "route-of-a-family-without-addresses",
+        virtualip({"routes": [{"to": "fd00:1::/64", "interface": "eth1"}]}),
+    ),
+    ("route-going-nowhere", virtualip({"routes": [{"to": "10.1.0.0/16"}]})),
+    (
+        "rule-of-two-families",
+        virtualip({"rules": [{"from": "10.0.0.0/8", "to": "fd00::/8", "table": 2}]}),
+    ),
+    (
+        "address-interface-not-listed",
+        virtualip({"addressInterfaces": [{"address": "192.168.77.9", "interface": "eth1"}]}),
+    ),
 ]
 
 
@@ -1069,6 +1157,16 @@ def test_a_valid_object_with_every_field_is_accepted() -> None:
             "serviceRef": {"name": "ingress"},
             "readiness": "Master",
             "trackInterfaces": ["eth1", "bond0.100"],
+            "addressInterfaces": [{"address": "192.168.78.1", "interface": "eth2"}],
+            "routes": [
+                {"to": "0.0.0.0/0", "via": "192.168.77.1", "table": 100, "metric": 5},
+                {"to": "fd00:99::/64", "interface": "eth1", "source": "fd00:77::100"},
+                {"to": "10.9.0.0/16", "type": "Blackhole"},
+            ],
+            "rules": [
+                {"from": "192.168.77.0/24", "to": "10.0.0.0/8", "table": 100, "priority": 100},
+                {"to": "fd00:99::/64", "table": 4294967295},
+            ],
             "probes": [
                 {**TCP, "interval": "10ms", "timeout": "10ms", "rise": 255, "weight": 254},
                 {"name": "exec", "exec": {"command": ["check"], "env": {"PORT": "8080"}}},

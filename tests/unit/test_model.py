@@ -811,6 +811,22 @@ INVALID: list[tuple[str, str, list[str]]] = [
         ["spec.probes[0].file.path: run/maintenance is not an absolute path"],
     ),
     (
+        "file-probe-rise-fall",
+        probes({"name": "maintenance", "file": {"path": "/run/m"}, "rise": 2}),
+        [
+            "spec.probes[0].rise: 2: a file probe takes each number it reads at once "
+            "(keepalived track_file has no rise or fall); remove rise, or use 1",
+        ],
+    ),
+    (
+        "group-notify-without-group",
+        dump(manifest({"syncGroupNotify": {"master": ["/bin/n"]}})),
+        [
+            "spec.syncGroupNotify: notifies a sync group, but syncGroup is not set: set "
+            "syncGroup (e.g. syncGroup: edge), or move these hooks to notify"
+        ],
+    ),
+    (
         "interface-probe-bad-name",
         probes({"name": "uplink", "interface": {"name": "eth0:1"}}),
         ["spec.probes[0].interface.name: eth0:1 is not a Linux interface name"],
@@ -2070,3 +2086,61 @@ def test_model_imports_no_io() -> None:
             imported.add(node.module.split(".")[0])
     forbidden = {"socket", "asyncio", "pyroute2", "time", "scapy", "select", "subprocess"}
     assert imported.isdisjoint(forbidden), imported & forbidden
+
+
+def test_address_interfaces_resolve_per_family_and_are_tracked() -> None:
+    spec = {
+        "addresses": ["192.168.77.100/24", "10.99.0.1/24", "fd00:99::1/64"],
+        "interface": "eth0",
+        "label": "eth0:vip",
+        "trackInterfaces": ["eth2"],
+        "addressInterfaces": [
+            {"address": "10.99.0.1", "interface": "eth1"},
+            {"address": "fd00:99::1", "interface": "eth1"},
+        ],
+    }
+    v4, v6 = instances_for_node([one(spec)], "node-a")
+    assert v4.address_interfaces == ((ip_address("10.99.0.1"), "eth1"),)
+    assert v4.track_interfaces == ("eth2", "eth1")
+    assert v6.address_interfaces == ((ip_address("fd00:99::1"), "eth1"),)
+    other, own = ip_interface("10.99.0.1/24"), ip_interface("192.168.77.100/24")
+    assert (v4.interface_of(other, "eth0"), v4.interface_of(own, "eth0")) == ("eth1", "eth0")
+    assert (v4.label_for(other, "eth0"), v4.label_for(own, "eth0")) == (None, "eth0:vip")
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        (
+            [{"address": "10.1.2.3", "interface": "eth1"}],
+            "spec.addressInterfaces[0].address: 10.1.2.3 is not in spec.addresses",
+        ),
+        (
+            [{"address": "192.168.77.100/24", "interface": "eth1"}],
+            "without its prefix length: 192.168.77.100",
+        ),
+        (
+            [{"address": "192.168.77.100", "interface": "eth1"}] * 2,
+            "spec.addressInterfaces[1].address: 192.168.77.100 already has an interface at [0]",
+        ),
+        (
+            [{"address": "192.168.77.100", "interface": "eth/1"}],
+            "spec.addressInterfaces[0].interface: eth/1 is not a Linux interface name",
+        ),
+    ],
+)
+def test_address_interfaces_refused(entries: list[dict[str, str]], message: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        one({"addressInterfaces": entries})
+    assert message in str(exc.value)
+
+
+def test_use_vmac_resolves_and_is_ipv4_without_label() -> None:
+    (inst,) = instances_for_node([one({"useVmac": True})], "node-a")
+    assert inst.use_vmac is True
+    with pytest.raises(ConfigError) as exc:
+        one({"useVmac": True, "addresses": ["192.168.77.100/24", "fd00:77::100/64"]})
+    assert "spec.useVmac: true is for IPv4 addresses only" in str(exc.value)
+    with pytest.raises(ConfigError) as exc:
+        one({"useVmac": True, "interface": "eth0", "label": "eth0:vip"})
+    assert "spec.useVmac: true puts the addresses on the virtual MAC interface" in str(exc.value)

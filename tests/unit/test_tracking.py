@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vrrpd.config import ExecCheck, FileCheck, ProbeConfig
 from vrrpd.probes.tracking import (
     Fault,
     Pending,
@@ -18,6 +19,7 @@ from vrrpd.probes.tracking import (
     Result,
     effective_priority,
     shared_priority,
+    tracker_for,
 )
 
 UP, DOWN, INIT = ProbeState.UP, ProbeState.DOWN, ProbeState.INIT
@@ -177,6 +179,78 @@ def test_init_state_weight_0_is_pending_and_fault_wins() -> None:
     assert effective_priority(100, [tracker(0, up=None, name="w")]) == Pending(awaiting=("w",))
     probes = [tracker(0, up=None, name="w"), tracker(0, up=False, name="x")]
     assert effective_priority(100, probes) == Fault(failing=("x",))
+
+
+# --- track_file: the number times the weight --------------------------------------------------
+
+
+def file_tracker(weight: int, value: int | None = None, name: str = "f") -> ProbeTracker:
+    return ProbeTracker(name, 1, 1, weight, scaled=True, value=value)
+
+
+@pytest.mark.parametrize(
+    ("weight", "number", "expected"),
+    [
+        # keepalived track_file.c: the product, held to [-254, 253], is added...
+        (-10, 0, Priority(100, 100, 100)),
+        (-10, 1, Priority(90, 100, 90, (("f", -10),))),
+        (-10, 3, Priority(70, 100, 70, (("f", -30),))),
+        (10, 2, Priority(120, 100, 120, (("f", 20),))),
+        (-1, -5, Priority(105, 100, 105, (("f", 5),))),  # a negative number raises it
+        (100, 7, Priority(254, 100, 353, (("f", 253),))),  # held to 253, then to 254
+        (-20, 12, Priority(1, 100, -140, (("f", -240),))),  # -240 is not the floor yet
+        # ... and -254 (the product at or below it) is FAULT
+        (-20, 13, Fault(("f",))),
+        (-254, 1, Fault(("f",))),
+        (2, -127, Fault(("f",))),
+        # weight 0: any number but 0 is FAULT, whatever its sign
+        (0, 0, Priority(100, 100, 100)),
+        (0, 1, Fault(("f",))),
+        (0, -1, Fault(("f",))),
+    ],
+)
+def test_track_file_number_times_weight(weight: int, number: int, expected: Result) -> None:
+    assert effective_priority(100, [file_tracker(weight, number)]) == expected
+
+
+def test_track_file_fault_applies_to_an_address_owner_its_weight_does_not() -> None:
+    assert effective_priority(255, [file_tracker(-10, 3)]) == Priority(255, 255, 225, (("f", -30),))
+    assert effective_priority(255, [file_tracker(0, 1)]) == Fault(("f",))
+
+
+def test_track_file_record_reports_every_change_of_effect() -> None:
+    t = file_tracker(-10)
+    assert t.state is INIT and t.contribution() == 0
+    assert not t.record(False, None)  # unreadable before any number: still INIT
+    assert t.state is INIT
+    assert t.record(True, 0) and t.state is UP  # INIT -> UP
+    assert not t.record(True, 0)
+    assert t.record(False, 2) and t.contribution() == -20  # still UP, a new effect
+    assert not t.record(False, None) and t.value == 2  # an unreadable number changes nothing
+    assert t.record(False, 30) and t.state is DOWN and t.faulting  # -300: FAULT
+    assert not t.record(False, 40)  # still FAULT, still nothing added
+    assert t.record(True, 0) and t.state is UP and t.contribution() == 0
+
+
+def test_track_file_weight_0_init_is_pending_like_a_script() -> None:
+    assert effective_priority(100, [file_tracker(0)]) == Pending(("f",))
+    assert effective_priority(100, [file_tracker(-5)]) == Priority(100, 100, 100)
+
+
+def test_track_file_at_its_floor_faults_its_member_not_the_groups_sum() -> None:
+    own = [file_tracker(-10, 1, name="mine")]
+    sibling = [file_tracker(-100, 3, name="theirs")]  # -300: the sibling's FAULT
+    assert effective_priority(100, sibling) == Fault(("theirs",))
+    assert shared_priority(100, [own, sibling]) == Priority(90, 100, 90, (("mine", -10),))
+
+
+def test_tracker_for_scales_file_probes_only() -> None:
+    def probe(check: ExecCheck | FileCheck) -> ProbeConfig:
+        return ProbeConfig("p", check, 100, 100, rise=2, fall=3, weight=-5)
+
+    assert tracker_for(probe(FileCheck("/run/x")), value=4).contribution() == -20
+    script = tracker_for(probe(ExecCheck(("true",))), initially_up=False)
+    assert not script.scaled and script.contribution() == -5
 
 
 @pytest.mark.parametrize(

@@ -50,7 +50,8 @@ def manifest(
 
 
 def probe(weight: int, name: str = "hc") -> str:
-    return f"    - {{name: {name}, file: {{path: /run/{name}}}, weight: {weight}}}\n"
+    """A script probe: passing or failing (a file probe's number is weighted instead)."""
+    return f"    - {{name: {name}, exec: {{command: [/usr/local/bin/{name}]}}, weight: {weight}}}\n"
 
 
 def analyses(text: str, nodes: Sequence[str] = (), *, pairs: bool = True) -> list[Analysis]:
@@ -124,6 +125,19 @@ def test_positive_weights_count_while_the_probe_passes() -> None:
     assert "n1 goes from 120 to 100, still above n2's 90; weight 31 would move it" in (
         finding.message
     )
+
+
+def test_a_file_probe_fails_by_holding_1_its_number_times_the_weight() -> None:
+    # keepalived track_file: steady at 0 (adds nothing), failed at 1 (adds the weight).
+    file = "    - {name: drain, file: {path: /run/drain}, weight: -20}\n"
+    a = analysis(manifest((100, 90), file))
+    assert [s.arithmetic() for s in a.steady] == ["100", "90"]
+    failed = row(a, "probe drain fails on n1")
+    assert failed.after == ("n2",) and "n1 100 - 20 (drain) = 80: below n2's 90" in failed.why
+    # With a positive weight the number raises the priority: a backup grows stronger.
+    raised = analysis(manifest((100, 70), file.replace("-20", "20")))
+    why = row(raised, "probe drain fails on n2").why
+    assert why == "n2 70 + 20 (drain) = 90: a stronger backup, still below n1: n1 keeps the VIP"
 
 
 def test_a_positive_weight_on_the_backup_alone_makes_it_the_holder() -> None:
@@ -268,6 +282,18 @@ def test_sync_group_members_share_weights_and_faults() -> None:
     assert fault.after == ("n2",) and "probe default/inside/inner failing" in fault.why
     assert not any(f.code == "SyncGroupSplit" for x in found.values() for f in x.findings)
     assert any("sync group default/edge" in s for s in a.assumptions)
+
+
+def test_a_dual_stack_members_probe_weighs_once_in_its_sync_group() -> None:
+    # Two instances (IPv4, IPv6) run the VirtualIP's one probe: its weight counts once.
+    web = manifest((150, 100), probe(-60), peers=False, extra="  syncGroup: edge\n")
+    web = web.replace("[192.168.77.100/24]", '[192.168.77.100/24, "fd00:77::100/64"]')
+    api = manifest((150, 100), name="api", vrid=52, peers=False, extra="  syncGroup: edge\n")
+    found = {a.instance: a for a in analyses(web + "---\n" + api)}
+    assert set(found) == {"default/web/ipv4", "default/web/ipv6", "default/api/ipv4"}
+    assert "n1 150 - 60 (hc) = 90:" in row(found["default/web/ipv6"], "probe hc fails on n1").why
+    moved = row(found["default/api/ipv4"], "probe hc of default/web fails on n1")
+    assert "n1 150 - 60 (default/web/hc) = 90:" in moved.why
 
 
 def test_sync_group_members_that_prefer_different_nodes_are_flagged() -> None:

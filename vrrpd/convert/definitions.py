@@ -62,6 +62,7 @@ class Globals:
     smtp_timeout_cs: int | None = None
     smtp_alert: bool = False
     strict: bool = False
+    fifo: str | None = None  # notify_fifo / vrrp_notify_fifo: every instance's notify.fifo
     garp_line: dict[str, Statement] = field(default_factory=dict)
 
 
@@ -157,6 +158,15 @@ class Definitions:
                 ):
                     self.report.on(st, "above the 5m maximum; using 5m")
                     g.smtp_timeout_cs = SMTP_CONNECT_TIMEOUT_MAX_CS
+            elif kw in ("notify_fifo", "vrrp_notify_fifo"):
+                self._notify_fifo(st, g)
+            elif kw in ("notify_fifo_script", "vrrp_notify_fifo_script"):
+                self.report.on(
+                    st,
+                    "not converted: the daemon writes the FIFO (notify.fifo) but runs no "
+                    "reader; start the script beside it, with the FIFO's path as its last "
+                    "argument as keepalived does",
+                )
             elif kw in ("smtp_alert", "smtp_alert_vrrp"):
                 value = self.values.read_bool(st)
                 if value is not None:
@@ -302,16 +312,47 @@ class Definitions:
                 if len(args) > 1 and args[1] == "reverse":
                     track.reverse = True
             elif kw == "init_file":
-                self.report.on(
-                    st,
-                    "not supported: the file is not created; a missing file counts as a "
-                    "failure here (keepalived reads it as 0). Create it before the daemon starts",
-                )
+                self._init_file(st)
             else:
                 self.report.on(st, "unknown track_file option; ignored")
         if track.path is None:
             self.report.on(block, f"{name} has no file; not converted")
         self.track_files[name] = track
+
+    def _notify_fifo(self, st: Statement, g: Globals) -> None:
+        path = st.args[0] if st.args else ""
+        if not path.startswith("/"):
+            self.report.on(st, f"{path!r} is not an absolute path; not converted")
+            return
+        if g.fifo is not None and g.fifo != path:
+            # keepalived writes both; one VirtualIP names one FIFO
+            self.report.on(st, f"a second FIFO; only {g.fifo} is converted")
+            return
+        g.fifo = path
+        if len(st.args) > 1:
+            self.report.on(
+                st,
+                f"the FIFO is made by the daemon's user, not {' '.join(st.args[1:])}; make it "
+                "yourself with that owner before the daemon starts",
+            )
+
+    def _init_file(self, st: Statement) -> None:
+        """keepalived writes VALUE (default 0) to a missing file, or to any with overwrite.
+        A missing file reads as 0 here too, so only 0 without overwrite carries over."""
+        value = st.args[0] if st.args and st.args[0] != "overwrite" else "0"
+        if "overwrite" not in st.args and _is_zero(value):
+            self.report.on(
+                st,
+                "a missing file reads as 0 here too, so nothing needs creating",
+                severity="info",
+            )
+            return
+        self.report.on(
+            st,
+            "not converted: the daemon does not write the file. Write "
+            f"{value} to it before the daemon starts"
+            + (" (overwrite: whatever it holds)" if "overwrite" in st.args else ""),
+        )
 
     # --- vrrp_sync_group
 
@@ -367,7 +408,7 @@ class Definitions:
                 )
 
     def report_sync_groups(self, blocks: list[Statement]) -> None:
-        """After the instances: group notifications copied to members, groups left empty."""
+        """After the instances: group notifications given to members, groups left empty."""
         for group in {id(g): g for g in self.groups.values()}.values():
             self._group_notify_report(group)
         for st in blocks:
@@ -377,17 +418,17 @@ class Definitions:
     def _group_notify_report(self, group: SyncGroup) -> None:
         for kind, (_, st) in group.notify.items():
             members = group.copied.get(kind)
-            if not members:
-                continue
-            extra = (
-                "; it now gets INSTANCE <instance> instead of GROUP "
-                f"{group.st.args[0]} as its first two appended arguments (the group's name "
-                "is in $VRRPD_GROUP)"
-                if kind == "all"
-                else ""
-            )
-            self.report.on(
-                st,
-                "group notifications become per-instance: copied to notify."
-                f"{kind} of {', '.join(members)}, so the script runs once per member{extra}",
-            )
+            if members:
+                self.report.on(
+                    st,
+                    f"syncGroupNotify.{kind} of {', '.join(members)}: it runs once per change "
+                    "of the group's state, as in keepalived",
+                    severity="info",
+                )
+
+
+def _is_zero(text: str) -> bool:
+    try:
+        return int(text, 0) == 0
+    except ValueError:
+        return False

@@ -23,12 +23,6 @@ from vrrpd.limits import (
 )
 
 INSTANCE_UNSUPPORTED = {
-    "virtual_routes": "not supported: routes are not added or removed on state changes; "
-    "keep them static or add them from a notify script",
-    "virtual_rules": "not supported: policy rules are not added or removed on state changes; "
-    "keep them static or add them from a notify script",
-    "use_vmac": "not supported: the VIP uses the interface's own MAC; peers learn it from "
-    "gratuitous ARP / unsolicited NA",
     "use_vmac_addr": "not supported (no VMAC interfaces)",
     "vmac_xmit_base": "not supported (no VMAC interfaces)",
     "use_ipvlan": "not supported (no ipvlan interfaces)",
@@ -110,7 +104,11 @@ class Instance:
         self.garp: dict[str, Any] = {}
         self.tracking = Tracking(defs, iname)
         self.notify: dict[str, list[str]] = {}
+        self.group_notify: dict[str, list[str]] = {}  # the sync group's own notify_*
         self.smtp_alert: bool | None = None
+        self.routes: list[Statement] = []  # the entries of virtual_routes
+        self.rules: list[Statement] = []  # the entries of virtual_rules
+        self.use_vmac: Statement | None = None
 
     def gather(self) -> None:
         """Read every directive of the block, then what the instance's sync group adds."""
@@ -140,6 +138,9 @@ class Instance:
             "track_file": self.tracking.track,
             "smtp_alert": self._smtp_alert,
             "promote_secondaries": self._promote_secondaries,
+            "virtual_routes": self._routing,
+            "virtual_rules": self._routing,
+            "use_vmac": self._use_vmac,
             **{kw: self._notify for kw in NOTIFY_FIELDS},
         }
         for st in self.block.block or []:
@@ -178,6 +179,15 @@ class Instance:
             address = self._address(entry, excluded)
             if address is not None:
                 self.addresses.append(address)
+
+    def _use_vmac(self, st: Statement) -> None:
+        self.use_vmac = st
+
+    def _routing(self, st: Statement) -> None:
+        if st.block is None:
+            self.report.on(st, "expects a { } block; ignored")
+            return
+        (self.routes if st.keyword == "virtual_routes" else self.rules).extend(st.block)
 
     def _address(self, entry: Statement, excluded: bool) -> Address | None:
         text = entry.keyword
@@ -421,15 +431,8 @@ class Instance:
         group = self.defs.groups.get(self.iname)
         if group is None:
             return
-        for kind, (argv, st) in group.notify.items():
-            if kind in self.notify:
-                self.report.on(
-                    st,
-                    f"the group's notify for {kind} is not copied to {self.iname}, which has its "
-                    "own; both ran in keepalived, only the instance's runs now",
-                )
-                continue
-            self.notify[kind] = argv
+        for kind, (argv, _) in group.notify.items():
+            self.group_notify[kind] = argv
             group.copied.setdefault(kind, []).append(self.iname)
         if group.smtp_alert and self.smtp_alert is None:
             self.smtp_alert = True

@@ -1,14 +1,19 @@
 """A vrrp_instance's gathered directives resolved together into a VirtualIP spec: the
-version from the address families, one interface and label, adverts rounded as keepalived
+version from the address families, the interfaces and the label, adverts rounded as keepalived
 rounds them, preemption, unicast peers, GARP, probes and notifications."""
 
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from ipaddress import ip_interface
 from typing import Any
+
+from pydantic import ValidationError
 
 from vrrpd.convert.definitions import NOTIFY_ORDER, Globals
 from vrrpd.convert.instance import Address, Instance
+from vrrpd.convert.reader import Statement
+from vrrpd.convert.routing import convert_route, convert_rule
 from vrrpd.convert.values import duration, peer_name, show_seconds, to_cs
 from vrrpd.limits import (
     ADVERT_INTERVAL_V2_MAX_S,
@@ -16,6 +21,7 @@ from vrrpd.limits import (
     PREEMPT_DELAY_MAX_CS,
     PRIORITY_OWNER,
 )
+from vrrpd.spec.routing import VirtualRoute, VirtualRule
 
 KEEPALIVED_DEFAULT_VERSION = 2  # keepalived's vrrp_version default (ours is 3)
 THIS_NODE = "this-node"  # nodeName of unicast_src_ip when no --node is given
@@ -47,8 +53,17 @@ def resolve_spec(inst: Instance) -> dict[str, Any]:
     interface = _resolve_interface(inst, addresses)
     if interface is not None:
         spec["interface"] = interface
+    moved = [
+        {"address": str(a.interface.ip), "interface": a.dev}
+        for a in addresses
+        if a.dev is not None and a.dev != interface
+    ]
+    if moved:
+        spec["addressInterfaces"] = moved
     label = _resolve_label(inst, addresses, interface)
-    if label is not None:
+    if inst.use_vmac is not None and _resolve_vmac(inst, spec, label):
+        spec["useVmac"] = True
+    elif label is not None:
         spec["label"] = label
     if inst.advert is not None:
         spec["advertInterval"] = _resolve_advert(inst, version)
@@ -77,6 +92,12 @@ def resolve_spec(inst: Instance) -> dict[str, Any]:
     garp = _resolve_garp(inst, g, addresses)
     if garp:
         spec["garp"] = garp
+    for key, entries in (
+        ("routes", _resolve_routes(inst, spec)),
+        ("rules", _resolve_rules(inst, spec)),
+    ):
+        if entries:
+            spec[key] = entries
     if inst.tracking.track_interfaces:
         spec["trackInterfaces"] = list(inst.tracking.track_interfaces)
     probes = _resolve_probes(inst, spec) if inst.tracking.probes else []
@@ -88,6 +109,14 @@ def resolve_spec(inst: Instance) -> dict[str, Any]:
     notify = _resolve_notify(inst, g)
     if notify:
         spec["notify"] = notify
+    if group is not None and (inst.group_notify or g.fifo is not None):
+        # keepalived writes GROUP lines to its global FIFO too
+        group_notify: dict[str, Any] = {
+            k: inst.group_notify[k] for k in NOTIFY_ORDER if k in inst.group_notify
+        }
+        if g.fifo is not None:
+            group_notify["fifo"] = g.fifo
+        spec["syncGroupNotify"] = group_notify
     return spec
 
 
@@ -168,19 +197,45 @@ def _resolve_interface(inst: Instance, addresses: list[Address]) -> str | None:
             f"no interface: using {interface}, the dev of the first address",
             severity="info",
         )
-    for address in devs:
-        if address.dev != interface:
-            inst.address_warning(
-                address.st,
-                f"dev {address.dev}",
-                f"every address goes on spec.interface ({interface}); an address on "
-                "another interface needs a VirtualIP of its own",
-            )
     return interface
 
 
+def _resolve_vmac(inst: Instance, spec: dict[str, Any], label: str | None) -> bool:
+    """Whether useVmac can be set; what changes on the way is reported."""
+    st = inst.use_vmac
+    assert st is not None
+    if any(":" in a for a in spec["addresses"]):
+        inst.report.on(
+            st,
+            "useVmac is for IPv4 addresses only here, and this instance has IPv6 ones; not "
+            "converted: the addresses keep the interface's own MAC",
+        )
+        return False
+    name = f"vrrp.{inst.vrid}" if inst.vrid is not None else "vrrp.<vrid>"
+    if st.args and st.args[0] != name:
+        inst.report.on(st, f"the interface is named {name}, not {st.args[0]}", severity="info")
+    if label is not None:
+        inst.report.on(
+            st,
+            f"label {label} dropped: the addresses go on the virtual MAC interface {name}",
+        )
+    return True
+
+
 def _resolve_label(inst: Instance, addresses: list[Address], interface: str | None) -> str | None:
-    labelled = [a for a in addresses if a.label is not None]
+    labelled = []
+    for address in addresses:
+        if address.label is None:
+            continue
+        if address.dev is not None and address.dev != interface:
+            inst.address_warning(
+                address.st,
+                f"label {address.label}",
+                f"ignored: an address on another interface than {interface} "
+                "(addressInterfaces) carries no label",
+            )
+        else:
+            labelled.append(address)
     if not labelled:
         return None
     first = labelled[0]
@@ -404,6 +459,8 @@ def _resolve_probes(inst: Instance, spec: dict[str, Any]) -> list[dict[str, Any]
 
 def _resolve_notify(inst: Instance, g: Globals) -> dict[str, Any]:
     notify: dict[str, Any] = {k: inst.notify[k] for k in NOTIFY_ORDER if k in inst.notify}
+    if g.fifo is not None:
+        notify["fifo"] = g.fifo
     alert = inst.smtp_alert if inst.smtp_alert is not None else g.smtp_alert
     if not alert:
         return notify
@@ -428,3 +485,45 @@ def _resolve_notify(inst: Instance, g: Globals) -> dict[str, Any]:
         email["connectTimeout"] = duration(g.smtp_timeout_cs)
     notify["email"] = email
     return notify
+
+
+def _resolve_routes(inst: Instance, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    converted = [(e, convert_route(inst.report, e)) for e in inst.routes]
+    return _valid(inst, spec, "routes", VirtualRoute, converted)
+
+
+def _resolve_rules(inst: Instance, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    converted = [(e, convert_rule(inst.report, e)) for e in inst.rules]
+    return _valid(inst, spec, "rules", VirtualRule, converted)
+
+
+def _valid(
+    inst: Instance,
+    spec: dict[str, Any],
+    field: str,
+    model: type[VirtualRoute | VirtualRule],
+    converted: list[tuple[Statement, dict[str, Any] | None]],
+) -> list[dict[str, Any]]:
+    """The entries the model accepts, of a family the addresses have; the others reported."""
+    families = {ip_interface(a).version for a in spec["addresses"]}
+    kept = []
+    for st, entry in converted:
+        if entry is None:
+            continue
+        try:
+            family = model.model_validate(entry).family
+        except ValidationError as exc:
+            reason = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            inst.report.on(st, f"{reason}; entry not converted")
+            continue
+        if family not in families:
+            inst.report.on(
+                st,
+                f"IPv{family}, but the instance has no IPv{family} address, so no instance "
+                f"would install it; not converted (keepalived installs it with the other "
+                f"family's instance: put it in spec.{field} of a VirtualIP with IPv{family} "
+                "addresses)",
+            )
+            continue
+        kept.append(entry)
+    return kept

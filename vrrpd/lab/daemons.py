@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 from vrrpd.lab.netns import Lab, wait_until
 
 ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding `vrrpd`
+SOCKET_PATH_MAX = 107  # sun_path, less its terminating NUL
 
 
 class VrrpdProcess:
@@ -49,6 +51,11 @@ class VrrpdProcess:
             prefix=f"vrrpd-{self.node_name}-", suffix=".log", dir=lab.workdir
         )
         os.close(fd)
+        # Its own control socket (`vrrpd switchover`): the lab's nodes share one filesystem.
+        # In the workdir unless that makes the path too long for a UNIX socket (108 bytes).
+        short = len(str(lab.workdir)) < SOCKET_PATH_MAX - 40
+        self._control_dir = tempfile.mkdtemp(prefix="ctl-", dir=lab.workdir if short else None)
+        self.control_socket = os.path.join(self._control_dir, "control.sock")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> VrrpdProcess:
@@ -59,6 +66,8 @@ class VrrpdProcess:
             sys.executable, "-m", "vrrpd", "run", *source, "--node", self.node_name,
             "--log-format", "json", *self.extra_args,
         ]  # fmt: skip
+        if self.root == ROOT:  # another checkout may predate the control socket
+            argv += ["--control-socket", self.control_socket]
         with open(self.log_path, "ab") as log:
             # `python -m` looks in the working directory first: another checkout's vrrpd
             # runs from there.
@@ -67,6 +76,25 @@ class VrrpdProcess:
                 self.node.netns, argv, stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=cwd
             )
         return self
+
+    def switchover(
+        self, *instances: str, release: bool = False, timeout: float = 15.0
+    ) -> subprocess.CompletedProcess[str]:
+        """`vrrpd switchover` on this node, as a person would run it there, once the daemon
+        opened its control socket (after its instances and its HTTP face)."""
+        wait_until(lambda: os.path.exists(self.control_socket), timeout)
+        named = [arg for name in instances for arg in ("--instance", name)]
+        argv = [sys.executable, "-m", "vrrpd", "switchover", "--control-socket",
+                self.control_socket, *named]  # fmt: skip
+        if release:
+            argv.append("--release")
+        env = {**os.environ, **self.extra_env}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [self.root, env.get("PYTHONPATH")]))
+        cwd = None if self.root == ROOT else self.root
+        return subprocess.run(
+            self.lab.command(self.node.netns, argv), capture_output=True, text=True,
+            timeout=timeout, env=env, cwd=cwd,
+        )  # fmt: skip
 
     # -- observing ------------------------------------------------------------------------
 
@@ -130,3 +158,4 @@ class VrrpdProcess:
         if self.running:
             self.kill()
         Path(self.log_path).unlink(missing_ok=True)
+        shutil.rmtree(self._control_dir, ignore_errors=True)

@@ -3,7 +3,8 @@
 Builds N nodes and a client on one bridge, runs vrrpd on every node from an embedded
 VirtualIP, shows who holds the VIP, fails the master (link down, daemon stop or crash),
 prints the outage the client saw, restores the node and removes everything it created,
-also on Ctrl-C.
+also on Ctrl-C. The switchover scenario fails nothing: it moves the VIP on purpose to
+the lowest-priority node (`vrrpd switchover` there) and releases it again.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TextIO
 
@@ -22,7 +24,7 @@ from vrrpd.lab.prober import Prober
 
 VIP = "192.168.77.100"
 INSTANCE = "default/demo/ipv4"
-SCENARIOS = ("link-down", "daemon-stop", "kill")
+SCENARIOS = ("link-down", "daemon-stop", "kill", "switchover")
 
 
 def demo_manifest(nodes: int, interval: str) -> str:
@@ -77,6 +79,11 @@ class Demo:
         ]
         return masters[0] if len(masters) == 1 else None
 
+    def holds(self, node: int) -> bool:
+        """`node` is the only master and the only holder of the VIP."""
+        assert self.lab is not None
+        return self.master() == node and self.lab.holders(VIP) == [node]
+
     def wait(self, predicate: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
         if not wait_until(predicate, timeout, 0.02):
             raise LabError(f"timed out after {timeout:.0f} s waiting for {what}")
@@ -97,36 +104,74 @@ class Demo:
             self.table("elected:")
             master = self.master()
             assert master is not None
-            with Prober(lab, VIP) as prober:
-                time.sleep(0.5)
-                self.say(f"\nfailing the master n{master}: {self.describe(scenario)}")
-                self.fail(master, scenario)
-                # After a crash the dead node's kernel still has the VIP: only the new
-                # master's gratuitous ARP moves the client's traffic.
-                crashed = scenario == "kill"
-                self.wait(lambda: (m := self.master()) is not None and m != master
-                          and (crashed or lab.holders(VIP) == [m]), "a new master")  # fmt: skip
-                time.sleep(1.0)
-            result = prober.stop()
-            self.table("after the failure:")
-            self.say(
-                f"\nclient {lab.client.address4} probed {VIP} every 10 ms: "
-                f"{result.lost} of {result.sent} probes lost, longest outage "
-                f"{result.max_outage * 1000:.0f} ms"
-            )
-            if scenario == "kill":
-                self.say(f"n{master}'s kernel still has {VIP} (nobody removed it); the restarted "
-                         "vrrpd removes it before it joins")  # fmt: skip
-            self.restore(master, scenario)
-            self.wait(lambda: self.master() == master and lab.holders(VIP) == [master],
-                      f"n{master} to take the VIP back")  # fmt: skip
-            time.sleep(0.3)
-            self.table(f"n{master} restored (preempt Always: the higher priority takes over):")
+            if scenario == "switchover":
+                self.switchover(master)
+            else:
+                self.failover(master, scenario)
             for d in self.daemons.values():
                 if d.running:
                     d.terminate()
         self.say("\nlab removed: namespaces, links and processes are gone")
         return 0
+
+    def failover(self, master: int, scenario: str) -> None:
+        """Fail the master under the client's probes, then restore it."""
+        lab = self.lab
+        assert lab is not None
+        with Prober(lab, VIP) as prober:
+            time.sleep(0.5)
+            self.say(f"\nfailing the master n{master}: {self.describe(scenario)}")
+            self.fail(master, scenario)
+            # After a crash the dead node's kernel still has the VIP: only the new
+            # master's gratuitous ARP moves the client's traffic.
+            crashed = scenario == "kill"
+            self.wait(lambda: (m := self.master()) is not None and m != master
+                      and (crashed or lab.holders(VIP) == [m]), "a new master")  # fmt: skip
+            time.sleep(1.0)
+        result = prober.stop()
+        self.table("after the failure:")
+        self.say(
+            f"\nclient {lab.client.address4} probed {VIP} every 10 ms: "
+            f"{result.lost} of {result.sent} probes lost, longest outage "
+            f"{result.max_outage * 1000:.0f} ms"
+        )
+        if scenario == "kill":
+            self.say(f"n{master}'s kernel still has {VIP} (nobody removed it); the restarted "
+                     "vrrpd removes it before it joins")  # fmt: skip
+        self.restore(master, scenario)
+        self.wait(lambda: self.master() == master and lab.holders(VIP) == [master],
+                  f"n{master} to take the VIP back")  # fmt: skip
+        time.sleep(0.3)
+        self.table(f"n{master} restored (preempt Always: the higher priority takes over):")
+
+    def switchover(self, master: int) -> None:
+        """Move the VIP to the last node and back, each time under the client's probes."""
+        assert self.lab is not None
+        lab, target = self.lab, self.nodes
+        steps = [
+            (f"n{target}: vrrpd switchover (take the VIP and hold it)", False, target),
+            (f"n{target}: vrrpd switchover --release (the ordinary rules again)", True, master),
+        ]
+        for what, release, holder in steps:
+            with Prober(lab, VIP) as prober:
+                time.sleep(0.5)
+                self.say(f"\n{what}")
+                done = self.daemons[target].switchover(release=release)
+                if done.returncode != 0:
+                    raise LabError(f"vrrpd switchover failed: {done.stderr.strip()}")
+                self.say("  " + done.stdout.strip())
+                self.wait(partial(self.holds, holder), f"n{holder} to hold the VIP")
+                time.sleep(0.5)
+            result = prober.stop()
+            self.table(f"n{holder} holds {VIP}:")
+            self.say(f"\nclient {lab.client.address4} probed {VIP} every 10 ms: {result.lost} "
+                     f"of {result.sent} probes lost (make before break)")  # fmt: skip
+            if not release:
+                time.sleep(1.0)
+                if not self.holds(holder):
+                    raise LabError(f"n{holder} lost the VIP it was asked to hold")
+                self.say(f"1 s later n{holder} still holds it: n{master}, higher and preempt "
+                         "Always, does not take it back from a hold")  # fmt: skip
 
     @staticmethod
     def describe(scenario: str) -> str:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Interface, IPv6Interface, ip_interface
 from typing import Any
 
-from pyroute2 import AsyncIPRoute
+from pyroute2.iproute.linux import AsyncIPRoute
 from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST, nla, nlmsg
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import (
@@ -61,7 +61,9 @@ IFF_UP = 0x1
 IFF_LOWER_UP = 0x10000
 IFLA_AF_SPEC = 26
 IFLA_INET_CONF = 1
-IPV4_DEVCONF_PROMOTE_SECONDARIES = 20  # linux/ip.h
+IPV4_DEVCONF_ARP_ANNOUNCE = 18  # linux/ip.h
+IPV4_DEVCONF_ARP_IGNORE = 19
+IPV4_DEVCONF_PROMOTE_SECONDARIES = 20
 _AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 
 
@@ -129,7 +131,7 @@ class LinkEvent:
     up: bool
 
 
-class _SetInetConf(nlmsg):  # type: ignore[misc]
+class SetInetConf(nlmsg):  # type: ignore[misc]
     """RTM_SETLINK with IFLA_AF_SPEC / AF_INET / IFLA_INET_CONF: IPv4 per-interface settings
     (the /proc/sys/net/ipv4/conf/IF/* values) set over netlink. That needs CAP_NET_ADMIN,
     as adding an address does, and works where /proc/sys is mounted read-only (every
@@ -146,7 +148,11 @@ class _SetInetConf(nlmsg):  # type: ignore[misc]
             nla_map = ((IFLA_INET_CONF, "IFLA_INET_CONF", "vrrpd_inet_conf"),)
 
             class vrrpd_inet_conf(nla):  # type: ignore[misc]
-                nla_map = ((IPV4_DEVCONF_PROMOTE_SECONDARIES, "PROMOTE_SECONDARIES", "uint32"),)
+                nla_map = (
+                    (IPV4_DEVCONF_ARP_ANNOUNCE, "ARP_ANNOUNCE", "uint32"),
+                    (IPV4_DEVCONF_ARP_IGNORE, "ARP_IGNORE", "uint32"),
+                    (IPV4_DEVCONF_PROMOTE_SECONDARIES, "PROMOTE_SECONDARIES", "uint32"),
+                )
 
 
 def _family(address: IPInterface | IPAddress) -> int:
@@ -410,8 +416,17 @@ class Rtnl:
 
     # --- changes (AddressPort) ---
 
-    def _require_index(self, ifname: str) -> int:
+    async def _index(self, ifname: str) -> int | None:
+        """From the mirror, or from the kernel for a link whose event is still on its way
+        (a virtual MAC interface made a moment ago, vrrpd.net.vmac)."""
         index = self.ifindex(ifname)
+        if index is None:
+            found = await self._ipr().link_lookup(ifname=ifname)
+            index = int(found[0]) if found else None
+        return index
+
+    async def _require_index(self, ifname: str) -> int:
+        index = await self._index(ifname)
         if index is None:
             raise AddressError(f"no interface {ifname!r}", errno.ENODEV)
         return index
@@ -431,7 +446,7 @@ class Rtnl:
                 f"label {label!r} must start with the interface name {ifname!r} "
                 f"and be at most {IFNAMSIZ - 1} bytes"
             )
-        index = self._require_index(ifname)
+        index = await self._require_index(ifname)
         request: dict[str, Any] = {
             "index": index,
             "address": str(address.ip),
@@ -462,7 +477,7 @@ class Rtnl:
     async def remove(self, ifname: str, address: IPInterface) -> bool:
         """Take the address off the interface. False if it was not there (or the interface
         is gone, which took the address with it)."""
-        index = self.ifindex(ifname)
+        index = await self._index(ifname)
         if index is None:
             return False
         request = {"address": str(address.ip), "prefixlen": address.network.prefixlen}
@@ -507,7 +522,7 @@ class Rtnl:
         if index in self._promoted:
             return
         self._promoted.add(index)
-        msg = _SetInetConf()
+        msg = SetInetConf()
         msg["family"] = socket.AF_UNSPEC
         msg["index"] = index
         conf = {"attrs": [("PROMOTE_SECONDARIES", 1)]}

@@ -1,5 +1,5 @@
 """What `vrrpd run` does first, before anything heavy is imported: claim the network
-namespace and remove the VIPs a killed predecessor left behind.
+namespace and remove the VIPs (and virtual MAC interfaces) a killed predecessor left behind.
 
 A VIP that a dead vrrpd left on an interface is answered for by two nodes until it goes,
 so this runs as soon as the interpreter is up (a few milliseconds of our own), not after
@@ -24,10 +24,14 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import socket
 import struct
+import subprocess
 
 VRRPD_ADDR_PROTO = 0x56  # our mark in IFA_PROTO ('V'); see vrrpd.net.rtnl
+VMAC_ALIAS = "kube-vrrp vmac"  # our mark in IFLA_IFALIAS on a macvlan; see vrrpd.net.vmac
+NO_ACCEPT_TABLE = "kube_vrrp_no_accept"  # vrrpd.noaccept.TABLE, not imported: see above
 LOCK_NAME = b"\0kube-vrrp/vrrpd"
 
 # linux/netlink.h, linux/rtnetlink.h, linux/if_addr.h
@@ -35,9 +39,12 @@ _NETLINK_ROUTE = 0
 _NLMSG_ERROR, _NLMSG_DONE = 2, 3
 _NLM_F_REQUEST, _NLM_F_ACK, _NLM_F_DUMP, _NLM_F_DUMP_INTR = 0x1, 0x4, 0x300, 0x10
 _RTM_DELADDR, _RTM_GETADDR = 21, 22
+_RTM_DELLINK, _RTM_GETLINK = 17, 18
+_IFLA_IFNAME, _IFLA_IFALIAS = 3, 20
 _IFA_ADDRESS, _IFA_LOCAL, _IFA_PROTO = 1, 2, 11
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
 _IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
+_IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
 _ATTR = struct.Struct("=HH")  # rtattr: len, type
 
 
@@ -172,21 +179,75 @@ def remove_marked(mark: int = VRRPD_ADDR_PROTO) -> list[tuple[str, str]]:
         return removed
 
 
+def remove_vmacs(alias: str = VMAC_ALIAS) -> list[str]:
+    """Delete every interface of this namespace whose alias is `alias`: the virtual MAC
+    interfaces a vrrpd made (with the VIPs on them). Returns their names."""
+    kind = socket.SOCK_RAW | socket.SOCK_CLOEXEC
+    with socket.socket(socket.AF_NETLINK, kind, _NETLINK_ROUTE) as sock:
+        sock.settimeout(5.0)
+        sock.bind((0, 0))
+        for attempt in range(5):
+            try:
+                dump = _exchange(sock, 1 + attempt, _RTM_GETLINK, _NLM_F_DUMP,
+                                 _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0))  # fmt: skip
+                break
+            except InterruptedError:
+                continue
+        else:
+            raise OSError(errno.EAGAIN, "the link table kept changing during the dump")
+        removed = []
+        for seq, payload in enumerate(dump, 100):
+            _family, _type, index, _flags, _change = _IFINFOMSG.unpack_from(payload)
+            attrs = _attrs(payload, _IFINFOMSG.size)
+            if attrs.get(_IFLA_IFALIAS, b"").rstrip(b"\0") != alias.encode():
+                continue
+            try:
+                _exchange(sock, seq, _RTM_DELLINK, _NLM_F_ACK,
+                          _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0))  # fmt: skip
+            except OSError as exc:
+                if exc.errno != errno.ENODEV:
+                    raise
+            removed.append(attrs.get(_IFLA_IFNAME, b"").rstrip(b"\0").decode())
+        return removed
+
+
+def remove_no_accept_table(table: str = NO_ACCEPT_TABLE) -> bool:
+    """Delete the accept: false table a dead vrrpd left (vrrpd.noaccept); True if there was
+    one. After the VIPs: a process of its own, a few milliseconds. Without nft, no vrrpd
+    could have made it."""
+    nft = shutil.which("nft")
+    if nft is None:
+        return False
+    done = subprocess.run(
+        [nft, "delete", "table", "inet", table], capture_output=True, timeout=10, check=False
+    )
+    if done.returncode == 0:
+        return True
+    why = done.stderr.decode(errors="replace").strip()
+    if "No such file or directory" in why:  # none here
+        return False
+    raise OSError(f"nft could not delete table inet {table}: {why}")
+
+
 class Claim:
     """The namespace lock, and what was removed once it was ours."""
 
     def __init__(self) -> None:
         self.lock = NamespaceLock()
         self.removed: list[tuple[str, str]] = []
+        self.removed_table = False
         self.error: OSError | None = None
         self.cleaned = False
 
     def clean(self) -> None:
         self.cleaned = True
         try:
+            # The virtual MAC interfaces first: their VIPs go with them.
+            self.removed += [("the links", f"virtual MAC interface {n}") for n in remove_vmacs()]
             self.removed += remove_marked()
-        except OSError as exc:  # reported once logging is set up; the daemon retries
-            self.error = exc
+            self.removed_table = remove_no_accept_table()
+        except (OSError, subprocess.SubprocessError) as exc:  # reported once logging is up
+            self.error = exc if isinstance(exc, OSError) else OSError(str(exc))
 
 
 EARLY: Claim | None = None  # set by claim_early(), the first thing `vrrpd run` does

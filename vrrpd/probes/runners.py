@@ -351,12 +351,15 @@ def _strtol(text: str) -> int | None:
 
 @dataclass(frozen=True)
 class FileProbe:
-    """keepalived track_file: the file holds an integer; 0 is success, anything else failure.
+    """keepalived track_file: the file holds an integer, returned as ``value``; the tracker
+    multiplies it by the weight (`vrrpd.probes.tracking`). ``ok`` is the number being 0, the
+    meaning it has under weight 0.
 
-    keepalived multiplies the number by the weight; here the number is returned as ``value``
-    and the probe is plainly ok / failed. As in keepalived, the number is read like
-    ``strtol(s, NULL, 0)`` and a file with no number reads as 0. Unlike keepalived, a missing or
-    unreadable file is a failure: a deleted health file should not look healthy.
+    As in keepalived, the number is read like ``strtol(s, NULL, 0)``, a file with no number
+    and a missing file read as 0 (keepalived's init_file creates it with 0), and a number out
+    of the 32-bit range is not taken: the outcome fails with no value and the tracker keeps
+    the last one. A file that exists and cannot be read fails the same way (keepalived reads
+    it as 0; here the daemon says why in the probe's detail).
     """
 
     path: str
@@ -371,13 +374,13 @@ class FileProbe:
         # In a thread: the file may sit on a filesystem that hangs (NFS, FUSE).
         try:
             data = await asyncio.to_thread(_read_head_bytes, Path(self.path))
-        except FileNotFoundError as exc:
-            raise _Failed(f"no such file: {self.path}") from exc
+        except FileNotFoundError:
+            return True, f"no file {self.path}: 0, as keepalived reads it", 0
         except OSError as exc:
             raise _Failed(f"cannot read {self.path}: {describe(exc)}") from exc
         number = _strtol(data.decode("latin-1")) or 0
         if not -(2**31) <= number <= 2**31:  # keepalived's own bounds
-            raise _Failed(f"{self.path} holds {number}, out of the 32-bit range")
+            raise _Failed(f"{self.path} holds {number}, out of the 32-bit range; ignored")
         return number == 0, f"{self.path} holds {number}", number
 
 

@@ -22,6 +22,14 @@ Everything here follows keepalived 2.x (acassen/keepalived), read from the sourc
   ``vrrp_set_effective_priority``: an address owner (base 255) is never adjusted, and the total
   is clamped to [1, 254].
 
+* ``keepalived/trackers/track_file.c`` ``update_track_file_status`` and
+  ``process_update_vrrp_track_file_status`` (a track_file, our ``file`` probe: "scaled"
+  here): the number read times the weight, the result held to [-254, 253]; -254 (the
+  product at or below it) puts the instance in FAULT, anything else is added to the base
+  priority. With weight 0 a non-zero number is FAULT and 0 is fine. A number that cannot
+  be read changes nothing (keepalived ignores an invalid number). No rise or fall: each
+  number read takes effect at once.
+
 keepalived applies those weights incrementally on each state change; here the priority is
 recomputed from the probes' current states, which gives the same numbers and makes "a probe
 changes the priority once per state change, never cumulatively" true by construction.
@@ -29,11 +37,16 @@ changes the priority once per state change, never cumulatively" true by construc
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol, TypeVar
 
-from vrrpd.limits import PRIORITY_BACKUP_MAX, PRIORITY_MIN, PRIORITY_OWNER, PROBE_WEIGHT_MAX
+from vrrpd.limits import PRIORITY_MIN, PRIORITY_OWNER, PROBE_WEIGHT_MAX, clamp_priority
+
+# keepalived's bounds of a track_file's number times its weight (track_file.c): the floor
+# means FAULT.
+SCALED_FAULT, SCALED_MAX = -254, 253
 
 
 class ProbeState(StrEnum):
@@ -51,12 +64,24 @@ class ProbeTracker:
       * ``True`` — UP, ``fall`` failures to go down. keepalived has no such option; it is for
         carrying a probe's state over a config reload (keepalived's INIT_RELOAD keeps the old
         script's state the same way).
+
+    ``scaled`` (keepalived track_file): ``record`` takes the number the check read, which
+    times the weight is the contribution; rise, fall and ``initially_up`` do not apply, and
+    ``value`` is the number carried over a reload (None: INIT until the first).
     """
 
-    __slots__ = ("_fall", "_name", "_result", "_rise", "_state", "_weight")
+    __slots__ = ("_fall", "_name", "_result", "_rise", "_scaled", "_state", "_value", "_weight")
 
     def __init__(
-        self, name: str, rise: int, fall: int, weight: int, initially_up: bool | None = None
+        self,
+        name: str,
+        rise: int,
+        fall: int,
+        weight: int,
+        initially_up: bool | None = None,
+        *,
+        scaled: bool = False,
+        value: int | None = None,
     ) -> None:
         if rise < 1:
             raise ValueError(f"probe {name!r}: rise must be at least 1, got {rise}")
@@ -71,6 +96,14 @@ class ProbeTracker:
         self._rise = rise
         self._fall = fall
         self._weight = weight
+        self._scaled = scaled
+        self._value: int | None = None
+        if scaled:
+            self._state = ProbeState.INIT
+            self._result = 0
+            if value is not None:
+                self._take(value)
+            return
         # `_result` is keepalived's counter, kept with the same meaning so the transitions can
         # be checked line by line against vrrp_script_child_thread.
         if initially_up is None:
@@ -103,8 +136,41 @@ class ProbeTracker:
     def state(self) -> ProbeState:
         return self._state
 
-    def record(self, ok: bool) -> bool:
-        """Count one result; True when the state changed (INIT counts as a state to leave)."""
+    @property
+    def scaled(self) -> bool:
+        return self._scaled
+
+    @property
+    def value(self) -> int | None:
+        """The last number a scaled probe read (None: none yet, or not scaled)."""
+        return self._value
+
+    @property
+    def faulting(self) -> bool:
+        """Down in a way that puts the instance in FAULT: weight 0, or a scaled probe whose
+        number times its weight reached keepalived's floor."""
+        return self._state is ProbeState.DOWN and (self._weight == 0 or self._scaled)
+
+    def _scaled_status(self, value: int) -> int:
+        """keepalived's status of a track_file: SCALED_FAULT (FAULT) or what it adds."""
+        if self._weight == 0:
+            return SCALED_FAULT if value else 0
+        return max(SCALED_FAULT, min(SCALED_MAX, value * self._weight))
+
+    def _take(self, value: int) -> None:
+        self._value = value
+        fault = self._scaled_status(value) == SCALED_FAULT
+        self._state = ProbeState.DOWN if fault else ProbeState.UP
+
+    def record(self, ok: bool, value: int | None = None) -> bool:
+        """Count one result; True when the state changed (INIT counts as a state to leave)
+        or, for a scaled probe, what it adds to the priority did."""
+        if self._scaled:
+            if value is None:  # unreadable: keepalived keeps the last number it read
+                return False
+            before = (self._state, self.contribution())
+            self._take(value)
+            return (self._state, self.contribution()) != before
         old = self._state
         top = self._rise + self._fall - 1
         if ok:
@@ -127,6 +193,10 @@ class ProbeTracker:
 
     def contribution(self) -> int:
         """What this probe adds to the base priority now (weight 0 is a FAULT, not a number)."""
+        if self._scaled:
+            if self._value is None or self._state is not ProbeState.UP:
+                return 0
+            return self._scaled_status(self._value)
         if self._weight > 0 and self._state is ProbeState.UP:
             return self._weight
         if self._weight < 0 and self._state is ProbeState.DOWN:
@@ -134,10 +204,44 @@ class ProbeTracker:
         return 0
 
     def __repr__(self) -> str:
+        scaled = f", scaled, value={self._value}" if self._scaled else ""
         return (
             f"ProbeTracker({self._name!r}, rise={self._rise}, fall={self._fall}, "
-            f"weight={self._weight}, state={self._state.value})"
+            f"weight={self._weight}, state={self._state.value}{scaled})"
         )
+
+
+class _Check(Protocol):
+    @property
+    def scaled(self) -> bool: ...
+
+
+class _Probe(Protocol):  # vrrpd.config.ProbeConfig, which this module does not import
+    @property
+    def name(self) -> str: ...
+    @property
+    def rise(self) -> int: ...
+    @property
+    def fall(self) -> int: ...
+    @property
+    def weight(self) -> int: ...
+    @property
+    def check(self) -> _Check: ...
+
+
+def tracker_for(
+    probe: _Probe, initially_up: bool | None = None, value: int | None = None
+) -> ProbeTracker:
+    """The tracker of a configured probe: scaled when its check yields a number."""
+    return ProbeTracker(
+        probe.name,
+        probe.rise,
+        probe.fall,
+        probe.weight,
+        initially_up,
+        scaled=probe.check.scaled,
+        value=value,
+    )
 
 
 @dataclass(frozen=True)
@@ -152,7 +256,8 @@ class Priority:
 
 @dataclass(frozen=True)
 class Fault:
-    """A weight-0 probe is down: the instance must be in FAULT (it never holds the VIP)."""
+    """A weight-0 probe is down, or a scaled one at its floor: the instance must be in FAULT
+    (it never holds the VIP)."""
 
     failing: tuple[str, ...]
 
@@ -177,7 +282,7 @@ def effective_priority(base: int, trackers: Iterable[ProbeTracker]) -> Result:
     if not PRIORITY_MIN <= base <= PRIORITY_OWNER:
         raise ValueError(f"base priority must be in [1, 255], got {base}")
     trackers = list(trackers)
-    failing = tuple(t.name for t in trackers if t.weight == 0 and t.state is ProbeState.DOWN)
+    failing = tuple(t.name for t in trackers if t.faulting)
     if failing:
         return Fault(failing)
     awaiting = tuple(t.name for t in trackers if t.weight == 0 and t.state is ProbeState.INIT)
@@ -185,9 +290,7 @@ def effective_priority(base: int, trackers: Iterable[ProbeTracker]) -> Result:
         return Pending(awaiting)
     adjustments = tuple((t.name, c) for t in trackers if (c := t.contribution()))
     total = base + sum(c for _, c in adjustments)
-    if base == PRIORITY_OWNER:
-        return Priority(PRIORITY_OWNER, base, total, adjustments)
-    return Priority(min(max(total, PRIORITY_MIN), PRIORITY_BACKUP_MAX), base, total, adjustments)
+    return Priority(clamp_priority(base, total), base, total, adjustments)
 
 
 def shared_priority(base: int, members: Iterable[Iterable[ProbeTracker]]) -> Result:
@@ -197,4 +300,18 @@ def shared_priority(base: int, members: Iterable[Iterable[ProbeTracker]]) -> Res
     spreads through the group instead. For an instance outside a group, `members` is its own
     trackers alone."""
     weighted = [t for trackers in members for t in trackers if t.weight != 0]
-    return effective_priority(base, weighted)
+    # A scaled probe at its floor faults its own member (and so the group), not the sum.
+    return effective_priority(base, [t for t in weighted if not t.faulting])
+
+
+_M = TypeVar("_M")
+
+
+def weighing_members(members: Iterable[_M], virtualip: Callable[[_M], str]) -> list[_M]:
+    """The sync-group members whose weighted probes `shared_priority` counts: the first of
+    each VirtualIP. A dual-stack VirtualIP is two instances, one per address family, that
+    run the same probes: its weights count once, not once per family."""
+    first: dict[str, _M] = {}
+    for member in members:
+        first.setdefault(virtualip(member), member)
+    return list(first.values())

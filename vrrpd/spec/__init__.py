@@ -13,4 +13,5 @@ Pure: no sockets, no clock, no event loop.
 """
 
 API_VERSION = "kubevrrp.io/v1alpha1"
+API_GROUP = API_VERSION.split("/")[0]
 KIND = "VirtualIP"

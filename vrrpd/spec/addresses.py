@@ -1,4 +1,5 @@
-"""Addresses: the virtual ones a VirtualIP floats, and the nodes' own (spec.peers).
+"""Addresses: the virtual ones a VirtualIP floats, the interface each goes on, and the
+nodes' own (spec.peers).
 
 A virtual address is a unicast host address with an optional prefix length, listed once;
 one advert carries at most MAX_ADDRESSES of a family. A peer address is a node's own,
@@ -10,11 +11,11 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 
 from vrrpd.limits import MAX_ADDRESSES, IPAddress, IPInterface
 from vrrpd.spec.errors import Problem, error, fail, show, type_name
-from vrrpd.spec.fields import family_name
+from vrrpd.spec.fields import InterfaceName, SpecModel, family_name
 from vrrpd.spec.openapi import Crd, Rule
 
 
@@ -71,6 +72,20 @@ def _parse_peer_address(value: Any) -> IPAddress:
     if ip.is_unspecified or ip.is_multicast or ip.is_loopback:
         raise fail(f"{show(value)} is not a node's unicast address; {example}")
     return ip
+
+
+def _parse_listed_address(value: Any) -> IPAddress:
+    example = "e.g. 192.168.77.101, an address of spec.addresses without its prefix length"
+    if not isinstance(value, str):
+        raise fail(f"{show(value)} is {type_name(value)}; write the address as a string, {example}")
+    text = value.strip()
+    if "/" in text:
+        bare = text.split("/")[0]
+        raise fail(f"{show(value)}: name the address without its prefix length: {bare}")
+    try:
+        return ip_address(text)
+    except ValueError:
+        raise fail(f"{show(value)} is not an IP address; {example}") from None
 
 
 def _virtual_addresses(value: Any) -> tuple[IPInterface, ...]:
@@ -164,3 +179,62 @@ PeerAddress = Annotated[
         ],
     ),
 ]
+ListedAddress = Annotated[
+    IPAddress,
+    BeforeValidator(_parse_listed_address),
+    Crd(
+        maxLength=45,
+        rules=[
+            Rule(
+                "isIP(self)",
+                "must be an IP address of spec.addresses without its prefix length, e.g. "
+                "192.168.77.101",
+            )
+        ],
+    ),
+]
+
+
+class AddressInterface(SpecModel):
+    """One virtual address that goes on another interface than spec.interface."""
+
+    example = "{address: 192.168.77.101, interface: eth1}"
+    crd = Crd(description="A virtual address and the interface it goes on.")
+
+    address: ListedAddress = Field(
+        description="One of spec.addresses, without its prefix length, e.g. 192.168.77.101."
+    )
+    interface: InterfaceName = Field(
+        description="The interface it goes on instead of spec.interface, e.g. eth1; 1..15 "
+        "characters without '/', ':' or spaces."
+    )
+
+
+def address_interface_problems(
+    entries: tuple[AddressInterface, ...], addresses: tuple[IPInterface, ...] | None
+) -> list[Problem]:
+    """spec.addressInterfaces: each entry an address of spec.addresses, each address once."""
+    problems: list[Problem] = []
+    listed = {a.ip for a in addresses} if addresses is not None else None
+    first_at: dict[IPAddress, int] = {}
+    for i, entry in enumerate(entries):
+        if entry.address in first_at:
+            problems.append(
+                (
+                    f"[{i}].address",
+                    f"{entry.address} already has an interface at [{first_at[entry.address]}]; "
+                    "an address goes on one interface: remove one entry",
+                )
+            )
+            continue
+        first_at[entry.address] = i
+        if listed is not None and entry.address not in listed:
+            known = ", ".join(str(ip) for ip in sorted(listed, key=lambda ip: (ip.version, ip)))
+            problems.append(
+                (
+                    f"[{i}].address",
+                    f"{entry.address} is not in spec.addresses ({known}); name one of them, "
+                    "or add it to spec.addresses",
+                )
+            )
+    return problems

@@ -27,6 +27,7 @@ from vrrpd.limits import (
 from vrrpd.spec.errors import Problem, validate_adding
 from vrrpd.spec.fields import (
     HOST_PORT,
+    AbsolutePath,
     DurationRange,
     EmailAddress,
     HttpUrl,
@@ -125,7 +126,7 @@ _NotifyArgv = Annotated[
         ],
     ),
 ]
-_NOTIFY_HOOKS = ("master", "backup", "fault", "stop", "all", "webhook", "email")
+_NOTIFY_HOOKS = ("master", "backup", "fault", "stop", "all", "fifo", "webhook", "email")
 
 
 class NotifySpec(SpecModel):
@@ -139,7 +140,7 @@ class NotifySpec(SpecModel):
             Rule(
                 " || ".join(f"has(self.{hook})" for hook in _NOTIFY_HOOKS),
                 "nothing to notify: set at least one of master, backup, fault, stop, all "
-                "(scripts), webhook or email, or remove notify",
+                "(scripts), fifo, webhook or email, or remove notify",
             )
         ]
     )
@@ -165,6 +166,14 @@ class NotifySpec(SpecModel):
         "keepalived does: INSTANCE (or GROUP), the instance name, the new state (MASTER, "
         "BACKUP, FAULT, STOP) and the priority.",
     )
+    fifo: AbsolutePath | None = Field(
+        default=None,
+        description="A named pipe on the node that gets a line per change, in keepalived's "
+        'notify_fifo format: INSTANCE "<instance>" <state> <priority> (the instance is '
+        '<namespace>/<name>/ipv4 or ipv6; in syncGroupNotify GROUP "<namespace>/<group>" '
+        "<state> 0). Made if missing (mode 0644); written without "
+        "waiting, so a line is dropped while no reader keeps up. E.g. /run/vrrp/notify.fifo.",
+    )
     timeout_cs: Annotated[int, BeforeValidator(DurationRange(1, NOTIFY_TIMEOUT_MAX_CS))] = Field(
         default=1000,
         alias="timeout",
@@ -189,8 +198,8 @@ class NotifySpec(SpecModel):
                 (
                     "",
                     "nothing to notify; set at least one of master, backup, fault, stop, all "
-                    '(scripts), webhook or email, e.g. {webhook: {url: "http://..."}}, or '
-                    "remove notify",
+                    '(scripts), fifo, webhook or email, e.g. {webhook: {url: "http://..."}}, '
+                    "or remove notify",
                 )
             )
         return validate_adding(handler, data, problems)
@@ -206,6 +215,7 @@ class NotifySpec(SpecModel):
             fault=self.fault or (),
             stop=self.stop or (),
             all=self.all or (),
+            fifo=self.fifo,
             timeout_cs=self.timeout_cs,
             webhook=None if self.webhook is None else self.webhook.to_config(),
             email=None if self.email is None else self.email.to_config(),

@@ -19,7 +19,14 @@ import textwrap
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
@@ -27,7 +34,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-_ADDRESS_TYPES = (IPv4Address, IPv6Address, IPv4Interface, IPv6Interface)
+_ADDRESS_TYPES = (IPv4Address, IPv6Address, IPv4Interface, IPv6Interface, IPv4Network, IPv6Network)
 
 
 @dataclass(frozen=True)

@@ -269,12 +269,16 @@ class IcmpCheckSpec(CheckSpec):
 
 
 class FileCheckSpec(CheckSpec):
-    """keepalived track_file: the file holds a number; 0 is success."""
+    """keepalived track_file: the number in the file times the probe's weight."""
 
     example = "{path: /run/vrrp/maintenance}"
     crd = Crd(
-        description="Read a number from a file on the node (keepalived track_file): 0 is "
-        "success, so an operator can drain a node by writing 1."
+        description="Read a number from a file on the node, every interval (keepalived "
+        "track_file). The number times the probe's weight is added to the priority (the product "
+        "held to -254..253; -254 puts the instance in FAULT); with weight 0 any number but 0 "
+        "is FAULT, so an operator drains a node by writing 1. A missing file or one without a "
+        "number reads as 0; a number out of the 32-bit range is ignored. No rise or fall: "
+        "each number read counts at once."
     )
 
     path: AbsolutePath = Field(description="The file's absolute path, e.g. /run/vrrp/maintenance.")
@@ -334,6 +338,12 @@ class ProbeSpec(SpecModel):
                 "probe per check)",
             ),
             Rule(
+                "!has(self.file) || ((!has(self.rise) || self.rise == 1) && "
+                "(!has(self.fall) || self.fall == 1))",
+                "a file probe takes each number it reads at once (keepalived track_file has no "
+                "rise or fall): remove rise and fall",
+            ),
+            Rule(
                 f"!has(self.timeout) || !self.timeout.matches('{DURATION_PATTERN}') || "
                 f"!self.interval.matches('{DURATION_PATTERN}') || "
                 "duration(self.timeout) <= duration(self.interval)",
@@ -385,8 +395,8 @@ class ProbeSpec(SpecModel):
         default=0,
         description="What the probe does to the priority (keepalived weight), -254..254. 0 "
         "(the default): failing puts the instance in FAULT. Positive: added while the probe "
-        "succeeds. Negative: subtracted while it fails. The effective priority stays within "
-        "1..254.",
+        "succeeds. Negative: subtracted while it fails. A file probe: times the number read "
+        "(keepalived track_file). The effective priority stays within 1..254.",
     )
 
     @model_validator(mode="wrap")
@@ -410,6 +420,17 @@ class ProbeSpec(SpecModel):
                         f"has {' and '.join(given)}; a probe runs exactly one check: make one "
                         "probe per check, each with its own name",
                     )
+                )
+            if data.get("file") is not None:
+                problems.extend(
+                    (
+                        f".{counter}",
+                        f"{show(data[counter])}: a file probe takes each number it reads at "
+                        "once (keepalived track_file has no rise or fall); remove "
+                        f"{counter}, or use 1",
+                    )
+                    for counter in ("rise", "fall")
+                    if isinstance(data.get(counter), int) and data[counter] != 1
                 )
         return validate_adding(handler, data, problems)
 

@@ -38,7 +38,7 @@ from vrrpd.limits import (
     IPInterface,
 )
 from vrrpd.spec import API_VERSION, KIND
-from vrrpd.spec.addresses import VirtualAddresses
+from vrrpd.spec.addresses import AddressInterface, VirtualAddresses, address_interface_problems
 from vrrpd.spec.election import (
     Authentication,
     BasePriority,
@@ -69,6 +69,7 @@ from vrrpd.spec.fields import (
 from vrrpd.spec.notify import NotifySpec
 from vrrpd.spec.openapi import Crd, Rule
 from vrrpd.spec.probes import ProbeSpec
+from vrrpd.spec.routing import VirtualRoute, VirtualRule, family_problems
 from vrrpd.spec.selectors import LabelSelector, match_labels
 from vrrpd.vrrp.fsm import PreemptMode
 
@@ -93,6 +94,12 @@ _ADVERT_INTERVAL_READ = f"!self.advertInterval.matches('{DURATION_PATTERN}')"
 _V2_MAX = f"{ADVERT_INTERVAL_V2_MAX_S}s"
 # What the API server checks across the spec's fields (the model: in its validators).
 _SPEC_RULES = (
+    Rule(
+        "!has(self.syncGroupNotify) || has(self.syncGroup)",
+        "syncGroupNotify notifies a sync group, but syncGroup is not set: set syncGroup (e.g. "
+        "syncGroup: edge), or move these hooks to notify",
+        field_path=".syncGroupNotify",
+    ),
     Rule(
         "self.version != 2 || !has(self.addresses) || self.addresses.all(a, !a.contains(':'))",
         "version 2 (VRRPv2) carries IPv4 addresses only, but spec.addresses has an IPv6 "
@@ -139,6 +146,19 @@ _SPEC_RULES = (
         "label must start with the interface name followed by ':' (a Linux rule), e.g. "
         "interface: eth0 with label: eth0:vip",
         field_path=".label",
+    ),
+    Rule(
+        "!has(self.useVmac) || !self.useVmac || !has(self.addresses) || "
+        "self.addresses.all(a, !a.contains(':'))",
+        "useVmac is for IPv4 addresses only, but spec.addresses has an IPv6 address: put the "
+        "IPv6 addresses in another VirtualIP without useVmac",
+        field_path=".useVmac",
+    ),
+    Rule(
+        "!has(self.useVmac) || !self.useVmac || !has(self.label)",
+        "useVmac puts the addresses on the virtual MAC interface vrrp.<vrid>, where label "
+        "cannot go: remove label",
+        field_path=".useVmac",
     ),
     Rule(
         f"!has(self.probes) || size(self.probes) == 0 || self.priority != {PRIORITY_OWNER}",
@@ -230,6 +250,42 @@ class VirtualIPSpec(SpecModel):
             "interface name, e.g. eth0:vip. At most 15 characters. IPv6 addresses carry no "
             "label.",
         )
+    )
+    use_vmac: StrictBool = Field(
+        default=False,
+        description="Put the addresses on a macvlan interface with the RFC 5798 virtual MAC "
+        "00:00:5e:00:01:<vrid> (keepalived use_vmac), named vrrp.<vrid>, which the daemon "
+        "makes on spec.interface on every node and sends the adverts from: hosts keep the "
+        "same MAC for the VIP whoever holds it, so a failover needs no ARP cache update. "
+        "Both interfaces get arp_ignore 1 and arp_announce 2, so that ARP for the VIP is "
+        "answered with the virtual MAC only (left so when the daemon stops). IPv4 only for "
+        "now, without label. Default false: the addresses go on spec.interface with its own "
+        "MAC.",
+    )
+    address_interfaces: Annotated[
+        tuple[AddressInterface, ...],
+        Crd(maxItems=64, x_kubernetes_list_type="map", x_kubernetes_list_map_keys=["address"]),
+    ] = Field(
+        default=(),
+        description="Addresses that go on another interface than spec.interface (keepalived "
+        "`dev` in virtual_ipaddress, e.g. 192.168.200.17 dev eth1): each entry names one of "
+        "spec.addresses and its interface. The address is still listed in the adverts, which "
+        "go out on spec.interface; spec.label does not apply to it. Such an interface is "
+        "watched like trackInterfaces (keepalived tracks an address's interface too): while it "
+        "is down the instance is in FAULT. Default: every address on spec.interface.",
+    )
+    routes: Annotated[tuple[VirtualRoute, ...], Crd(maxItems=64)] = Field(
+        default=(),
+        description="Routes installed while this node holds the addresses (keepalived "
+        "virtual_routes): added after the addresses on becoming master, removed before them "
+        "on leaving it, by the instance of the route's family. They carry route protocol 86 "
+        "(`proto 86` in `ip route`), kube-vrrp's mark, by which a restarted daemon removes "
+        "what a killed one left.",
+    )
+    rules: Annotated[tuple[VirtualRule, ...], Crd(maxItems=64)] = Field(
+        default=(),
+        description="Policy routing rules installed while this node holds the addresses "
+        "(keepalived virtual_rules), as routes are, marked with protocol 86 too.",
     )
     advert_interval_cs: Annotated[int, DurationText()] = Field(
         default=100,
@@ -374,6 +430,15 @@ class VirtualIPSpec(SpecModel):
         "after the change, never delay or influence the election. Scripts run in the vrrpd "
         "container on the node.",
     )
+    sync_group_notify: NotifySpec | None = Field(
+        default=None,
+        description="Notifications of the sync group as a whole (keepalived's notify_* "
+        "inside vrrp_sync_group): once per change of the group's state on this node, not "
+        "once per member. The group takes the state a member enters first, as keepalived's "
+        "does; notify.all gets GROUP, the group (<namespace>/<syncGroup>), the state and 0 "
+        'appended, a fifo gets GROUP "<group>" <state> 0. Needs syncGroup; members that set '
+        "it should set the same (the first member by name wins, with a warning).",
+    )
 
     @field_validator("vrid")
     @classmethod
@@ -407,6 +472,51 @@ class VirtualIPSpec(SpecModel):
     @classmethod
     def _label_linux_rule(cls, label: Any, info: ValidationInfo) -> Any:
         return None if label is None else _label(label, info)
+
+    @field_validator("use_vmac")
+    @classmethod
+    def _vmac_ipv4_without_label(cls, use_vmac: bool, info: ValidationInfo) -> bool:
+        if not use_vmac:
+            return use_vmac
+        problems: list[Problem] = []
+        v6 = [str(a) for a in info.data.get("addresses", ()) if a.version == 6]
+        if v6:
+            problems.append(
+                (
+                    "",
+                    f"true is for IPv4 addresses only, but spec.addresses has {', '.join(v6)}; "
+                    "put the IPv6 addresses in another VirtualIP without useVmac",
+                )
+            )
+        if info.data.get("label") is not None:
+            problems.append(
+                (
+                    "",
+                    "true puts the addresses on the virtual MAC interface vrrp.<vrid>, where "
+                    "spec.label (which must start with spec.interface) cannot go; remove label",
+                )
+            )
+        if problems:
+            raise error(problems)
+        return use_vmac
+
+    @field_validator("address_interfaces")
+    @classmethod
+    def _address_interfaces_listed(
+        cls, entries: tuple[AddressInterface, ...], info: ValidationInfo
+    ) -> tuple[AddressInterface, ...]:
+        if problems := address_interface_problems(entries, info.data.get("addresses")):
+            raise error(problems)
+        return entries
+
+    @field_validator("routes", "rules")
+    @classmethod
+    def _of_a_family_present(cls, entries: Any, info: ValidationInfo) -> Any:
+        addresses = info.data.get("addresses")
+        families = {4, 6} if addresses is None else {a.version for a in addresses}
+        if problems := family_problems(entries, families):
+            raise error(problems)
+        return entries
 
     @field_validator("advert_interval_cs", mode="before")
     @classmethod
@@ -446,6 +556,18 @@ class VirtualIPSpec(SpecModel):
         if problems := _peer_problems(peers, info):
             raise error(problems)
         return peers
+
+    @field_validator("sync_group_notify")
+    @classmethod
+    def _group_notify_needs_group(
+        cls, notify: NotifySpec | None, info: ValidationInfo
+    ) -> NotifySpec | None:
+        if notify is not None and "sync_group" in info.data and info.data["sync_group"] is None:
+            raise fail(
+                "notifies a sync group, but syncGroup is not set: set syncGroup (e.g. "
+                "syncGroup: edge), or move these hooks to notify"
+            )
+        return notify
 
     @field_validator("authentication")
     @classmethod

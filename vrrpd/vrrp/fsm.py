@@ -30,6 +30,18 @@ Decisions beyond the letter of the RFC (each one also explained where it is made
 - FAULT is a state of its own (keepalived's, not the RFC's): no timers, no addresses.
   The caller aggregates its fault sources (links, tracked interfaces, weight-0 probes,
   sync groups) into one boolean.
+- A hold (planned switchover, `hold`) makes this router MASTER at once and keeps it
+  there: it advertises priority 254 (`HOLD_PRIORITY`, the highest a non-owner has), so
+  the old master yields on hearing it (§6.4.3: a master yields to a higher priority
+  whatever its preempt mode) and no backup preempts it, Never, Delay or Always. The
+  holder's own preempt mode does not matter: it was asked. Make before break comes from
+  `_become_master`'s order (addresses, gratuitous ARP, then the advertisement that makes
+  the old master let go). The hold ends on `release`, or when the router fails or
+  leaves MASTER: FAULT, a drop of its own effective priority (a failing weighted probe),
+  shutdown, a sync-group sibling falling back, or a higher advertisement (an address
+  owner, another hold with a higher address); then the ordinary rules apply again. A
+  hold is refused while an address owner, or another holder that would win the tie, is
+  the master: taking the addresses only to yield them would leave clients pointed at us.
 - A new priority, interval, preempt mode or password is applied in place
   (`reconfigure`): the router keeps its state and the election takes its ordinary
   course from the next advertisement; only a new VRID, version, address list or primary
@@ -50,6 +62,7 @@ from vrrpd.limits import (
     VRID_MAX,
     VRID_MIN,
     IPAddress,
+    clamp_priority,
 )
 from vrrpd.vrrp.packet import AUTH_NONE, Advertisement
 
@@ -60,6 +73,10 @@ class State(StrEnum):
     MASTER = "MASTER"
     FAULT = "FAULT"  # a fault source holds it: link, tracked interface, weight-0 probe, sync group
     STOPPED = "STOPPED"  # after shutdown() has completed its handover
+
+
+class HoldRefused(ValueError):
+    """This router cannot take a planned switchover now; the message says why."""
 
 
 class PreemptMode(StrEnum):
@@ -168,11 +185,8 @@ def _check(config: RouterConfig) -> None:
         raise ValueError("invalid RouterConfig: " + "; ".join(problems))
 
 
-def _clamp(config: RouterConfig, effective: int) -> int:
-    """The address owner keeps 255; any other router advertises 1..254."""
-    if config.priority == PRIORITY_OWNER:
-        return PRIORITY_OWNER
-    return max(PRIORITY_MIN, min(PRIORITY_BACKUP_MAX, effective))
+# What a held router advertises: the highest priority short of the address owner's.
+HOLD_PRIORITY = PRIORITY_BACKUP_MAX
 
 
 # What identifies a router on the wire: changing any of these is a different router (the
@@ -202,6 +216,11 @@ class VirtualRouter:
         self._resigned: IPAddress | None = None  # who sent priority 0 (BACKUP)
         self._handover_deadline: float | None = None  # shutdown, MASTER
         self._stopping = False
+        # A planned switchover (`hold`): the priority we had before it, and why the last
+        # hold ended. While held, `_effective_priority` is the raised one.
+        self._held = False
+        self._unheld_priority = config.priority
+        self._hold_ended: str | None = None
 
     def set_addresses(self, addresses: tuple[IPAddress, ...]) -> None:
         """Advertise another address list from now on, keeping the state: the caller puts
@@ -250,6 +269,16 @@ class VirtualRouter:
     def stopping(self) -> bool:
         """True while a shutdown handover is under way (state is still MASTER)."""
         return self._stopping
+
+    @property
+    def held(self) -> bool:
+        """A planned switchover holds this router MASTER (see `hold`)."""
+        return self._held
+
+    @property
+    def hold_ended(self) -> str | None:
+        """Why the last hold ended (None: no hold has ended since the last `hold`)."""
+        return self._hold_ended
 
     @property
     def preempt_deadline(self) -> float | None:
@@ -347,10 +376,68 @@ class VirtualRouter:
         backups learn it without waiting an interval; a backup's new skew applies from the
         next reset of its Master_Down_Timer, as RFC 5798 §6.4.2 recomputes it there.
         """
-        clamped = _clamp(self._config, effective)
+        clamped = clamp_priority(self._config.priority, effective)
+        if self._held:
+            if clamped >= self._unheld_priority:
+                self._unheld_priority = clamped  # a rise keeps the hold
+                return []
+            self._end_hold(f"effective priority fell {self._unheld_priority} -> {clamped}")
+            self._unheld_priority = self._effective_priority = clamped
+            return self._advertise(now)
         if clamped == self._effective_priority:
             return []
         self._effective_priority = clamped
+        if self._state is State.MASTER and not self._stopping:
+            return self._advertise(now)
+        return []
+
+    def hold(self, now: float, reason: str = "switchover requested") -> list[Action]:
+        """Planned switchover: become MASTER now and stay until `release` or a failure.
+
+        A BACKUP takes over at once (addresses, gratuitous ARP, then an advertisement at
+        `HOLD_PRIORITY`, which makes the old master yield); a MASTER raises what it
+        advertises so that nobody preempts it. HoldRefused when this router cannot take
+        the addresses (not BACKUP or MASTER, stopping) or could not keep them (the master
+        it hears outranks `HOLD_PRIORITY`). A second hold is a no-op.
+        """
+        if self._stopping or self._state not in (State.BACKUP, State.MASTER):
+            what = "stopping" if self._stopping else str(self._state)
+            raise HoldRefused(f"this router is {what}; only a BACKUP or MASTER can take over")
+        raised = clamp_priority(self._config.priority, max(HOLD_PRIORITY, self._effective_priority))
+        master = self._master_priority
+        if (
+            self._state is State.BACKUP
+            and master is not None
+            and self._master_address is not None
+            and (
+                master > raised
+                or (
+                    master == raised
+                    and _address_key(self._master_address)
+                    > _address_key(self._config.primary_address)
+                )
+            )
+        ):
+            raise HoldRefused(
+                f"master {self._master_address} advertises priority {master}, which a"
+                f" switchover to priority {raised} cannot outrank"
+            )
+        if self._held:
+            return []
+        self._held = True
+        self._hold_ended = None
+        self._unheld_priority = self._effective_priority
+        self._effective_priority = raised
+        if self._state is State.BACKUP:
+            return self._become_master(now, reason)
+        return self._advertise(now)
+
+    def release(self, now: float, reason: str = "released") -> list[Action]:
+        """End a hold: advertise the priority we would have without it, and let the
+        ordinary rules (preemption by a higher backup, or not) take their course."""
+        if not self._held:
+            return []
+        self._end_hold(reason)
         if self._state is State.MASTER and not self._stopping:
             return self._advertise(now)
         return []
@@ -388,9 +475,14 @@ class VirtualRouter:
         old = self._config
         before = self._advertisement(self._effective_priority)
         self._config = config
-        self._effective_priority = _clamp(
-            config, config.priority if effective is None else effective
+        self._effective_priority = clamp_priority(
+            config.priority, config.priority if effective is None else effective
         )
+        if self._held:  # a new configuration is no failure: the hold stays
+            self._unheld_priority = self._effective_priority
+            self._effective_priority = clamp_priority(
+                config.priority, max(HOLD_PRIORITY, self._unheld_priority)
+            )
         if (config.preempt, config.preempt_delay_cs) != (old.preempt, old.preempt_delay_cs):
             self._preempt_deadline = None
         if self._state is State.BACKUP and (
@@ -436,6 +528,7 @@ class VirtualRouter:
         Skew_Time instead of a Master_Down_Interval."""
         if self._state is not State.MASTER or self._stopping:
             return []
+        self._end_hold(reason)
         self._state = State.BACKUP
         self._adver_timer = None
         self._master_since = None
@@ -463,6 +556,7 @@ class VirtualRouter:
         """
         if self._state is State.STOPPED or self._stopping:
             return []
+        self._end_hold("shutdown")
         if self._state is State.MASTER:
             self._stopping = True
             self._adver_timer = None  # no periodic adverts: they would reset backups
@@ -552,6 +646,7 @@ class VirtualRouter:
         # to the {Backup} state".
         if self._config.version == 3:
             self._master_adver_interval_cs = max(1, advert.advert_interval_cs)
+        self._end_hold(reason)
         self._state = State.BACKUP
         self._adver_timer = None
         self._master_since = None
@@ -602,6 +697,7 @@ class VirtualRouter:
         ]
 
     def _enter_fault(self, reason: str) -> list[Action]:
+        self._end_hold(reason)
         old = self._state
         actions: list[Action] = []
         if old is State.MASTER:
@@ -625,6 +721,12 @@ class VirtualRouter:
         self._master_since = None
         self._master_address = None
         return [RemoveAddresses(), Transition(State.MASTER, State.STOPPED, reason), Stopped(reason)]
+
+    def _end_hold(self, reason: str) -> None:
+        if self._held:
+            self._held = False
+            self._hold_ended = reason
+            self._effective_priority = self._unheld_priority
 
     def _advertise(self, now: float) -> list[Action]:
         self._adver_timer = now + _seconds(self._config.advert_interval_cs)

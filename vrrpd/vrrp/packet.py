@@ -2,8 +2,8 @@
 
 Contract (as FRR's vrrp_packet.c puts it): `decode` only checks whether the bytes are a
 valid VRRP advertisement; `check_instance` checks it against one virtual router's
-configuration. The caller matches the VRID. No sockets here: the caller passes the
-addresses and TTL / hop limit it read off the IP header or ancillary data.
+configuration. `vrrpd.vrrp.receive` matches the VRID and calls both. No sockets here: the
+caller passes the addresses and TTL / hop limit it read off the IP header or ancillary data.
 
 Wire formats (all fields network byte order):
 
@@ -66,6 +66,7 @@ class DropReason(StrEnum):
     INTERVAL = "interval"
     ADDRESS_LIST = "address_list"
     VRID = "vrid"  # VRID 0: RFC 5798 §5.2.3 numbers virtual routers 1..255
+    PEER = "peer"  # unicast: not from a configured peer (vrrpd.vrrp.receive)
 
 
 @dataclass(frozen=True, slots=True)
