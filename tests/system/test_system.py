@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from tests.image.podman import proc_status
 from tests.realapi.cluster import Release, daemon_objects
@@ -67,10 +69,11 @@ def test_virtualip_comes_up_on_the_highest_priority_node_and_goes_on_delete(
             )
 
         system.until(f"{node} reports the config it was given", reported)
-        # ... and keeps a copy on the node, in the pod's hostPath (its root filesystem is
-        # read-only), for a start while the API server is away.
+        # ... and keeps a copy of what it runs on the node, in the pod's hostPath (its root
+        # filesystem is read-only), for a start while the API server is away: the same
+        # documents (the daemon writes them again, under a comment naming their source).
         system.until(f"{node} kept the config on the node", lambda node=node, name=name: any(
-            f.read_text() == text for f in system.state_files(node)
+            _documents(f.read_text()) == _documents(text) for f in system.state_files(node)
             for text in daemon_objects(system.api, "configmaps")[name]["data"].values()
         ))  # fmt: skip
     system.until("every daemon pod Ready", lambda: all(system.pod_ready(n) for n in system.names))
@@ -299,3 +302,7 @@ def test_the_daemon_container_runs_as_its_pod_says(system: System, release: Rele
     system.until("requests of every daemon pod", lambda: (
         {system.pod_name(n) for n in system.names} <= pods_seen()
     ))  # fmt: skip
+
+
+def _documents(text: str) -> list[Any]:
+    return [d for d in yaml.safe_load_all(text) if d is not None]
