@@ -601,6 +601,7 @@ class Daemon:
                 if (
                     inst.ifname == heard.ifname
                     and inst.router.state == State.MASTER
+                    and not inst.router.stopping  # a successor announcing: our handover
                     and any(a.ip == heard.address for a in inst.config.addresses)
                 ):
                     inst.split.announcement(heard.mac, str(heard.address), self.now(),

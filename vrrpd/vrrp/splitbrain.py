@@ -143,7 +143,10 @@ class SplitBrainDetector:
     def _confirmed(self, kind: str, s: _Sighting, now: float, ours: float) -> bool:
         span = PERSIST_ADVERTS * ours
         if kind == ANNOUNCEMENT:
-            return now - s.first >= span
+            # One burst is no master (keepalived's delayed gratuitous ARPs arrive after it
+            # stepped down): a rechecked claim counts once it answered a later recheck.
+            answered = not s.rechecked or s.last - s.first >= ours
+            return now - s.first >= span and answered
         # Adverts repeat: several, over more than a preemption's overlap.
         return s.count > PERSIST_ADVERTS and s.last - s.first >= span
 
