@@ -22,12 +22,14 @@ address dump and a delete per leftover are a few structs.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import socket
 import struct
 import subprocess
+from collections.abc import Iterator
 
 VRRPD_ADDR_PROTO = 0x56  # our mark in IFA_PROTO ('V'); see vrrpd.net.rtnl
 VMAC_ALIAS = "kube-vrrp vmac"  # our mark in IFLA_IFALIAS on a macvlan; see vrrpd.net.vmac
@@ -133,6 +135,27 @@ def _exchange(sock: socket.socket, seq: int, kind: int, flags: int, body: bytes)
             replies.append(payload)
 
 
+@contextlib.contextmanager
+def _netlink() -> Iterator[socket.socket]:
+    """A NETLINK_ROUTE socket of this namespace, closed after use."""
+    kind = socket.SOCK_RAW | socket.SOCK_CLOEXEC
+    with socket.socket(socket.AF_NETLINK, kind, _NETLINK_ROUTE) as sock:
+        sock.settimeout(5.0)
+        sock.bind((0, 0))
+        yield sock
+
+
+def _dump(sock: socket.socket, msg_type: int, body: bytes, table: str) -> list[bytes]:
+    """A whole dump of one table, asked again (up to five times) while the kernel says it
+    changed meanwhile; the sequence numbers 1..5 leave 100 and up to the caller."""
+    for attempt in range(5):
+        try:
+            return _exchange(sock, 1 + attempt, msg_type, _NLM_F_DUMP, body)
+        except InterruptedError:
+            continue
+    raise OSError(errno.EAGAIN, f"the {table} table kept changing during the dump")
+
+
 def remove_marked(mark: int = VRRPD_ADDR_PROTO) -> list[tuple[str, str]]:
     """Delete every address of this namespace that carries `mark` in IFA_PROTO.
 
@@ -141,19 +164,8 @@ def remove_marked(mark: int = VRRPD_ADDR_PROTO) -> list[tuple[str, str]]:
     Kernels before 5.18 keep no IFA_PROTO, so there this finds nothing (see
     docs/architecture.md: the configured VIPs are removed later instead).
     """
-    kind = socket.SOCK_RAW | socket.SOCK_CLOEXEC
-    with socket.socket(socket.AF_NETLINK, kind, _NETLINK_ROUTE) as sock:
-        sock.settimeout(5.0)
-        sock.bind((0, 0))
-        for attempt in range(5):
-            try:
-                dump = _exchange(sock, 1 + attempt, _RTM_GETADDR, _NLM_F_DUMP,
-                                 _IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0))  # fmt: skip
-                break
-            except InterruptedError:
-                continue
-        else:
-            raise OSError(errno.EAGAIN, "the address table kept changing during the dump")
+    with _netlink() as sock:
+        dump = _dump(sock, _RTM_GETADDR, _IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0), "address")
         removed = []
         for seq, payload in enumerate(dump, 100):
             family, prefixlen, _flags, _scope, index = _IFADDRMSG.unpack_from(payload)
@@ -182,19 +194,8 @@ def remove_marked(mark: int = VRRPD_ADDR_PROTO) -> list[tuple[str, str]]:
 def remove_vmacs(alias: str = VMAC_ALIAS) -> list[str]:
     """Delete every interface of this namespace whose alias is `alias`: the virtual MAC
     interfaces a vrrpd made (with the VIPs on them). Returns their names."""
-    kind = socket.SOCK_RAW | socket.SOCK_CLOEXEC
-    with socket.socket(socket.AF_NETLINK, kind, _NETLINK_ROUTE) as sock:
-        sock.settimeout(5.0)
-        sock.bind((0, 0))
-        for attempt in range(5):
-            try:
-                dump = _exchange(sock, 1 + attempt, _RTM_GETLINK, _NLM_F_DUMP,
-                                 _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0))  # fmt: skip
-                break
-            except InterruptedError:
-                continue
-        else:
-            raise OSError(errno.EAGAIN, "the link table kept changing during the dump")
+    with _netlink() as sock:
+        dump = _dump(sock, _RTM_GETLINK, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0), "link")
         removed = []
         for seq, payload in enumerate(dump, 100):
             _family, _type, index, _flags, _change = _IFINFOMSG.unpack_from(payload)
