@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+from collections.abc import Awaitable, Collection
 from typing import Any
 
 from pyroute2.iproute.linux import AsyncIPRoute
@@ -107,6 +108,19 @@ def _strerror(exc: NetlinkError) -> str:
     return os.strerror(exc.code) if exc.code else str(exc)
 
 
+async def _change(request: Awaitable[Any], tolerated: Collection[int], failure: str) -> bool:
+    """Send one add or delete: True if it changed the table, False if the kernel answered
+    with a `tolerated` error (already there, or not there); any other error is a
+    RouteError worded `failure: why`."""
+    try:
+        await request
+    except NetlinkError as exc:
+        if exc.code in tolerated:
+            return False
+        raise RouteError(exc.code, f"{failure}: {_strerror(exc)}") from exc
+    return True
+
+
 class Routes:
     """Adds and removes our routes and rules in the namespace the socket was opened in.
 
@@ -134,14 +148,9 @@ class Routes:
     async def add_route(self, route: RouteConfig) -> bool:
         """Install the route. False if it was there already."""
         request = route_request(route, await self._oif(route.interface))
-        try:
-            await self._ipr.route("add", **request)
-        except NetlinkError as exc:
-            if exc.code in _EXISTS:
-                return False
-            message = f"cannot add route {describe_route(route)}: {_strerror(exc)}"
-            raise RouteError(exc.code, message) from exc
-        return True
+        return await _change(
+            self._ipr.route("add", **request), _EXISTS, f"cannot add route {describe_route(route)}"
+        )
 
     async def remove_route(self, route: RouteConfig) -> bool:
         """Remove the route. False if it was not there (its interface gone, say)."""
@@ -149,36 +158,27 @@ class Routes:
             request = route_request(route, await self._oif(route.interface))
         except RouteError:
             return False  # the interface went, and its routes with it
-        try:
-            await self._ipr.route("del", **request)
-        except NetlinkError as exc:
-            if exc.code in _ABSENT:
-                return False
-            message = f"cannot remove route {describe_route(route)}: {_strerror(exc)}"
-            raise RouteError(exc.code, message) from exc
-        return True
+        return await _change(
+            self._ipr.route("del", **request),
+            _ABSENT,
+            f"cannot remove route {describe_route(route)}",
+        )
 
     async def add_rule(self, rule: RuleConfig) -> bool:
         """Install the rule. False if it was there already."""
-        try:
-            await self._ipr.rule("add", **rule_request(rule))
-        except NetlinkError as exc:
-            if exc.code in _EXISTS:
-                return False
-            message = f"cannot add rule {describe_rule(rule)}: {_strerror(exc)}"
-            raise RouteError(exc.code, message) from exc
-        return True
+        return await _change(
+            self._ipr.rule("add", **rule_request(rule)),
+            _EXISTS,
+            f"cannot add rule {describe_rule(rule)}",
+        )
 
     async def remove_rule(self, rule: RuleConfig) -> bool:
         """Remove the rule. False if it was not there."""
-        try:
-            await self._ipr.rule("del", **rule_request(rule))
-        except NetlinkError as exc:
-            if exc.code in _ABSENT:
-                return False
-            message = f"cannot remove rule {describe_rule(rule)}: {_strerror(exc)}"
-            raise RouteError(exc.code, message) from exc
-        return True
+        return await _change(
+            self._ipr.rule("del", **rule_request(rule)),
+            _ABSENT,
+            f"cannot remove rule {describe_rule(rule)}",
+        )
 
     async def remove_leftovers(self) -> list[str]:
         """Remove every route and rule carrying our mark (a killed vrrpd's); describe each."""
