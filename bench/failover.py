@@ -374,6 +374,18 @@ class HolderWatch:
                 self._cond.wait(remaining)
             return found
 
+    def record_handover(
+        self, run: Run, start: float, takeover: float | None, end: float, old: int = MASTER
+    ) -> None:
+        """The hand-over's times since `start` into `run`: the new holder's takeover, `old`
+        letting go, and how long both held the VIP up to `end`."""
+        if takeover is not None:
+            run.takeover_ms = 1000 * (takeover - start)
+        released = self.wait(old, False, start, 0)
+        if released is not None:
+            run.released_ms = 1000 * (released - start)
+        run.both_held_ms = 1000 * self.both_held(start, end)
+
     def both_held(self, start: float, end: float) -> float:
         """Seconds within [start, end] during which two or more nodes held the VIP."""
         held: set[int] = set()
@@ -594,12 +606,7 @@ def run_once(impl: str, case: str, advert: str, index: int, *, random_phase: boo
             elif case == "sigterm":
                 run.exit_code = pair.wait_gone(MASTER, timeout=mdi + 5)
                 t_end = max(t_end, time.monotonic())
-            if t_takeover is not None:
-                run.takeover_ms = 1000 * (t_takeover - t_fault)
-            t_release = watch.wait(MASTER, False, t_fault, 0)
-            if t_release is not None:
-                run.released_ms = 1000 * (t_release - t_fault)
-            run.both_held_ms = 1000 * watch.both_held(t_fault, t_end)
+            watch.record_handover(run, t_fault, t_takeover, t_end)
         finally:
             watch.stop()
             pair.kill_all()

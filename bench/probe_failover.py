@@ -392,12 +392,7 @@ def run_once(impl: str, case: str, advert: str, index: int, *, phase: str = "ran
                 run.detect_ms = 1000 * (t_detect - t_fault)
                 if run.client_switch_ms is not None:
                     run.reaction_ms = run.client_switch_ms - run.detect_ms
-            if t_takeover is not None:
-                run.takeover_ms = 1000 * (t_takeover - t_fault)
-            t_release = watch.wait(MASTER, False, t_fault, 0)
-            if t_release is not None:
-                run.released_ms = 1000 * (t_release - t_fault)
-            run.both_held_ms = 1000 * watch.both_held(t_fault, time.monotonic())
+            watch.record_handover(run, t_fault, t_takeover, time.monotonic())
         finally:
             watch.stop()
             health.stop()

@@ -116,12 +116,7 @@ def run_once(impl: str, advert: str, index: int) -> Run:
             result = prober.stop()
             t_end = time.monotonic()
             score_probes(run, result, t_ask - origin, lab.node(BACKUP).mac)
-            if t_takeover is not None:
-                run.takeover_ms = 1000 * (t_takeover - t_ask)
-            t_release = watch.wait(MASTER, False, t_ask, 0)
-            if t_release is not None:
-                run.released_ms = 1000 * (t_release - t_ask)
-            run.both_held_ms = 1000 * watch.both_held(t_ask, t_end)
+            watch.record_handover(run, t_ask, t_takeover, t_end)
         finally:
             watch.stop()
             pair.kill_all()
